@@ -1,0 +1,185 @@
+#!/usr/bin/python
+# Copyright: tuntap.qemu contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: bridge_port
+short_description: A Linux bridge and its ports (taps, veths, the uplink)
+version_added: 0.1.0
+description:
+  - Creates, updates and removes a Linux bridge through netlink, with its STP setting,
+    forward delay, MTU, link state and addresses, and adds or removes its ports in the same call.
+  - Ports must exist already; a port that belongs to another bridge is only moved when
+    O(move_ports=true).
+  - The whole request is validated against the host before anything changes; one bad port
+    fails the call and leaves the bridge and every port as they were.
+  - Moving the uplink's addresses and routes to the bridge (the bridged_lan topology) is
+    not done by this module.
+author:
+  - tuntap.qemu developers
+extends_documentation_fragment:
+  - tuntap.qemu.attributes
+  - tuntap.qemu.attributes.all
+  - tuntap.qemu.attributes.netlink
+options:
+  name:
+    description: Bridge name, at most 15 bytes, without C(/), C(:) or whitespace.
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) creates or updates the bridge; V(absent) deletes it (its ports are released,
+        not deleted).
+    type: str
+    choices: [present, absent]
+    default: present
+  ports:
+    description:
+      - Interfaces that must be ports of the bridge. Other ports stay unless O(exclusive=true).
+      - Left as they are when not given.
+    type: list
+    elements: str
+  exclusive:
+    description: Release every port of the bridge that is not listed in O(ports).
+    type: bool
+    default: false
+  move_ports:
+    description:
+      - Take a listed port that is a port of another bridge. Without it that is an error.
+    type: bool
+    default: false
+  stp:
+    description: Kernel spanning tree protocol on the bridge. Left as it is when not given (off on a new bridge).
+    type: bool
+  forward_delay:
+    description:
+      - Forward delay in seconds (0-30; at least 2 with O(stp=true)), like Debian's C(bridge_fd).
+      - Left as it is when not given (15 on a new bridge).
+    type: int
+  mtu:
+    description: MTU of the bridge (68-65535). Left as it is when not given.
+    type: int
+  link_state:
+    description: Administrative state of the bridge.
+    type: str
+    choices: [up, down]
+    default: up
+  addresses:
+    description:
+      - Complete list of addresses of the bridge in ADDRESS/PREFIX form, such as the guests'
+        gateway V(192.168.0.1/24). Addresses not listed are removed; IPv6 link-local addresses
+        are never touched. Left as they are when not given.
+    type: list
+    elements: str
+notes:
+  - Ports keep their own link state; bring taps up with M(tuntap.qemu.tap_device).
+  - Run it inside the network namespace to manage, for example with the C(tuntap.qemu.netns) connection.
+seealso:
+  - module: tuntap.qemu.tap_device
+'''
+
+EXAMPLES = r'''
+- name: Bridge br0 that holds the guests' gateway address and all guest taps
+  tuntap.qemu.bridge_port:
+    name: br0
+    addresses: [192.168.0.1/24]
+    forward_delay: 0
+    ports: [tap0, tap1]
+
+- name: Exactly these ports, nothing else
+  tuntap.qemu.bridge_port:
+    name: br0
+    ports: [tap0]
+    exclusive: true
+
+- name: Move tap5 from br1 into br0
+  tuntap.qemu.bridge_port:
+    name: br0
+    ports: [tap5]
+    move_ports: true
+
+- name: Remove the bridge (ports are released)
+  tuntap.qemu.bridge_port:
+    name: br0
+    state: absent
+'''
+
+RETURN = r'''
+devices:
+  description: The bridge after the call (predicted in check mode), as a one-element list; empty when absent.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Bridge name.
+      type: str
+      sample: br0
+    ifindex:
+      description: Interface index (null in check mode for a bridge not created yet).
+      type: int
+    mac:
+      description: MAC address of the bridge.
+      type: str
+    stp:
+      description: Whether STP is on.
+      type: bool
+    forward_delay:
+      description: Forward delay in seconds.
+      type: int
+    mtu:
+      description: MTU.
+      type: int
+    state:
+      description: Administrative state.
+      type: str
+      sample: up
+    addresses:
+      description: Addresses other than IPv6 link-local.
+      type: list
+      elements: str
+      sample: [192.168.0.1/24]
+    ports:
+      description: Names of the ports.
+      type: list
+      elements: str
+      sample: [tap0, tap1]
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.tuntap.qemu.plugins.module_utils import link_module, link_specs, links
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            name=dict(type='str', required=True),
+            state=dict(type='str', choices=['present', 'absent'], default='present'),
+            ports=dict(type='list', elements='str'),
+            exclusive=dict(type='bool', default=False),
+            move_ports=dict(type='bool', default=False),
+            stp=dict(type='bool'),
+            forward_delay=dict(type='int'),
+            mtu=dict(type='int'),
+            link_state=dict(type='str', choices=['up', 'down'], default='up'),
+            addresses=dict(type='list', elements='str'),
+        ),
+        supports_check_mode=True,
+    )
+    link_module.require_libraries(module)
+
+    spec, errors = link_specs.bridge_spec(module.params)
+    link_module.fail_on_errors(module, errors)
+    plan, snapshot = link_module.converge_links(module, [spec], links.plan_bridge)
+    result = link_module.result_for(module, plan, snapshot, [spec['name']])
+    for device in result['devices']:
+        if 'ports' not in device:  # the check-mode prediction has them already
+            device['ports'] = links.ports_of(snapshot, device['name'])
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,156 @@
+#!/usr/bin/python
+# Copyright: tuntap.qemu contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: ip_forward
+short_description: IPv4 and IPv6 forwarding, now and after a reboot
+version_added: 0.1.0
+description:
+  - Turns routing between interfaces on or off, the C(net.ipv4.ip_forward=1) step of
+    every routed or NATed QEMU host.
+  - Two facets of one desired state, each compared and reported on its own
+    (in RV(runtime) and RV(persistent) and in the diff) -
+    the runtime value in C(/proc/sys), which belongs to the network namespace the
+    module runs in, and a file in C(/etc/sysctl.d) that C(systemd-sysctl) or
+    C(sysctl --system) loads at boot.
+  - For IPv6 it sets C(net.ipv6.conf.all.forwarding), which the kernel copies to every
+    interface and to the default for new ones.
+author:
+  - tuntap.qemu developers
+extends_documentation_fragment:
+  - tuntap.qemu.attributes
+  - tuntap.qemu.attributes.all
+options:
+  state:
+    description: Whether forwarding is on (V(enabled)) or off (V(disabled)).
+    type: str
+    choices: [enabled, disabled]
+    default: enabled
+  family:
+    description: The address families to manage; the others are left alone.
+    type: list
+    elements: str
+    choices: [ipv4, ipv6]
+    default: [ipv4]
+  runtime:
+    description: Manage the running value in C(/proc/sys).
+    type: bool
+    default: true
+  persistent:
+    description:
+      - Manage the file O(sysctl_file). It holds exactly the keys of O(family) with the
+        value of O(state), so use one file per task.
+    type: bool
+    default: true
+  sysctl_file:
+    description: Path of the persistent file.
+    type: path
+    default: /etc/sysctl.d/60-tuntap-qemu-forwarding.conf
+  backup:
+    description: Keep a timestamped copy of O(sysctl_file) before changing it.
+    type: bool
+    default: false
+notes:
+  - With the C(tuntap.qemu.netns) connection, C(/etc/netns/NAME/sysctl.d) (when it exists) is
+    what the module sees as C(/etc/sysctl.d), so each namespace host can keep its own file.
+  - A firewall may still drop forwarded packets; see the masquerade module for NAT.
+seealso:
+  - module: tuntap.qemu.tap_device
+'''
+
+EXAMPLES = r'''
+- name: Route between the guests' taps and the uplink
+  tuntap.qemu.ip_forward:
+
+- name: IPv4 and IPv6, now only (no file)
+  tuntap.qemu.ip_forward:
+    family: [ipv4, ipv6]
+    persistent: false
+
+- name: Turn forwarding off again
+  tuntap.qemu.ip_forward:
+    state: disabled
+'''
+
+RETURN = r'''
+runtime:
+  description: The runtime values of the managed keys after the call (predicted in check mode).
+  returned: when O(runtime=true)
+  type: dict
+  sample: {"net.ipv4.ip_forward": "1"}
+persistent:
+  description: The persistent file after the call.
+  returned: when O(persistent=true)
+  type: dict
+  contains:
+    path:
+      description: Path of the file.
+      type: str
+      sample: /etc/sysctl.d/60-tuntap-qemu-forwarding.conf
+    content:
+      description: Its content.
+      type: str
+    changed:
+      description: Whether the file was (or in check mode would be) written.
+      type: bool
+backup_file:
+  description: The backup copy, when one was made.
+  returned: when a backup was made
+  type: str
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.tuntap.qemu.plugins.module_utils import files, sysctl
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            state=dict(type='str', choices=['enabled', 'disabled'], default='enabled'),
+            family=dict(type='list', elements='str', choices=['ipv4', 'ipv6'], default=['ipv4']),
+            runtime=dict(type='bool', default=True),
+            persistent=dict(type='bool', default=True),
+            sysctl_file=dict(type='path', default='/etc/sysctl.d/60-tuntap-qemu-forwarding.conf'),
+            backup=dict(type='bool', default=False),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    if not params['family']:
+        module.fail_json(msg='family: give at least one of ipv4, ipv6')
+
+    plan = sysctl.plan_forwarding(params)
+    if plan['errors']:
+        module.fail_json(msg='; '.join(plan['errors']), errors=plan['errors'])
+
+    result = {'changed': plan['runtime_changed'] or plan['file_changed']}
+    if not module.check_mode:
+        if plan['runtime_changed']:
+            sysctl.write_runtime(plan['runtime_after'])
+        if plan['file_changed']:
+            backup_file = files.write_atomic(module, params['sysctl_file'], plan['file_after'],
+                                             backup=params['backup'])
+            if backup_file:
+                result['backup_file'] = backup_file
+    if params['runtime']:
+        result['runtime'] = plan['runtime_after']
+    if params['persistent']:
+        result['persistent'] = {'path': params['sysctl_file'], 'content': plan['file_after'],
+                                'changed': plan['file_changed']}
+    if module._diff:
+        result['diff'] = [
+            {'before_header': 'runtime (/proc/sys)', 'after_header': 'runtime (/proc/sys)',
+             'before': plan['runtime_before'], 'after': plan['runtime_after']},
+        ]
+        if params['persistent']:
+            result['diff'].append(files.text_diff(params['sysctl_file'], plan['file_before'],
+                                                  plan['file_after']))
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,285 @@
+#!/usr/bin/python
+# Copyright: tuntap.qemu contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: tap_device
+short_description: Create, update and remove tap and tun devices, one or many in one call
+version_added: 0.1.0
+description:
+  - Does the job of C(tunctl -u USER -t tap0) and C(ip tuntap add dev tap0 mode tap user USER)
+    for QEMU guests, then sets MTU, link state, bridge and addresses through netlink.
+  - Devices are persistent (they survive the process that opened them, as C(ip tuntap) makes them).
+  - Converges a single device (O(name)) or a whole list (O(devices)) in one call with one
+    netlink dump of links and addresses, so a role can manage hundreds of taps at once.
+  - Top-level options are the defaults for every entry of O(devices).
+  - The whole request is validated against the host before anything changes; one bad entry
+    fails the call and leaves every device as it was.
+  - A device whose O(mode) or O(multi_queue) differs from the request is deleted and created
+    again (the kernel cannot change them in place); a guest attached to it loses its link.
+author:
+  - tuntap.qemu developers
+extends_documentation_fragment:
+  - tuntap.qemu.attributes
+  - tuntap.qemu.attributes.all
+  - tuntap.qemu.attributes.netlink
+options:
+  name:
+    description:
+      - Name of one device, at most 15 bytes, without C(/), C(:) or whitespace.
+      - Mutually exclusive with O(names) and O(devices).
+    type: str
+  names:
+    description:
+      - Several devices that all take the top-level options, by name.
+      - Mutually exclusive with O(name) and O(devices).
+    type: list
+    elements: str
+  devices:
+    description:
+      - Several devices in one call. Each entry takes O(name) and any of the per-device
+        options below; what an entry leaves out comes from the top-level option.
+      - Names must be unique in the list.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: Device name.
+        type: str
+        required: true
+      mode:
+        description: See the top-level O(mode).
+        type: str
+        choices: [tap, tun]
+      user:
+        description: See the top-level O(user).
+        type: str
+      group:
+        description: See the top-level O(group).
+        type: str
+      multi_queue:
+        description: See the top-level O(multi_queue).
+        type: bool
+      vnet_hdr:
+        description: See the top-level O(vnet_hdr).
+        type: bool
+      mtu:
+        description: See the top-level O(mtu).
+        type: int
+      addresses:
+        description: See the top-level O(addresses).
+        type: list
+        elements: str
+      link_state:
+        description: See the top-level O(link_state).
+        type: str
+        choices: [up, down]
+      bridge:
+        description: See the top-level O(bridge).
+        type: str
+      state:
+        description: See the top-level O(state).
+        type: str
+        choices: [present, absent]
+  mode:
+    description:
+      - V(tap) for an Ethernet device (what QEMU's C(-netdev tap) needs), V(tun) for an IP-level device.
+    type: str
+    choices: [tap, tun]
+    default: tap
+  user:
+    description:
+      - User (name or numeric id) who may open the device without root, like C(tunctl -u).
+      - Left as it is when not given (a new device then has no owner: root only).
+    type: str
+  group:
+    description:
+      - Group (name or numeric id) whose members may open the device without root.
+      - Left as it is when not given.
+    type: str
+  multi_queue:
+    description:
+      - Create the device with IFF_MULTI_QUEUE (needed for QEMU C(queues=N) with N > 1).
+      - Off for a new device and left as it is on an existing one when not given.
+    type: bool
+  vnet_hdr:
+    description:
+      - Set IFF_VNET_HDR on the device. QEMU sets this itself when it opens the tap, so
+        leave it unset unless a consumer needs it preset.
+      - Off for a new device and left as it is on an existing one when not given.
+    type: bool
+  mtu:
+    description: MTU of the device (68-65535). Left as it is when not given.
+    type: int
+  addresses:
+    description:
+      - Complete list of addresses of the device in ADDRESS/PREFIX form, such as
+        V(192.168.0.1/24) or V(fd00:0:0:1::1/64). Addresses not listed are removed;
+        IPv6 link-local addresses are never touched.
+      - Left as they are when not given. V([]) removes all.
+    type: list
+    elements: str
+  link_state:
+    description: Administrative state of the link.
+    type: str
+    choices: [up, down]
+    default: up
+  bridge:
+    description:
+      - Bridge to enslave the device to; it must exist (see M(tuntap.qemu.bridge_port)).
+      - An empty string releases the device from any bridge. Left as it is when not given.
+    type: str
+  state:
+    description: Whether the device exists.
+    type: str
+    choices: [present, absent]
+    default: present
+notes:
+  - Owner, group and IFF_VNET_HDR are set by attaching to the device; that fails with
+    C(Device or resource busy) while a process (a running QEMU) holds a single-queue tap open.
+  - Run it inside the network namespace to manage, for example with the C(tuntap.qemu.netns) connection.
+seealso:
+  - module: tuntap.qemu.bridge_port
+  - module: tuntap.qemu.ip_forward
+'''
+
+EXAMPLES = r'''
+- name: A tap for the guest vm1 that user qemu may open, as the host-side gateway of the guest
+  tuntap.qemu.tap_device:
+    name: tap0
+    user: qemu
+    addresses:
+      - 192.168.0.1/24
+
+- name: 128 taps owned by user ci in bridge br0, in one call
+  tuntap.qemu.tap_device:
+    user: ci
+    bridge: br0
+    names: "{{ query('ansible.builtin.sequence', 'start=0 end=127 format=tap%d') }}"
+
+- name: Taps with their own settings
+  tuntap.qemu.tap_device:
+    user: qemu
+    devices:
+      - name: tap0
+        addresses: [192.168.0.1/24]
+      - name: tap1
+        addresses: [192.168.1.1/24]
+        mtu: 9000
+      - name: tap9
+        state: absent
+
+- name: Remove a tap
+  tuntap.qemu.tap_device:
+    name: tap0
+    state: absent
+'''
+
+RETURN = r'''
+devices:
+  description: The devices of the request that exist after the call (predicted in check mode).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Device name.
+      type: str
+      sample: tap0
+    ifindex:
+      description: Interface index (null in check mode for a device not created yet).
+      type: int
+      sample: 7
+    kind:
+      description: Link kind as the kernel reports it (C(tun) for tap and tun devices).
+      type: str
+      sample: tun
+    mode:
+      description: V(tap) or V(tun).
+      type: str
+      sample: tap
+    mac:
+      description: MAC address (taps).
+      type: str
+      sample: 6a:3f:0c:11:22:33
+    owner:
+      description: Owner uid, null when none.
+      type: int
+      sample: 1000
+    group:
+      description: Group gid, null when none.
+      type: int
+      sample: null
+    multi_queue:
+      description: Whether IFF_MULTI_QUEUE is set.
+      type: bool
+    vnet_hdr:
+      description: Whether IFF_VNET_HDR is set.
+      type: bool
+    persist:
+      description: Whether the device is persistent.
+      type: bool
+    mtu:
+      description: MTU.
+      type: int
+      sample: 1500
+    state:
+      description: Administrative state, V(up) or V(down).
+      type: str
+      sample: up
+    operstate:
+      description: Operational state (C(down) for a tap that no process holds open).
+      type: str
+      sample: down
+    master:
+      description: Bridge the device is a port of, or null.
+      type: str
+      sample: br0
+    addresses:
+      description: Addresses other than IPv6 link-local, as ADDRESS/PREFIX.
+      type: list
+      elements: str
+      sample: [192.168.0.1/24]
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.tuntap.qemu.plugins.module_utils import link_module, link_specs, links
+
+
+def main():
+    per_device = dict(
+        mode=dict(type='str', choices=['tap', 'tun']),
+        user=dict(type='str'),
+        group=dict(type='str'),
+        multi_queue=dict(type='bool'),
+        vnet_hdr=dict(type='bool'),
+        mtu=dict(type='int'),
+        addresses=dict(type='list', elements='str'),
+        link_state=dict(type='str', choices=['up', 'down']),
+        bridge=dict(type='str'),
+        state=dict(type='str', choices=['present', 'absent']),
+    )
+    argument_spec = dict(per_device, name=dict(type='str'),
+                         names=dict(type='list', elements='str'),
+                         devices=dict(type='list', elements='dict',
+                                      options=dict(per_device, name=dict(type='str', required=True))))
+    argument_spec['mode'] = dict(per_device['mode'], default='tap')
+    argument_spec['link_state'] = dict(per_device['link_state'], default='up')
+    argument_spec['state'] = dict(per_device['state'], default='present')
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           mutually_exclusive=[('name', 'names', 'devices')],
+                           required_one_of=[('name', 'names', 'devices')])
+    link_module.require_libraries(module)
+
+    specs, errors = link_specs.tap_specs(module.params)
+    link_module.fail_on_errors(module, errors)
+    plan, snapshot = link_module.converge_links(module, specs, links.plan_tap)
+    module.exit_json(**link_module.result_for(module, plan, snapshot,
+                                              [spec['name'] for spec in specs]))
+
+
+if __name__ == '__main__':
+    main()
