@@ -1,0 +1,215 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Plan computation for taps and bridges over plain snapshots (no kernel)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from ansible_collections.tuntap.qemu.plugins.module_utils import link_specs, links
+
+
+def link(name, ifindex, kind, **fields):
+    record = {'name': name, 'ifindex': ifindex, 'kind': kind, 'mac': '02:00:00:00:00:%02x' % ifindex,
+              'mtu': 1500, 'state': 'up', 'operstate': 'up', 'master_index': 0, 'master': None,
+              'addresses': []}
+    if kind == 'tun':
+        record.update({'mode': 'tap', 'owner': None, 'group': None, 'multi_queue': False,
+                       'vnet_hdr': False, 'persist': True})
+    if kind == 'bridge':
+        record.update({'stp': False, 'forward_delay': 15})
+    record.update(fields)
+    return record
+
+
+SNAPSHOT = {
+    'lo': link('lo', 1, None, mtu=65536),
+    'eth0': link('eth0', 2, 'veth', addresses=['10.0.0.2/24']),
+    'br0': link('br0', 3, 'bridge', addresses=['192.168.0.1/24']),
+    'tap0': link('tap0', 4, 'tun', owner=1000, master='br0', master_index=3),
+    'tap1': link('tap1', 5, 'tun', addresses=['192.168.1.1/24']),
+    'br1': link('br1', 6, 'bridge'),
+    'veth9': link('veth9', 7, 'veth', master='br1', master_index=6),
+}
+
+
+def tap_params(**params):
+    base = {'name': None, 'names': None, 'devices': None, 'mode': 'tap', 'user': None,
+            'group': None, 'multi_queue': None, 'vnet_hdr': None, 'mtu': None,
+            'addresses': None, 'link_state': 'up', 'bridge': None, 'state': 'present'}
+    base.update(params)
+    return base
+
+
+def plan_taps(params, snapshot=None):
+    specs, errors = link_specs.tap_specs(tap_params(**params))
+    assert errors == []
+    plan = links.LinkPlan(copy.deepcopy(snapshot or SNAPSHOT))
+    for spec in specs:
+        links.plan_tap(plan, spec)
+    return plan
+
+
+@pytest.mark.parametrize('params, actions', [
+    # a new tap: create, bring up
+    ({'name': 'tap7'}, [('tun', 'tap7', 'tap', None, None, False, False),
+                        ('set', 'tap7', {'state': 'up'})]),
+    # a new tap owned by root with an address and a bridge
+    ({'name': 'tap7', 'user': '0', 'addresses': ['192.168.7.1/24'], 'bridge': 'br0'},
+     [('tun', 'tap7', 'tap', 0, None, False, False),
+      ('set', 'tap7', {'master': 'br0', 'state': 'up'}),
+      ('addr_add', 'tap7', '192.168.7.1/24')]),
+    # existing and equal: nothing (owner unmanaged)
+    ({'name': 'tap0'}, []),
+    ({'name': 'tap0', 'user': '1000', 'bridge': 'br0'}, []),
+    # owner change re-attaches
+    ({'name': 'tap0', 'user': '0'}, [('tun', 'tap0', 'tap', 0, None, False, False)]),
+    # address list is authoritative
+    ({'name': 'tap1', 'addresses': ['192.168.2.1/24']},
+     [('addr_del', 'tap1', '192.168.1.1/24'), ('addr_add', 'tap1', '192.168.2.1/24')]),
+    ({'name': 'tap1', 'addresses': []}, [('addr_del', 'tap1', '192.168.1.1/24')]),
+    # release from bridge, mtu, down
+    ({'name': 'tap0', 'bridge': '', 'mtu': 9000, 'link_state': 'down'},
+     [('set', 'tap0', {'master': '', 'mtu': 9000, 'state': 'down'})]),
+    # mode change recreates and restores the managed settings
+    ({'name': 'tap1', 'mode': 'tun'},
+     [('delete', 'tap1'), ('tun', 'tap1', 'tun', None, None, False, False),
+      ('set', 'tap1', {'state': 'up'}), ('addr_add', 'tap1', '192.168.1.1/24')]),
+    # multi_queue change recreates
+    ({'name': 'tap0', 'multi_queue': True},
+     [('delete', 'tap0'), ('tun', 'tap0', 'tap', 1000, None, True, False),
+      ('set', 'tap0', {'master': 'br0', 'state': 'up'})]),
+    ({'name': 'tap0', 'state': 'absent'}, [('delete', 'tap0')]),
+    ({'name': 'tap9', 'state': 'absent'}, []),
+])
+def test_plan_tap_actions(params, actions):
+    plan = plan_taps(params)
+    assert plan.errors == []
+    assert plan.actions == actions
+    assert plan.changed == bool(actions)
+    assert bool(plan.before or plan.after) == bool(actions)
+
+
+def test_batch_only_missing_device_is_changed():
+    plan = plan_taps({'names': ['tap0', 'tap1', 'tap2'], 'bridge': 'br0'})
+    assert [name for name in plan.changed_names] == ['tap1', 'tap2']
+    assert plan.before == {'tap1': dict((f, SNAPSHOT['tap1'][f]) for f in links.TAP_FIELDS),
+                           'tap2': None}
+    assert plan.after['tap2']['master'] == 'br0'
+
+
+def test_devices_inherit_top_level_options():
+    specs, errors = link_specs.tap_specs(tap_params(
+        user='0', mtu=1400, devices=[{'name': 'tap0'}, {'name': 'tap1', 'mtu': 9000, 'user': None}]))
+    assert errors == []
+    assert [(s['name'], s['owner'], s['mtu']) for s in specs] == [('tap0', 0, 1400), ('tap1', 0, 9000)]
+
+
+@pytest.mark.parametrize('params, message', [
+    ({'name': 'a-very-long-tap-name'}, "name: interface name 'a-very-long-tap-name' is 20 bytes long"),
+    ({'names': ['tap0', 'bad/name']}, "names[1]: interface name 'bad/name' contains '/'"),
+    ({'names': ['tap0', 'tap0']}, "names[1]: 'tap0' is listed twice (also at names[0])"),
+    ({'devices': [{'name': 'tap0'}, {'name': 'tap 1'}]}, "devices[1].name: interface name 'tap 1'"),
+    ({'devices': [{'name': 'tap0', 'addresses': ['10.0.0.0/24']}]},
+     "devices[0].addresses[0]: '10.0.0.0/24' is the network address"),
+    ({'name': 'tap0', 'user': 'no-such-user-xyz'}, "user: unknown user 'no-such-user-xyz'"),
+    ({'name': 'tap0', 'group': 'no-such-group-xyz'}, "group: unknown group 'no-such-group-xyz'"),
+    ({'name': 'tap0', 'mtu': 20}, 'mtu: MTU 20 is outside 68-65535'),
+    ({'name': 'tap0', 'bridge': 'tap0'}, "bridge: 'tap0' is the tap itself"),
+])
+def test_tap_spec_errors(params, message):
+    _specs, errors = link_specs.tap_specs(tap_params(**params))
+    assert any(message in error for error in errors), errors
+
+
+@pytest.mark.parametrize('params, message', [
+    ({'name': 'eth0'}, "name: a link named 'eth0' already exists and is a veth, not a tap/tun device"),
+    ({'name': 'br0', 'state': 'absent'}, "a link named 'br0' already exists and is a bridge"),
+    ({'name': 'tap7', 'bridge': 'nobr'}, "bridge: bridge 'nobr' does not exist"),
+    ({'name': 'tap7', 'bridge': 'eth0'}, "bridge: 'eth0' is a veth, not a bridge"),
+    ({'devices': [{'name': 'tap7'}, {'name': 'lo'}]},
+     "devices[1].name: a link named 'lo' already exists and is a physical device"),
+])
+def test_plan_tap_errors(params, message):
+    specs, errors = link_specs.tap_specs(tap_params(**params))
+    assert errors == []
+    plan = links.LinkPlan(copy.deepcopy(SNAPSHOT))
+    for spec in specs:
+        links.plan_tap(plan, spec)
+    assert any(message in error for error in plan.errors), plan.errors
+
+
+def bridge_params(**params):
+    base = {'name': 'br0', 'state': 'present', 'ports': None, 'exclusive': False,
+            'move_ports': False, 'stp': None, 'forward_delay': None, 'mtu': None,
+            'link_state': 'up', 'addresses': None}
+    base.update(params)
+    return base
+
+
+def plan_bridge(**params):
+    spec, errors = link_specs.bridge_spec(bridge_params(**params))
+    assert errors == []
+    plan = links.LinkPlan(copy.deepcopy(SNAPSHOT))
+    links.plan_bridge(plan, spec)
+    return plan
+
+
+@pytest.mark.parametrize('params, actions', [
+    ({}, []),
+    ({'ports': ['tap0']}, []),
+    ({'ports': ['tap1']}, [('set', 'tap1', {'master': 'br0'})]),
+    ({'ports': ['tap1'], 'exclusive': True},
+     [('set', 'tap1', {'master': 'br0'}), ('set', 'tap0', {'master': ''})]),
+    ({'ports': [], 'exclusive': True}, [('set', 'tap0', {'master': ''})]),
+    ({'stp': True, 'forward_delay': 4}, [('set', 'br0', {'stp': True, 'forward_delay': 4})]),
+    ({'addresses': ['192.168.0.1/24', 'fd00::1/64']}, [('addr_add', 'br0', 'fd00::1/64')]),
+    ({'name': 'br5', 'addresses': ['192.168.5.1/24'], 'forward_delay': 0, 'ports': ['tap1']},
+     [('bridge', 'br5', {'forward_delay': 0}), ('set', 'br5', {'state': 'up'}),
+      ('addr_add', 'br5', '192.168.5.1/24'), ('set', 'tap1', {'master': 'br5'})]),
+    ({'ports': ['veth9'], 'move_ports': True}, [('set', 'veth9', {'master': 'br0'})]),
+    ({'state': 'absent'}, [('delete', 'br0')]),
+    ({'name': 'br9', 'state': 'absent'}, []),
+])
+def test_plan_bridge_actions(params, actions):
+    plan = plan_bridge(**params)
+    assert plan.errors == []
+    assert plan.actions == actions
+
+
+@pytest.mark.parametrize('params, message', [
+    ({'ports': ['nosuch']}, "ports[0]: port 'nosuch' does not exist"),
+    ({'ports': ['tap1', 'veth9']},
+     "ports[1]: 'veth9' is already a port of bridge 'br1'; set move_ports=true"),
+    ({'ports': ['br1']}, "ports[0]: 'br1' is a bridge"),
+    ({'ports': ['br0']}, "ports[0]: 'br0' is the bridge itself"),
+    ({'name': 'eth0'}, "name: a link named 'eth0' already exists and is a veth, not a bridge"),
+])
+def test_plan_bridge_errors(params, message):
+    plan = plan_bridge(**params)
+    assert plan.actions == []
+    assert any(message in error for error in plan.errors), plan.errors
+
+
+@pytest.mark.parametrize('params, message', [
+    ({'name': 'br/0'}, "name: interface name 'br/0' contains '/'"),
+    ({'ports': ['tap0', 'tap0']}, "ports[1]: 'tap0' is listed twice"),
+    ({'ports': ['x' * 16]}, 'ports[0]: interface name'),
+    ({'forward_delay': 31}, 'forward_delay: 31 seconds is outside 0-30'),
+    ({'forward_delay': 1, 'stp': True}, 'forward_delay: 1 seconds is below 2'),
+    ({'addresses': ['192.168.0.1']}, "addresses[0]: '192.168.0.1' is not an interface address"),
+])
+def test_bridge_spec_errors(params, message):
+    _spec, errors = link_specs.bridge_spec(bridge_params(**params))
+    assert any(message in error for error in errors), errors
+
+
+def test_tap_can_join_bridge_created_in_same_plan():
+    plan = links.LinkPlan(copy.deepcopy(SNAPSHOT))
+    spec, _errors = link_specs.bridge_spec(bridge_params(name='br5'))
+    links.plan_bridge(plan, spec)
+    specs, _errors = link_specs.tap_specs(tap_params(name='tap7', bridge='br5'))
+    links.plan_tap(plan, specs[0])
+    assert plan.errors == []
+    assert ('set', 'tap7', {'master': 'br5', 'state': 'up'}) in plan.actions

@@ -1,0 +1,69 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Forwarding plan and rendering against a fake /proc/sys tree in tmp_path."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.tuntap.qemu.plugins.module_utils import sysctl
+
+
+@pytest.fixture
+def proc_sys(tmp_path):
+    (tmp_path / 'net/ipv4').mkdir(parents=True)
+    (tmp_path / 'net/ipv4/ip_forward').write_text('0\n')
+    (tmp_path / 'net/ipv6/conf/all').mkdir(parents=True)
+    (tmp_path / 'net/ipv6/conf/all/forwarding').write_text('1\n')
+    return tmp_path
+
+
+def params(tmp_path, **overrides):
+    base = {'state': 'enabled', 'family': ['ipv4'], 'runtime': True, 'persistent': True,
+            'sysctl_file': str(tmp_path / 'sysctl.d/60-fwd.conf')}
+    base.update(overrides)
+    return base
+
+
+@pytest.mark.parametrize('overrides, runtime_changed, after', [
+    ({}, True, {'net.ipv4.ip_forward': '1'}),
+    ({'family': ['ipv6']}, False, {'net.ipv6.conf.all.forwarding': '1'}),
+    ({'family': ['ipv4', 'ipv6'], 'state': 'disabled'}, True,
+     {'net.ipv4.ip_forward': '0', 'net.ipv6.conf.all.forwarding': '0'}),
+    ({'state': 'disabled'}, False, {'net.ipv4.ip_forward': '0'}),
+])
+def test_plan_runtime(proc_sys, tmp_path, overrides, runtime_changed, after):
+    plan = sysctl.plan_forwarding(params(tmp_path, **overrides), proc_sys=str(proc_sys))
+    assert plan['errors'] == []
+    assert plan['runtime_changed'] is runtime_changed
+    assert plan['runtime_after'] == after
+    assert plan['file_before'] is None and plan['file_changed'] is True
+    for key, value in after.items():
+        assert '%s = %s\n' % (key, value) in plan['file_after']
+
+
+def test_write_then_plan_is_unchanged(proc_sys, tmp_path):
+    wanted = params(tmp_path, family=['ipv4', 'ipv6'])
+    plan = sysctl.plan_forwarding(wanted, proc_sys=str(proc_sys))
+    sysctl.write_runtime(plan['runtime_after'], proc_sys=str(proc_sys))
+    (tmp_path / 'sysctl.d').mkdir()
+    (tmp_path / 'sysctl.d/60-fwd.conf').write_text(plan['file_after'])
+    again = sysctl.plan_forwarding(wanted, proc_sys=str(proc_sys))
+    assert (again['runtime_changed'], again['file_changed']) == (False, False)
+    assert (proc_sys / 'net/ipv4/ip_forward').read_text() == '1\n'
+
+
+def test_missing_ipv6_is_an_error(tmp_path):
+    (tmp_path / 'net/ipv4').mkdir(parents=True)
+    (tmp_path / 'net/ipv4/ip_forward').write_text('0\n')
+    plan = sysctl.plan_forwarding(params(tmp_path, family=['ipv6']), proc_sys=str(tmp_path))
+    assert plan['errors'] and plan['errors'][0].startswith('family: ipv6 forwarding is not available')
+
+
+def test_relative_file_is_an_error(proc_sys, tmp_path):
+    plan = sysctl.plan_forwarding(params(tmp_path, sysctl_file='sysctl.d/x.conf'), proc_sys=str(proc_sys))
+    assert plan['errors'] == ["sysctl_file: 'sysctl.d/x.conf' is not an absolute path"]
+
+
+def test_render_is_sorted_and_stable():
+    text = sysctl.render_sysctl_file({'net.ipv6.conf.all.forwarding': '1', 'net.ipv4.ip_forward': '1'})
+    assert text.splitlines()[-2:] == ['net.ipv4.ip_forward = 1', 'net.ipv6.conf.all.forwarding = 1']
