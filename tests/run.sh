@@ -1,0 +1,334 @@
+#!/usr/bin/env bash
+# The test command of the tuntap.qemu collection.
+#
+#   tests/run.sh [STAGE...]     STAGE: sanity units integration e2e molecule (default: all, in that order)
+#
+# Works from a Debian 12 root shell that has only git and python3: it installs the Debian
+# packages the tests need, keeps a virtual environment with ansible-core, lays the
+# collection out as ansible_collections/<namespace>/<name> in a temporary folder and runs
+# ansible-test there. Each stage prints a header and its wall time; the first failing stage
+# stops the run. The last line counts the stages: "N passed, M failed".
+#
+# Environment:
+#   TUNTAP_VENV        virtual environment to create or reuse (default /var/cache/tuntap-qemu/venv)
+#   TUNTAP_PYTHON      Python that creates it (default Debian's /usr/bin/python3, else python3 on PATH)
+#   TUNTAP_SKIP_APT=1  do not check or install Debian packages
+#   TUNTAP_KEEP_WORK=1 keep the temporary collection folder after the run
+#
+# Nothing here touches the network configuration of the root namespace; stages that need
+# a network build their own namespaces.
+set -euo pipefail
+
+REPO_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
+VENV=${TUNTAP_VENV:-/var/cache/tuntap-qemu/venv}
+ALL_STAGES=(sanity units integration e2e molecule)
+SYSTEM_PACKAGES=(
+    python3-venv python3-pip iproute2 nftables iptables ifupdown qemu-system-x86
+    busybox-static python3-pyroute2 python3-netaddr python3-nftables procps kmod ca-certificates
+)
+# ansible-core 2.16 is the oldest release meta/runtime.yml admits; 2.20 drops Python 3.11,
+# the Python of Debian 12.
+VENV_PACKAGES=('ansible-core>=2.16,<2.20' pyroute2 netaddr pytest)
+
+passed=0
+failed=0
+skipped=0
+WORK=
+COLLECTION=
+
+say() { printf '%s\n' "$*"; }
+header() { say ''; say "=== $* ==="; }
+
+summary() {
+    local line="$passed passed, $failed failed"
+    if ((skipped)); then
+        line+=", $skipped skipped"
+    fi
+    say ''
+    say "$line"
+}
+
+cleanup() {
+    if [[ -n $COLLECTION && -d $COLLECTION/tests/output ]]; then
+        # Keep ansible-test's results where a developer looks for them (ignored by git).
+        rm -rf "$REPO_ROOT/tests/output"
+        cp -a "$COLLECTION/tests/output" "$REPO_ROOT/tests/output" || true
+    fi
+    if [[ -n $WORK && -d $WORK ]]; then
+        if [[ ${TUNTAP_KEEP_WORK:-} == 1 ]]; then
+            say "kept the collection copy in $WORK"
+        else
+            rm -rf "$WORK"
+        fi
+    fi
+}
+trap cleanup EXIT
+
+# run_step NAME COUNTED COMMAND...: run COMMAND with errexit in a subshell and time it.
+# Preparation steps are not counted unless they fail, which stops the run like a failed stage.
+run_step() {
+    local name=$1 counted=$2 start rc
+    shift 2
+    header "$name"
+    start=$SECONDS
+    set +e
+    (set -e; "$@")
+    rc=$?
+    set -e
+    if ((rc == 0)); then
+        say "--- $name: ok in $((SECONDS - start))s"
+        if [[ $counted == counted ]]; then
+            passed=$((passed + 1))
+        fi
+        return 0
+    fi
+    say "--- $name: FAILED (exit $rc) in $((SECONDS - start))s"
+    failed=$((failed + 1))
+    summary
+    exit 1
+}
+
+skip_stage() {
+    header "$1"
+    say "--- $1: skipped: $2"
+    skipped=$((skipped + 1))
+}
+
+# ---------------------------------------------------------------- preparation
+
+install_system_packages() {
+    if [[ ${TUNTAP_SKIP_APT:-} == 1 ]]; then
+        say "TUNTAP_SKIP_APT=1: not checking Debian packages"
+        return 0
+    fi
+    local package missing=()
+    for package in "${SYSTEM_PACKAGES[@]}"; do
+        if [[ $(dpkg-query -W -f='${db:Status-Abbrev}' "$package" 2>/dev/null) != ii* ]]; then
+            missing+=("$package")
+        fi
+    done
+    if ((${#missing[@]} == 0)); then
+        say "all ${#SYSTEM_PACKAGES[@]} Debian packages are installed"
+        return 0
+    fi
+    if ((EUID != 0)); then
+        say "missing Debian packages: ${missing[*]}; run as root or install them" >&2
+        return 1
+    fi
+    say "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+base_python() {
+    if [[ -n ${TUNTAP_PYTHON:-} ]]; then
+        say "$TUNTAP_PYTHON"
+    elif [[ -x /usr/bin/python3 ]]; then
+        # Debian's Python, so that --system-site-packages sees python3-nftables and friends.
+        say /usr/bin/python3
+    else
+        command -v python3
+    fi
+}
+
+# The venv sees the system site packages: modules under test import nftables (Debian's
+# python3-nftables, not on PyPI) just as they do on a Debian host.
+prepare_venv() {
+    local python stamp wanted requirements=()
+    python=$(base_python)
+    if [[ -f $REPO_ROOT/tests/unit/requirements.txt ]]; then
+        requirements=(-r "$REPO_ROOT/tests/unit/requirements.txt")
+    fi
+    wanted=$(
+        "$python" -c 'import sys; print(sys.version)'
+        printf '%s\n' "$python" "${VENV_PACKAGES[@]}"
+        if ((${#requirements[@]})); then cat "${requirements[1]}"; fi
+    )
+    stamp=$VENV/.tuntap-qemu-installed
+    if [[ -x $VENV/bin/python && -f $stamp && $(<"$stamp") == "$wanted" ]] && "$VENV/bin/python" -c 'import ansible' 2>/dev/null; then
+        say "reusing $VENV"
+        return 0
+    fi
+    say "preparing $VENV from $python"
+    mkdir -p "$(dirname "$VENV")"
+    if ! [[ -x $VENV/bin/python ]] || ! grep -qx 'include-system-site-packages = true' "$VENV/pyvenv.cfg" \
+        || [[ $("$VENV/bin/python" -c 'import sys; print(sys.version)' 2>/dev/null) != $("$python" -c 'import sys; print(sys.version)') ]]; then
+        "$python" -m venv --clear --system-site-packages "$VENV"
+    fi
+    rm -f "$stamp"
+    "$VENV/bin/python" -m pip install --disable-pip-version-check -q "${VENV_PACKAGES[@]}" "${requirements[@]}"
+    printf '%s\n' "$wanted" >"$stamp"
+}
+
+collection_field() {
+    sed -n "s/^$1:[[:space:]]*['\"]\{0,1\}\([A-Za-z0-9_]*\).*/\1/p" "$REPO_ROOT/galaxy.yml" | head -n 1
+}
+
+# The temporary folder is made by the main shell, so that stages and cleanup know it.
+make_work_dir() {
+    local namespace name
+    namespace=$(collection_field namespace)
+    name=$(collection_field name)
+    if [[ -z $namespace || -z $name ]]; then
+        say "galaxy.yml names no namespace/name" >&2
+        exit 1
+    fi
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/tuntap-qemu-test.XXXXXX")
+    COLLECTION=$WORK/ansible_collections/$namespace/$name
+}
+
+# Copy the work tree (tracked and untracked files, minus what git ignores) to where
+# ansible-test expects a collection: .../ansible_collections/<namespace>/<name>.
+lay_out_collection() {
+    mkdir -p "$COLLECTION"
+    if git -C "$REPO_ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+        # -c lists tracked files even when deleted in the work tree: keep only those that exist.
+        (cd "$REPO_ROOT" && git ls-files -z -co --exclude-standard \
+            | while IFS= read -r -d '' path; do
+                if [[ -e $path || -L $path ]]; then printf '%s\0' "$path"; fi
+            done \
+            | tar --null --no-recursion -T - -cf -) | tar -xf - -C "$COLLECTION"
+        say "copied $(find "$COLLECTION" -type f | wc -l) files listed by git to $COLLECTION"
+    else
+        (cd "$REPO_ROOT" && tar --exclude=./.git --exclude=./tests/output -cf - .) | tar -xf - -C "$COLLECTION"
+        say "not a git checkout: copied $REPO_ROOT to $COLLECTION"
+    fi
+}
+
+prepare() {
+    install_system_packages
+    prepare_venv
+    lay_out_collection
+}
+
+# ---------------------------------------------------------------- stages
+
+ansible_test() {
+    local python_version
+    python_version=$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+    cd "$COLLECTION"
+    say "+ ansible-test $* --python $python_version --requirements"
+    PATH="$VENV/bin:$PATH" "$VENV/bin/ansible-test" "$@" --python "$python_version" --requirements
+}
+
+stage_sanity() {
+    # ansible-test bootstraps each sanity venv with get-pip from a host outside the package
+    # registries; give it a stand-in built from PyPI's pip wheel instead.
+    "$VENV/bin/python" "$REPO_ROOT/tests/ci/get_pip_offline.py"
+    ansible_test sanity
+}
+
+# ansible-test turns "no test found" into success (it accepts pytest's exit 5 and exits 0
+# on "All targets skipped"): count what its JUnit reports say ran, and fail on nothing.
+count_junit_tests() {
+    "$VENV/bin/python" - "$COLLECTION/tests/output/junit" <<'PY'
+import glob
+import os
+import sys
+import xml.etree.ElementTree as ElementTree
+
+total = 0
+for path in glob.glob(os.path.join(sys.argv[1], '*.xml')):
+    root = ElementTree.parse(path).getroot()
+    suites = [root] if root.tag == 'testsuite' else root.iter('testsuite')
+    total += sum(int(suite.get('tests', 0)) for suite in suites)
+print(total)
+PY
+}
+
+require_unit_tests_ran() {
+    local count
+    count=$(count_junit_tests)
+    if ((count == 0)); then
+        say "ansible-test units ran no test" >&2
+        return 1
+    fi
+    say "ansible-test units ran $count tests (JUnit reports)"
+}
+
+stage_units() {
+    ansible_test units
+    require_unit_tests_ran
+}
+
+# Targets marked destructive change the machine they run on (namespaces, /etc/netns);
+# this machine is the one the tests are for, so they run here. needs/root targets run
+# because the tests run as root.
+stage_integration() {
+    local log=$WORK/integration.log count
+    ansible_test integration --allow-destructive 2>&1 | tee "$log"
+    count=$(grep -cE '^Running [^ ]+ integration test (role|script)' "$log" || true)
+    if ((count == 0)); then
+        say "ansible-test integration ran no target" >&2
+        return 1
+    fi
+    say "ansible-test integration ran $count targets"
+}
+
+# e2e gets the venv on PATH and tuntap.qemu through the laid-out copy.
+stage_e2e() {
+    ANSIBLE_COLLECTIONS_PATH=$WORK PATH="$VENV/bin:$PATH" TUNTAP_VENV=$VENV bash "$REPO_ROOT/tests/e2e/run.sh"
+}
+
+molecule_root() {
+    local dir
+    for dir in "$REPO_ROOT/extensions/molecule" "$REPO_ROOT/molecule"; do
+        if [[ -d $dir ]]; then
+            say "$dir"
+            return 0
+        fi
+    done
+    return 1
+}
+
+stage_molecule() {
+    local root
+    root=$(molecule_root)
+    "$VENV/bin/python" -m pip install --disable-pip-version-check -q molecule
+    # Run from the collection copy so that molecule resolves tuntap.qemu from it.
+    cd "$COLLECTION/${root#"$REPO_ROOT"/}/.."
+    ANSIBLE_COLLECTIONS_PATH=$WORK PATH="$VENV/bin:$PATH" "$VENV/bin/molecule" test --all
+}
+
+# ---------------------------------------------------------------- main
+
+main() {
+    local stage stages=("$@")
+    if ((${#stages[@]} == 0)); then
+        stages=("${ALL_STAGES[@]}")
+    fi
+    for stage in "${stages[@]}"; do
+        case $stage in
+            sanity | units | integration | e2e | molecule) ;;
+            *)
+                say "unknown stage '$stage'; stages: ${ALL_STAGES[*]}" >&2
+                exit 2
+                ;;
+        esac
+    done
+
+    make_work_dir
+    run_step prepare uncounted prepare
+
+    for stage in "${stages[@]}"; do
+        case $stage in
+            e2e)
+                if [[ ! -f $REPO_ROOT/tests/e2e/run.sh ]]; then
+                    skip_stage e2e "tests/e2e/run.sh does not exist yet"
+                    continue
+                fi
+                ;;
+            molecule)
+                if ! molecule_root >/dev/null; then
+                    skip_stage molecule "no molecule scenarios (extensions/molecule/) yet"
+                    continue
+                fi
+                ;;
+        esac
+        run_step "$stage" counted "stage_$stage"
+    done
+    summary
+}
+
+main "$@"
