@@ -9,8 +9,9 @@
 # TUNTAP_TARGET_PYTHON selects the module interpreter inside the namespace
 # (default: the python running ansible). ansible-test does not pass the caller's
 # environment to targets: there, choose it with `ansible-test integration
-# --python-interpreter PATH` (ansible then runs with it too), or run this script directly (it needs the collection
-# on ANSIBLE_COLLECTIONS_PATH). Extra arguments go to ansible-playbook.
+# --python-interpreter PATH` (ansible then runs with it too), or run this script
+# directly (with the collection on ANSIBLE_COLLECTIONS_PATH).
+# Extra arguments go to ansible-playbook.
 set -eux -o pipefail
 
 netns="ttq-conn-$$"
