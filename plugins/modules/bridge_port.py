@@ -18,7 +18,7 @@ description:
   - Moving the uplink's addresses and routes to the bridge (the bridged_lan topology) is
     not done by this module.
 author:
-  - tuntap.qemu developers
+  - tuntap.qemu developers (!UNKNOWN)
 extends_documentation_fragment:
   - tuntap.qemu.attributes
   - tuntap.qemu.attributes.all

@@ -19,7 +19,7 @@ description:
   - For IPv6 it sets C(net.ipv6.conf.all.forwarding), which the kernel copies to every
     interface and to the default for new ones.
 author:
-  - tuntap.qemu developers
+  - tuntap.qemu developers (!UNKNOWN)
 extends_documentation_fragment:
   - tuntap.qemu.attributes
   - tuntap.qemu.attributes.all

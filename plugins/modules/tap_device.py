@@ -20,7 +20,7 @@ description:
   - A device whose O(mode) or O(multi_queue) differs from the request is deleted and created
     again (the kernel cannot change them in place); a guest attached to it loses its link.
 author:
-  - tuntap.qemu developers
+  - tuntap.qemu developers (!UNKNOWN)
 extends_documentation_fragment:
   - tuntap.qemu.attributes
   - tuntap.qemu.attributes.all
