@@ -34,6 +34,7 @@ attributes:
 
     # Managed-node requirements of the netlink modules.
     NETLINK = r'''
+options: {}
 requirements:
   - Linux with netlink (run inside the network namespace to manage; the C(tuntap.qemu.netns) connection does that for namespaces).
   - pyroute2 on the managed node (Debian package C(python3-pyroute2) 0.7.2 or newer, or PyPI C(pyroute2)).

@@ -246,6 +246,14 @@ def plan_tap(plan, spec):
     desired = _desired(wanted, TAP_FIELDS, current, dict(TAP_DEFAULTS, mode=spec['mode']))
     if master == '':
         desired['master'] = None
+    if desired['mode'] == 'tun' and desired['master']:
+        # The kernel refuses a tun device (no Ethernet header) as a bridge port; catch it
+        # here, before a tap that changes mode is deleted.
+        plan.errors.append('%s%s: %r cannot be a tun device and a port of bridge %r; only '
+                           "tap devices can be bridge ports (use mode=tap, or bridge='' to "
+                           'release it)' % (spec['prefix'], 'bridge' if master else 'mode',
+                                            name, desired['master']))
+        return
     before = _view(current, TAP_FIELDS) if current is not None else None
 
     have = current

@@ -92,7 +92,7 @@ options:
   user:
     description:
       - User (name or numeric id) who may open the device without root, like C(tunctl -u).
-      - Left as it is when not given (a new device then has no owner: root only).
+      - Left as it is when not given (a new device then has no owner, so only root may open it).
     type: str
   group:
     description:
