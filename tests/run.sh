@@ -22,9 +22,11 @@ set -euo pipefail
 REPO_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${TUNTAP_VENV:-/var/cache/tuntap-qemu/venv}
 ALL_STAGES=(sanity units integration e2e molecule)
+# openssh-client: ansible-test integration refuses to start without ssh-keygen.
 SYSTEM_PACKAGES=(
     python3-venv python3-pip iproute2 nftables iptables ifupdown qemu-system-x86
     busybox-static python3-pyroute2 python3-netaddr python3-nftables procps kmod ca-certificates
+    openssh-client
 )
 # ansible-core 2.16 is the oldest release meta/runtime.yml admits; 2.20 drops Python 3.11,
 # the Python of Debian 12.
@@ -55,9 +57,7 @@ cleanup() {
         cp -a "$COLLECTION/tests/output" "$REPO_ROOT/tests/output" || true
     fi
     if [[ -n $WORK && -d $WORK ]]; then
-        if [[ ${TUNTAP_KEEP_WORK:-} == 1 ]]; then
-            say "kept the collection copy in $WORK"
-        else
+        if [[ ${TUNTAP_KEEP_WORK:-} != 1 ]]; then
             rm -rf "$WORK"
         fi
     fi
@@ -176,6 +176,9 @@ make_work_dir() {
     fi
     WORK=$(mktemp -d "${TMPDIR:-/tmp}/tuntap-qemu-test.XXXXXX")
     COLLECTION=$WORK/ansible_collections/$namespace/$name
+    if [[ ${TUNTAP_KEEP_WORK:-} == 1 ]]; then
+        say "TUNTAP_KEEP_WORK=1: the collection copy stays in $COLLECTION"
+    fi
 }
 
 # Copy the work tree (tracked and untracked files, minus what git ignores) to where
