@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The test command of the tuntap.qemu collection.
 #
-#   tests/run.sh [STAGE...]     STAGE: sanity units integration e2e molecule (default: all, in that order)
+#   tests/run.sh [STAGE...]     STAGE: sanity units integration build e2e molecule
+#                               (default: all, in that order; e2e and molecule once they exist)
+#   tests/run.sh prepare        only install what the tests and the lab need (lab/run.sh uses it)
 #
 # Works from a Debian 12 root shell that has only git and python3: it installs the Debian
 # packages the tests need, keeps a virtual environment with ansible-core, lays the
@@ -21,12 +23,12 @@ set -euo pipefail
 
 REPO_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${TUNTAP_VENV:-/var/cache/tuntap-qemu/venv}
-ALL_STAGES=(sanity units integration e2e molecule)
+ALL_STAGES=(sanity units integration build e2e molecule)
 # openssh-client: ansible-test integration refuses to start without ssh-keygen.
 SYSTEM_PACKAGES=(
     python3-venv python3-pip iproute2 nftables iptables ifupdown qemu-system-x86
     busybox-static python3-pyroute2 python3-netaddr python3-nftables procps kmod ca-certificates
-    openssh-client
+    openssh-client iputils-ping shellcheck
 )
 # ansible-core 2.16 is the oldest release meta/runtime.yml admits; 2.20 drops Python 3.11,
 # the Python of Debian 12.
@@ -269,6 +271,34 @@ stage_integration() {
     say "ansible-test integration ran $count targets"
 }
 
+# The collection as users get it: build the tarball, install it, and read every plugin's
+# documentation from the installed copy.
+stage_build() {
+    local out=$WORK/build plugin
+    mkdir -p "$out"
+    cd "$COLLECTION"
+    "$VENV/bin/ansible-galaxy" collection build --force --output-path "$out"
+    "$VENV/bin/ansible-galaxy" collection install --force -p "$out/installed" "$out"/tuntap-qemu-*.tar.gz
+    for plugin in module:tap_device module:bridge_port module:ip_forward connection:netns; do
+        ANSIBLE_COLLECTIONS_PATH=$out/installed "$VENV/bin/ansible-doc" -t "${plugin%%:*}" --json \
+            "tuntap.qemu.${plugin#*:}" >"$out/doc.json"
+        "$VENV/bin/python" - "${plugin#*:}" "$out/installed" "$out/doc.json" <<'PY'
+import json
+import sys
+
+name, installed, path = sys.argv[1:]
+with open(path) as handle:
+    entry = json.load(handle)['tuntap.qemu.' + name]
+doc = entry['doc']
+assert doc['filename'].startswith(installed), doc['filename']
+assert doc['description'] and doc.get('options') is not None, 'description and options'
+if '/modules/' in doc['filename']:
+    assert entry['examples'].strip() and entry['return'], 'examples and return values'
+print('%s: documented from the installed tarball (%d options)' % (name, len(doc['options'])))
+PY
+    done
+}
+
 # e2e gets the venv on PATH and tuntap.qemu through the laid-out copy.
 stage_e2e() {
     ANSIBLE_COLLECTIONS_PATH=$WORK PATH="$VENV/bin:$PATH" TUNTAP_VENV=$VENV bash "$REPO_ROOT/tests/e2e/run.sh"
@@ -299,11 +329,19 @@ stage_molecule() {
 main() {
     local stage stages=("$@")
     if ((${#stages[@]} == 0)); then
-        stages=("${ALL_STAGES[@]}")
+        stages=(sanity units integration build)
+        [[ -f $REPO_ROOT/tests/e2e/run.sh ]] && stages+=(e2e)
+        molecule_root >/dev/null && stages+=(molecule)
+    fi
+    if ((${#stages[@]} == 1)) && [[ ${stages[0]} == prepare ]]; then
+        make_work_dir
+        install_system_packages
+        prepare_venv
+        return 0
     fi
     for stage in "${stages[@]}"; do
         case $stage in
-            sanity | units | integration | e2e | molecule) ;;
+            sanity | units | integration | build | e2e | molecule) ;;
             *)
                 say "unknown stage '$stage'; stages: ${ALL_STAGES[*]}" >&2
                 exit 2

@@ -93,7 +93,7 @@ def test_plan_tap_actions(params, actions):
 
 def test_batch_only_missing_device_is_changed():
     plan = plan_taps({'names': ['tap0', 'tap1', 'tap2'], 'bridge': 'br0'})
-    assert [name for name in plan.changed_names] == ['tap1', 'tap2']
+    assert list(plan.changed_names) == ['tap1', 'tap2']
     assert plan.before == {'tap1': dict((f, SNAPSHOT['tap1'][f]) for f in links.TAP_FIELDS),
                            'tap2': None}
     assert plan.after['tap2']['master'] == 'br0'
