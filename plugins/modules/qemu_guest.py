@@ -1,0 +1,255 @@
+#!/usr/bin/python
+# Copyright: tuntap.qemu contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: qemu_guest
+short_description: Start, stop and remove QEMU guests attached to tap devices
+version_added: 0.1.0
+description:
+  - Runs a QEMU guest daemonized with today's network syntax,
+    C(-netdev tap,id=net0,ifname=TAP,script=no,downscript=no -device virtio-net-pci,netdev=net0,mac=MAC).
+    The wiki-era C(-net nic,vlan=0 -net tap,vlan=0) fails on current QEMU with C(Invalid parameter 'vlan').
+  - A guest counts as running when the pid in its pidfile is alive, is the QEMU of this
+    guest (its command line is checked, so a stale pidfile or a recycled pid is not trusted)
+    and answers C(query-status) on its QMP socket. A guest killed from outside is started
+    again by the next converge.
+  - A running guest whose command line differs from the request is restarted (see O(restart_on_change)).
+  - Stopping is graceful - ACPI C(system_powerdown), then QMP C(quit) - and ends with a
+    SIGKILL of that pid only when the guest does not go within O(stop_timeout).
+  - Before anything starts, the taps are checked - they must exist (QEMU as root would
+    silently create a new, unconnected tap), be taps, be up, not be held by another
+    process, and be openable by O(run_as). Each problem is a clear error and no guest is half-started.
+author:
+  - tuntap.qemu developers (!UNKNOWN)
+extends_documentation_fragment:
+  - tuntap.qemu.attributes
+  - tuntap.qemu.attributes.all
+  - tuntap.qemu.attributes.netlink
+options:
+  name:
+    description: Guest name (letters, digits, C(.), C(_), C(-)); it names the runtime directory and QEMU's C(-name guest=).
+    type: str
+    required: true
+  state:
+    description:
+      - V(running) starts the guest (or restarts it when its command line changed);
+        V(stopped) stops it and keeps its runtime directory (serial log);
+        V(absent) stops it and removes the runtime directory.
+    type: str
+    choices: [running, stopped, absent]
+    default: running
+  nics:
+    description: The guest's network cards, one tap device each. At least one for V(running).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      tap:
+        description: Tap device on the host (see M(tuntap.qemu.tap_device)); it must exist and be up.
+        type: str
+        required: true
+      mac:
+        description:
+          - Unicast MAC of the card. A multicast MAC (lowest bit of the first octet set, as in
+            the old wiki example C(11:22:33:44:55:66)) is refused.
+          - Default a stable MAC with QEMU's C(52:54:00) prefix derived from the guest name and
+            the card's index, the same on every run.
+        type: str
+      model:
+        description: QEMU device model of the card.
+        type: str
+        default: virtio-net-pci
+      queues:
+        description: Queues of a multi-queue tap (the tap must be multi_queue for more than 1).
+        type: int
+        default: 1
+  memory:
+    description: Memory in MiB.
+    type: int
+    default: 256
+  cpus:
+    description: Number of virtual CPUs.
+    type: int
+    default: 1
+  machine:
+    description: QEMU machine type.
+    type: str
+    default: q35
+  accel:
+    description:
+      - V(kvm), V(tcg) (software emulation) or V(auto).
+      - V(auto) takes KVM only where it really works - C(/dev/kvm) readable and writable and
+        C(vmx) or C(svm) in the CPU flags. C(/dev/kvm) can exist without them (nested
+        virtualisation without the extensions), and KVM guests then hang, so V(auto) picks TCG there.
+    type: str
+    choices: [kvm, tcg, auto]
+    default: auto
+  kernel:
+    description: Kernel image to boot directly (C(-kernel)).
+    type: path
+  initrd:
+    description: Initial ramdisk (C(-initrd)); needs O(kernel).
+    type: path
+  append:
+    description: Kernel command line (C(-append)); needs O(kernel).
+    type: str
+  disk:
+    description: Disk image, attached as a virtio drive.
+    type: path
+  disk_format:
+    description: Format of O(disk) (QEMU probes it when not given).
+    type: str
+    choices: [raw, qcow2]
+  binary:
+    description: The QEMU system emulator.
+    type: str
+    default: qemu-system-x86_64
+  extra_args:
+    description: More QEMU arguments, appended as they are (a list, no shell quoting).
+    type: list
+    elements: str
+    default: []
+  run_as:
+    description:
+      - User (name or uid) QEMU runs as. The taps must be owned by that user or its group
+        (C(tap_device user=)), and the user needs access to C(/dev/net/tun).
+      - Default the user the module runs as (root).
+    type: str
+  runtime_dir:
+    description: Directory for the pidfile, QMP socket, serial log and recorded command line.
+    type: path
+  restart_on_change:
+    description: Restart a running guest whose command line differs from the request.
+    type: bool
+    default: true
+  stop_timeout:
+    description: Seconds to wait for the guest to power down before QMP C(quit), then SIGKILL.
+    type: int
+    default: 30
+notes:
+  - The guest side of the network (address, netmask, gateway) is rendered by the
+    C(tuntap.qemu.guest_interfaces) and C(tuntap.qemu.guest_kernel_ip) filters.
+  - QEMU writes the guest's serial console to RV(serial_log).
+seealso:
+  - module: tuntap.qemu.tap_device
+'''
+
+EXAMPLES = r'''
+- name: Guest vm1 on tap0, booting a kernel and initrd, as user qemu
+  tuntap.qemu.qemu_guest:
+    name: vm1
+    run_as: qemu
+    nics:
+      - tap: tap0
+    kernel: /var/lib/guests/vmlinuz
+    initrd: /var/lib/guests/initrd.gz
+    append: "console=ttyS0 {{ {'address': '192.168.0.10/24', 'gateway': '192.168.0.1'} | tuntap.qemu.guest_kernel_ip }}"
+
+- name: Guest with a disk image and two NICs
+  tuntap.qemu.qemu_guest:
+    name: web1
+    memory: 1024
+    cpus: 2
+    disk: /var/lib/guests/web1.qcow2
+    nics:
+      - tap: tap1
+        mac: 52:54:00:12:34:56
+      - tap: tap2
+
+- name: Stop it (ACPI powerdown, then quit, then kill)
+  tuntap.qemu.qemu_guest:
+    name: web1
+    state: stopped
+'''
+
+RETURN = r'''
+state:
+  description: V(running), V(stopped) or V(absent) after the call.
+  returned: always
+  type: str
+  sample: running
+pid:
+  description: Pid of the QEMU process (null when not running or in check mode before a start).
+  returned: always
+  type: int
+  sample: 4242
+argv:
+  description: The full QEMU command line as a list.
+  returned: always
+  type: list
+  elements: str
+cmdline:
+  description: The same command line, shell-quoted, for humans.
+  returned: always
+  type: str
+accel:
+  description: The accelerator chosen (V(kvm) or V(tcg)) and why.
+  returned: always
+  type: dict
+  sample: {"name": "tcg", "reason": "auto: the CPU flags have neither vmx nor svm"}
+macs:
+  description: The MAC of each NIC, in order.
+  returned: always
+  type: list
+  elements: str
+  sample: ["52:54:00:3c:1d:9e"]
+qmp_socket:
+  description: Path of the QMP socket.
+  returned: always
+  type: str
+serial_log:
+  description: Path of the serial console log.
+  returned: always
+  type: str
+pidfile:
+  description: Path of the pidfile.
+  returned: always
+  type: str
+action:
+  description: What the call did - V(start), V(restart), V(stop), V(remove), or null.
+  returned: always
+  type: str
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.tuntap.qemu.plugins.module_utils import qemu_guest_run
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            name=dict(type='str', required=True),
+            state=dict(type='str', choices=['running', 'stopped', 'absent'], default='running'),
+            nics=dict(type='list', elements='dict', default=[], options=dict(
+                tap=dict(type='str', required=True),
+                mac=dict(type='str'),
+                model=dict(type='str', default='virtio-net-pci'),
+                queues=dict(type='int', default=1),
+            )),
+            memory=dict(type='int', default=256),
+            cpus=dict(type='int', default=1),
+            machine=dict(type='str', default='q35'),
+            accel=dict(type='str', choices=['kvm', 'tcg', 'auto'], default='auto'),
+            kernel=dict(type='path'),
+            initrd=dict(type='path'),
+            append=dict(type='str'),
+            disk=dict(type='path'),
+            disk_format=dict(type='str', choices=['raw', 'qcow2']),
+            binary=dict(type='str', default='qemu-system-x86_64'),
+            extra_args=dict(type='list', elements='str', default=[]),
+            run_as=dict(type='str'),
+            runtime_dir=dict(type='path'),
+            restart_on_change=dict(type='bool', default=True),
+            stop_timeout=dict(type='int', default=30),
+        ),
+        supports_check_mode=True,
+    )
+    module.exit_json(**qemu_guest_run.converge(module))
+
+
+if __name__ == '__main__':
+    main()
