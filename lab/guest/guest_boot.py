@@ -1,0 +1,110 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Boot the tuntap.qemu test guest and read what it reports on its serial console.
+
+The guest (lab/guest/build_guest.py) takes its network settings from the kernel command
+line (kernel_append) and prints TTQ-* lines (lab/guest/init.sh), which parse_serial turns
+into a dict. qemu_argv is the plain command line the tests use; the qemu_guest module
+builds its own.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+RESULT_TAGS = ('TTQ-BOOT', 'TTQ-RESULT', 'TTQ-ERROR', 'TTQ-DONE')
+LINE = re.compile(r'(TTQ-(?:BOOT|RESULT|ERROR|DONE))((?: [a-z_]+=\S*)*)\s*$')
+
+
+def kernel_append(name, address=None, gateway=None, ping=(), mac=None, after='poweroff',
+                  tries=None, console='ttyS0'):
+    """The kernel command line for a guest: serial console plus the ttq.* settings.
+
+    panic=-1 reboots at once on a panic, which with QEMU's -no-reboot ends QEMU.
+    """
+    if after not in ('poweroff', 'stay'):
+        raise ValueError("after: %r is not one of 'poweroff', 'stay'" % (after,))
+    words = ['console=%s' % console, 'quiet', 'panic=-1', 'ttq.name=%s' % name]
+    if address:
+        words.append('ttq.ip=%s' % address)
+    if gateway:
+        words.append('ttq.gw=%s' % gateway)
+    if ping:
+        words.append('ttq.ping=%s' % ','.join(ping))
+    if mac:
+        words.append('ttq.mac=%s' % mac.lower())
+    if tries is not None:
+        words.append('ttq.tries=%d' % tries)
+    if after != 'poweroff':
+        words.append('ttq.after=%s' % after)
+    for word in words:
+        if not word or any(char.isspace() for char in word):
+            raise ValueError('kernel command line word %r is empty or has white space' % word)
+    return ' '.join(words)
+
+
+def qemu_argv(kernel, initrd, append, serial_log, nics, memory=256, accel='tcg',
+              machine='q35', qemu='qemu-system-x86_64', pidfile=None, qmp_socket=None):
+    """QEMU's argv for the test guest. nics: [(tap name, mac)], one virtio-net-pci each.
+
+    With pidfile, QEMU daemonizes and writes its pid there.
+    """
+    argv = [qemu, '-machine', machine, '-accel', accel, '-m', str(memory),
+            '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
+            '-serial', 'file:%s' % serial_log,
+            '-kernel', kernel, '-initrd', initrd, '-append', append]
+    for index, (tap, mac) in enumerate(nics):
+        argv += ['-netdev', 'tap,id=n%d,ifname=%s,script=no,downscript=no' % (index, tap),
+                 '-device', 'virtio-net-pci,netdev=n%d,mac=%s' % (index, mac)]
+    if qmp_socket:
+        argv += ['-qmp', 'unix:%s,server=on,wait=off' % qmp_socket]
+    if pidfile:
+        argv += ['-daemonize', '-pidfile', pidfile]
+    return argv
+
+
+def parse_serial(text):
+    """TTQ-* lines of a serial log -> {'boot': {...}, 'results': {target: {...}}, 'errors': [...],
+    'done': {...} or None}. Other lines (kernel messages) and an unfinished last line, which
+    the guest may still be writing, are ignored."""
+    report = {'boot': None, 'results': {}, 'errors': [], 'done': None}
+    for line in text.split('\n')[:-1]:
+        match = LINE.search(line)
+        if not match:
+            continue
+        fields = dict(item.split('=', 1) for item in match.group(2).split())
+        tag = match.group(1)
+        if tag == 'TTQ-BOOT':
+            report['boot'] = fields
+        elif tag == 'TTQ-RESULT':
+            if fields.get('rtt_ms') not in (None, '-'):
+                fields['rtt_ms'] = float(fields['rtt_ms'])
+            else:
+                fields['rtt_ms'] = None
+            report['results'][fields.get('target')] = fields
+        elif tag == 'TTQ-ERROR':
+            report['errors'].append(fields)
+        else:
+            report['done'] = fields
+    return report
+
+
+def wait_for_done(serial_log, timeout, still_running=None, poll=0.1):
+    """Poll serial_log until the guest prints TTQ-DONE; returns (report, seconds waited).
+
+    still_running: a callable; when it returns False (QEMU ended) waiting stops early.
+    The report's 'done' is None when the guest did not finish in time.
+    """
+    start = time.monotonic()
+    while True:
+        # Checked before reading, so that the last read sees all QEMU wrote before it ended.
+        running = still_running is None or still_running()
+        try:
+            with open(serial_log, errors='replace') as handle:
+                report = parse_serial(handle.read())
+        except FileNotFoundError:
+            report = parse_serial('')
+        waited = time.monotonic() - start
+        if report['done'] is not None or not running or waited >= timeout:
+            return report, waited
+        time.sleep(poll)
