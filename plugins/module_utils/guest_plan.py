@@ -106,8 +106,8 @@ def tap_errors(snapshot, guest, run_as, own_pid):
                           'nothing' % (path, nic['tap']))
             continue
         if link['kind'] != 'tun' or link.get('mode') != 'tap':
-            errors.append('%s: %r is a %s, not a tap device' % (path, nic['tap'],
-                                                               link.get('mode') or link['kind'] or 'physical device'))
+            what = link.get('mode') or link['kind'] or 'physical device'
+            errors.append('%s: %r is a %s, not a tap device' % (path, nic['tap'], what))
             continue
         if link['state'] != 'up':
             errors.append('%s: tap %r is down; bring it up first (tap_device link_state=up)'
