@@ -32,7 +32,11 @@ SYSTEM_PACKAGES=(
 )
 # ansible-core 2.16 is the oldest release meta/runtime.yml admits; 2.20 drops Python 3.11,
 # the Python of Debian 12.
-VENV_PACKAGES=('ansible-core>=2.16,<2.20' pyroute2 netaddr pytest)
+# pyroute2 and netaddr from PyPI at their current major versions: the venv sees Debian's
+# python3-pyroute2 0.7.2 and python3-netaddr 0.8.0 through --system-site-packages, and pip
+# would take those as good enough. The integration targets run the modules with both the
+# venv's Python (PyPI's libraries) and Debian's /usr/bin/python3 (Debian's), so both are tested.
+VENV_PACKAGES=('ansible-core>=2.16,<2.20' 'pyroute2>=0.9' 'netaddr>=1.0' pytest)
 
 passed=0
 failed=0

@@ -2,6 +2,10 @@
 # /init of the tuntap.qemu test guest (busybox sh, PID 1 of an initramfs).
 #
 # Kernel command line (read from /proc/cmdline; dotted words never reach init's argv):
+#   ip=CLIENT::GATEWAY:NETMASK:HOSTNAME:DEVICE:off
+#                        the kernel's static form (Documentation/admin-guide/nfs/nfsroot.rst),
+#                        as the tuntap.qemu.guest_kernel_ip filter renders it; it sets the
+#                        address, gateway and name (ttq.* words given as well take precedence)
 #   ttq.name=NAME        the guest's name in every line it prints (default: guest)
 #   ttq.ip=ADDR/PREFIX   address of the NIC (IPv4 or IPv6)
 #   ttq.gw=GATEWAY       default route (optional)
@@ -38,6 +42,17 @@ max_tries=5
 # shellcheck disable=SC2013
 for word in $(cat /proc/cmdline); do
     case $word in
+        ip=*:*)
+            # client-ip:server-ip:gw-ip:netmask:hostname:device:autoconf
+            fields=${word#ip=}
+            kernel_ip=${fields%%:*}
+            fields=${fields#*:}; fields=${fields#*:}
+            kernel_gw=${fields%%:*}
+            fields=${fields#*:}
+            kernel_mask=${fields%%:*}
+            fields=${fields#*:}
+            kernel_host=${fields%%:*}
+            ;;
         ttq.name=*) name=${word#ttq.name=} ;;
         ttq.ip=*) address=${word#ttq.ip=} ;;
         ttq.gw=*) gateway=${word#ttq.gw=} ;;
@@ -47,6 +62,18 @@ for word in $(cat /proc/cmdline); do
         ttq.tries=*) max_tries=${word#ttq.tries=} ;;
     esac
 done
+
+# The kernel ip= form fills in what the ttq.* words did not say.
+if [ -n "${kernel_ip:-}" ] && [ -z "$address" ]; then
+    prefix=$(ipcalc -p "$kernel_ip" "${kernel_mask:-255.255.255.0}" | sed -n 's/^PREFIX=//p')
+    address=$kernel_ip/${prefix:-24}
+fi
+if [ -n "${kernel_gw:-}" ] && [ -z "$gateway" ]; then
+    gateway=$kernel_gw
+fi
+if [ -n "${kernel_host:-}" ] && [ "$name" = guest ]; then
+    name=$kernel_host
+fi
 
 uptime_seconds() {
     cut -d ' ' -f 1 /proc/uptime
