@@ -1,0 +1,449 @@
+# Copyright: tuntap.qemu contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""NAT rules of the masquerade and port_forward modules, independent of the backend.
+
+Pure functions: module parameters -> desired rules, rule comments <-> rules, and the plan
+(the diff between the rules a task owns and the rules the host has).
+
+A rule is a plain dict::
+
+    {'key': 'masquerade 192.168.0.0/24 oif eth0',      # the task that owns it
+     'comment': 'tuntap.qemu masquerade 192.168.0.0/24 oif eth0 | nat',
+     'chain': 'postrouting',                            # prerouting, postrouting, forward
+     'family': 'ipv4',                                  # or 'ipv6'
+     'match': [('oifname', 'eth0'), ('saddr', '192.168.0.0/24')],
+     'action': ('masquerade',),                         # ('accept',), ('dnat', addr, port)
+     'rank': 1}                                         # order inside the chain
+
+The comment is the rule's identity and spells out every parameter of the rule, so a rule
+read back from the kernel (nft or iptables) is rebuilt from its comment alone
+(rule_from_comment) and rendered again by the backend, with no parsing of rule
+expressions.  The part before ' | ' is the key: the task parameters that own the rule
+(source network + out interface for masquerade, protocol + host address + port for
+port_forward).  A converge adds and deletes only rules whose key the task owns, so any
+number of tasks share one table.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ansible_collections.tuntap.qemu.plugins.module_utils import names
+
+COMMENT_PREFIX = 'tuntap.qemu '
+KEY_SEPARATOR = ' | '
+# nftables keeps at most 128 bytes of comment (NFTNL_UDATA_COMMENT_MAXLEN); iptables 256.
+COMMENT_MAX_BYTES = 128
+CHAINS = ('postrouting', 'prerouting', 'forward')
+PROTOCOLS = ('tcp', 'udp')
+
+# Interface names that are safe inside nft strings, iptables arguments and comments.
+# nft reads '*' as a wildcard and iptables '+', so neither is accepted.
+IFNAME_RULE_CHARS = re.compile(r'^[A-Za-z0-9_.-]+$')
+
+_MASQUERADE_KEY = re.compile(r'^masquerade (\S+) oif (\S+)$')
+_MASQUERADE_ROLE = re.compile(r'^(nat|forward out|forward back|forward bridged)$')
+_PORT_KEY = re.compile(r'^port_forward (tcp|udp) (\*|\[[0-9A-Fa-f:.]+\]|[0-9.]+):([0-9]+)$')
+_DNAT_ROLE = re.compile(r'^dnat (\S+):([0-9]+)(?: iif (\S+))?(?: from (\S+))?$')
+_FORWARD_ROLE = re.compile(r'^forward (reply )?(\S+):([0-9]+)$')
+
+
+# ---------------------------------------------------------------- small helpers
+
+def family_of(address_text):
+    return 'ipv6' if ':' in address_text else 'ipv4'
+
+
+def bracketed(address_text):
+    """An address as it stands before ':port' (IPv6 in brackets)."""
+    return '[%s]' % address_text if ':' in address_text else address_text
+
+
+def unbracketed(text):
+    return text[1:-1] if text.startswith('[') and text.endswith(']') else text
+
+
+def key_of(comment):
+    """The key of one of our comments ('masquerade 10.0.0.0/24 oif eth0'), else None."""
+    if not isinstance(comment, str) or not comment.startswith(COMMENT_PREFIX):
+        return None
+    return comment[len(COMMENT_PREFIX):].split(KEY_SEPARATOR, 1)[0]
+
+
+def _rule(key, role, chain, family, match, action, rank=1):
+    return {'key': key, 'comment': COMMENT_PREFIX + key + KEY_SEPARATOR + role,
+            'chain': chain, 'family': family, 'match': match, 'action': action, 'rank': rank}
+
+
+# ---------------------------------------------------------------- rule builders
+
+def masquerade_key(network, out_interface):
+    return 'masquerade %s oif %s' % (network, out_interface)
+
+
+def masquerade_rules(network, out_interface, allow_forward=True):
+    """The rules of one source network NATed out of one interface.
+
+    nat             postrouting: oifname UPLINK SADDR NET masquerade
+    forward out     new and old connections from the subnet out of the uplink
+    forward back    replies (established, related) from the uplink into the subnet
+    forward bridged guest to guest inside the subnet: with br_netfilter, bridged frames
+                    pass the IP forward hook too (the nat rule never matches them, its
+                    oifname is the uplink, not the bridge)
+    """
+    family = family_of(network)
+    key = masquerade_key(network, out_interface)
+    rules = [_rule(key, 'nat', 'postrouting', family,
+                   [('oifname', out_interface), ('saddr', network)], ('masquerade',))]
+    if allow_forward:
+        rules.extend([
+            _rule(key, 'forward out', 'forward', family,
+                  [('oifname', out_interface), ('saddr', network)], ('accept',)),
+            _rule(key, 'forward back', 'forward', family,
+                  [('iifname', out_interface), ('daddr', network),
+                   ('ct_state', ('established', 'related'))], ('accept',)),
+            _rule(key, 'forward bridged', 'forward', family,
+                  [('saddr', network), ('daddr', network)], ('accept',)),
+        ])
+    return rules
+
+
+def port_forward_key(protocol, host_address, port):
+    host = bracketed(host_address) if host_address else '*'
+    return 'port_forward %s %s:%d' % (protocol, host, port)
+
+
+def port_forward_rules(protocol, host_address, port, destination, destination_port,
+                       in_interface=None, sources=None):
+    """The rules of one forwarded host port.
+
+    dnat            prerouting: [iifname IF] [SADDR FROM] DADDR HOST|any local address
+                    PROTO dport PORT dnat to DEST:DPORT; one rule per source network.  Rules with a host
+                    address rank before those without, so the specific one wins.
+    forward         the DNATed connection into the guest (ct status dnat)
+    forward reply   the guest's replies (established, related)
+    """
+    family = family_of(destination)
+    key = port_forward_key(protocol, host_address, port)
+    target = '%s:%d' % (bracketed(destination), destination_port)
+    rules = []
+    for source in (sources or [None]):
+        role = 'dnat ' + target
+        match = []
+        if in_interface:
+            role += ' iif ' + in_interface
+            match.append(('iifname', in_interface))
+        if source:
+            role += ' from ' + source
+            match.append(('saddr', source))
+        if host_address:
+            match.append(('daddr', host_address))
+        else:
+            # Any address of the host, never traffic that only passes through it.
+            match.extend([('nfproto', family), ('daddr_local', True)])
+        match.append(('dport', (protocol, port)))
+        rules.append(_rule(key, role, 'prerouting', family, match,
+                           ('dnat', destination, destination_port),
+                           rank=0 if host_address else 1))
+    rules.extend([
+        _rule(key, 'forward ' + target, 'forward', family,
+              [('daddr', destination), ('dport', (protocol, destination_port)),
+               ('ct_status', 'dnat')], ('accept',)),
+        _rule(key, 'forward reply ' + target, 'forward', family,
+              [('saddr', destination), ('sport', (protocol, destination_port)),
+               ('ct_state', ('established', 'related'))], ('accept',)),
+    ])
+    return rules
+
+
+def rule_from_comment(comment):
+    """Rebuild the rule that carries `comment`; None for a comment we did not write."""
+    key = key_of(comment)
+    if key is None or KEY_SEPARATOR not in comment:
+        return None
+    role = comment.split(KEY_SEPARATOR, 1)[1]
+    candidates = []
+    try:
+        candidates = _candidates(key, role)
+    except (names.netaddr.AddrFormatError, ValueError, TypeError):
+        candidates = []
+    for rule in candidates:
+        if rule['comment'] == comment:
+            return rule
+    return None
+
+
+def _candidates(key, role):
+    found = _MASQUERADE_KEY.match(key)
+    if found and _MASQUERADE_ROLE.match(role):
+        network, out_interface = found.groups()
+        if _network_text(network) != network or not IFNAME_RULE_CHARS.match(out_interface):
+            return []
+        return masquerade_rules(network, out_interface, allow_forward=True)
+    found = _PORT_KEY.match(key)
+    if not found:
+        return []
+    protocol, host, port = found.groups()
+    host_address = None if host == '*' else unbracketed(host)
+    if host_address is not None and _address_text(host_address) != host_address:
+        return []
+    dnat = _DNAT_ROLE.match(role)
+    forward = _FORWARD_ROLE.match(role)
+    if dnat:
+        destination, destination_port, in_interface, source = dnat.groups()
+        sources = [source] if source else None
+        if source and _network_text(source) != source:
+            return []
+        if in_interface and not IFNAME_RULE_CHARS.match(in_interface):
+            return []
+    elif forward:
+        destination, destination_port = forward.group(2), forward.group(3)
+        in_interface, sources = None, None
+    else:
+        return []
+    destination = unbracketed(destination)
+    if _address_text(destination) != destination:
+        return []
+    return port_forward_rules(protocol, host_address, int(port), destination,
+                              int(destination_port), in_interface, sources)
+
+
+def _network_text(text):
+    net = names.netaddr.IPNetwork(text)
+    return str(net.cidr) if '/' in text else None
+
+
+def _address_text(text):
+    return str(names.netaddr.IPAddress(text))
+
+
+# ---------------------------------------------------------------- requests
+
+def _interface(path, value, errors, required=True):
+    if value in (None, ''):
+        if required:
+            errors.append('%s: an interface name is required' % path)
+        return None
+    error = names.ifname_error(path, value)
+    if error:
+        errors.append(error)
+        return None
+    if not IFNAME_RULE_CHARS.match(value):
+        errors.append('%s: interface name %r is not supported in NAT rules; use letters, '
+                      'digits and . _ - only (no wildcards)' % (path, value))
+        return None
+    return value
+
+
+def _networks(path, values, errors):
+    """Canonical CIDR texts of a list of networks (host bits set is an error)."""
+    found = []
+    for index, value in enumerate(values or []):
+        item = '%s[%d]' % (path, index)
+        if isinstance(value, str) and '/' not in value:
+            try:
+                names.netaddr.IPAddress(value)
+                errors.append('%s: %r is a host address, not a network; write it with a '
+                              'prefix length such as %s/%d' % (
+                                  item, value, value, 128 if ':' in value else 32))
+                continue
+            except (names.netaddr.AddrFormatError, ValueError, TypeError):
+                pass
+        net, error = names.parse_network(item, value)
+        if error:
+            errors.append(error)
+            continue
+        found.append(str(net.cidr))
+    errors.extend(names.duplicate_errors(path, found))
+    return found
+
+
+def _address(path, value, errors):
+    """Canonical text of a single host address (no prefix)."""
+    if not isinstance(value, str) or '/' in value:
+        errors.append('%s: %r is not a single IP address (no prefix length)' % (path, value))
+        return None
+    try:
+        address = names.netaddr.IPAddress(value)
+    except (names.netaddr.AddrFormatError, ValueError, TypeError):
+        errors.append('%s: %r is not a valid IP address' % (path, value))
+        return None
+    if address.is_multicast() or address.is_loopback() or int(address) == 0:
+        errors.append('%s: %r is not a unicast host address' % (path, value))
+        return None
+    return str(address)
+
+
+def _port(path, value, errors):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        errors.append('%s: port %r is outside 1-65535' % (path, value))
+        return None
+    return value
+
+
+def _check_comment_lengths(rules, errors):
+    for rule in rules:
+        size = len(rule['comment'].encode('utf-8'))
+        if size > COMMENT_MAX_BYTES:
+            errors.append('the rule comment %r is %d bytes long; nftables keeps at most %d. '
+                          'Use shorter interface names or fewer optional matches'
+                          % (rule['comment'], size, COMMENT_MAX_BYTES))
+
+
+def masquerade_request(params):
+    """Validate masquerade parameters.
+
+    Returns {'keys': set, 'rules': [desired rules],
+    'interfaces': [(option, name) of interfaces that must exist],
+    'networks': [...], 'errors': [...]}.  'rules' is empty for state=absent.
+    """
+    errors = []
+    networks = _networks('source', params['source'], errors)
+    if not params['source']:
+        errors.append('source: give at least one network, for example 192.168.0.0/24')
+    out_interface = _interface('out_interface', params['out_interface'], errors)
+    request = {'keys': set(), 'rules': [], 'interfaces': [], 'networks': networks,
+               'errors': errors}
+    if errors:
+        return request
+    request['interfaces'] = [('out_interface', out_interface)]
+    for network in networks:
+        request['keys'].add(masquerade_key(network, out_interface))
+        if params['state'] == 'present':
+            request['rules'].extend(masquerade_rules(network, out_interface,
+                                                     params['allow_forward']))
+    _check_comment_lengths(request['rules'], errors)
+    return request
+
+
+def port_forward_request(params):
+    """Validate port_forward parameters; same result shape as masquerade_request.
+
+    'destination' is the guest address (None for state=absent without one).
+    """
+    errors = []
+    protocol = params['protocol']
+    port = _port('port', params['port'], errors)
+    host_address = None
+    if params.get('host_address'):
+        host_address = _address('host_address', params['host_address'], errors)
+    request = {'keys': set(), 'rules': [], 'interfaces': [], 'destination': None,
+               'errors': errors}
+    present = params['state'] == 'present'
+    destination = None
+    if present and not params.get('destination'):
+        errors.append('destination: the guest address is required with state=present')
+    elif params.get('destination'):
+        destination = _address('destination', params['destination'], errors)
+    destination_port = _port('destination_port', params.get('destination_port'), errors)
+    in_interface = _interface('in_interface', params.get('in_interface'), errors,
+                              required=False)
+    sources = _networks('source', params.get('source'), errors)
+    if errors:
+        return request
+    if destination_port is None:
+        destination_port = port
+    family = family_of(destination) if destination else None
+    if family and host_address and family_of(host_address) != family:
+        errors.append('host_address: %s and destination %s are of different address '
+                      'families' % (host_address, destination))
+    for index, source in enumerate(sources):
+        if family and family_of(source) != family:
+            errors.append('source[%d]: %s is not of the address family of destination %s'
+                          % (index, source, destination))
+    if errors:
+        return request
+    request['keys'].add(port_forward_key(protocol, host_address, port))
+    request['destination'] = destination
+    if in_interface:
+        request['interfaces'] = [('in_interface', in_interface)]
+    if present:
+        request['rules'] = port_forward_rules(protocol, host_address, port, destination,
+                                              destination_port, in_interface, sources)
+    _check_comment_lengths(request['rules'], errors)
+    return request
+
+
+# ---------------------------------------------------------------- the plan
+
+def plan_rules(current, keys, desired):
+    """Diff of the rules of the task's keys.
+
+    current   the host's rules of our comment prefix, in chain order:
+              [{'chain', 'comment', 'handle'...}] (backend entries; any extra fields kept)
+    keys      the keys this task owns
+    desired   the task's desired rules (rules of other keys are never in it)
+
+    Returns {'delete': [current entries], 'add': [(rule, before_entry_or_None)],
+    'after': [entries and rules in the resulting chain order], 'changed': bool}.
+    An added rule goes before the first kept entry of its chain with a higher rank
+    (before_entry), else at the end of the chain.
+    """
+    wanted = dict((rule['comment'], rule) for rule in desired)
+    kept, delete, seen = [], [], set()
+    for entry in current:
+        key = key_of(entry['comment'])
+        if key in keys and (entry['comment'] not in wanted or entry['comment'] in seen
+                            or wanted[entry['comment']]['chain'] != entry['chain']):
+            delete.append(entry)
+            continue
+        seen.add(entry['comment'])
+        kept.append(entry)
+    after = list(kept)
+    add = []
+    # Lower ranks first: then the first entry of a higher rank is always one that exists
+    # on the host already, which is what a backend can position against.
+    for rule in sorted(desired, key=lambda item: item['rank']):
+        if rule['comment'] in seen:
+            continue
+        seen.add(rule['comment'])
+        before = None
+        position = len(after)
+        for index, entry in enumerate(after):
+            if entry['chain'] == rule['chain'] and entry_rank(entry) > rule['rank']:
+                before = entry
+                position = index
+                break
+        after.insert(position, rule)
+        add.append((rule, before))
+    return {'delete': delete, 'add': add, 'after': after,
+            'changed': bool(delete or add)}
+
+
+def entry_rank(entry):
+    if 'rank' in entry:
+        return entry['rank']
+    rule = rule_from_comment(entry['comment'])
+    return rule['rank'] if rule else 1
+
+
+def rules_of_entries(entries):
+    """(rules rebuilt from the entries' comments, comments that could not be rebuilt)."""
+    rules, unknown = [], []
+    for entry in entries:
+        if 'match' in entry:
+            rules.append(entry)
+            continue
+        rule = rule_from_comment(entry['comment'])
+        if rule is None or rule['chain'] != entry['chain']:
+            unknown.append(entry['comment'])
+        else:
+            rules.append(rule)
+    return rules, unknown
+
+
+def masqueraded_networks(rules):
+    """Source networks of the masquerade (nat) rules among `rules`."""
+    found = []
+    for rule in rules:
+        if rule['chain'] == 'postrouting' and rule['action'] == ('masquerade',):
+            network = dict(rule['match'])['saddr']
+            if network not in found:
+                found.append(network)
+    return found
+
+
+def forward_rules(rules):
+    return [rule for rule in rules if rule['chain'] == 'forward']

@@ -1,0 +1,211 @@
+#!/usr/bin/python
+# Copyright: tuntap.qemu contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: port_forward
+short_description: Forward a host port to a guest behind NAT, now and after a reboot
+version_added: 0.1.0
+description:
+  - Makes a service of a NATed guest reachable from the LAN - connections to O(port) of the
+    host are sent on (destination NAT) to O(destination), port O(destination_port), with
+    the forward rules that let the connection and its replies through.
+  - The rules live with those of M(tuntap.qemu.masquerade) (same table, same backends, same
+    persistence). A call owns the forward of O(protocol), O(host_address) and O(port), so
+    each forwarded port is a task of its own and O(state=absent) removes exactly its rules.
+  - The destination must lie in a managed subnet - a network masqueraded in our rules, or a
+    subnet of an address on an interface of the host that is neither O(in_interface) nor
+    an interface with a default route (the guests' bridge or taps). Anything else fails,
+    because forwarding there would relay LAN traffic on to another network, unless
+    O(allow_unmanaged_destination=true).
+  - The whole request is validated before anything changes; the runtime rules and the
+    persistent file are reported in the diff.
+  - Connections that the host itself opens to its own port are not forwarded (only
+    traffic arriving from outside passes the prerouting hook).
+author:
+  - tuntap.qemu developers (!UNKNOWN)
+extends_documentation_fragment:
+  - tuntap.qemu.attributes
+  - tuntap.qemu.attributes.all
+  - tuntap.qemu.nat
+options:
+  protocol:
+    description: Transport protocol of the forwarded port.
+    type: str
+    choices: [tcp, udp]
+    default: tcp
+  port:
+    description: The host port (1-65535).
+    type: int
+    required: true
+  host_address:
+    description:
+      - Forward only connections to this address of the host (C(ip daddr)). Without it,
+        connections to the port on any address of the host are forwarded (IPv4 or IPv6,
+        after the family of O(destination)).
+      - A forward with a host address is matched before one of the same port without.
+    type: str
+  destination:
+    description:
+      - The guest address the connections go to (IPv4 or IPv6, no prefix length).
+      - Required with O(state=present).
+    type: str
+  destination_port:
+    description: The guest port; the same as O(port) when not given.
+    type: int
+  in_interface:
+    description:
+      - Forward only connections arriving through this interface (C(iifname)); it must
+        exist unless O(allow_missing_interface=true).
+    type: str
+  source:
+    description:
+      - Forward only connections from these networks (CIDR form, no host bits set); from
+        anywhere when not given.
+    type: list
+    elements: str
+  allow_unmanaged_destination:
+    description:
+      - Forward to O(destination) even when it lies outside every managed subnet.
+    type: bool
+    default: false
+  state:
+    description: Whether the forward of O(protocol), O(host_address) and O(port) exists.
+    type: str
+    choices: [present, absent]
+    default: present
+notes:
+  - The guest must route its replies through this host (its default gateway is the host),
+    as guests on a NATed bridge or tap do.
+  - The rules that accept the forwarded connection (C(ct status dnat)) and its replies count
+    packets in our table; on a host where another table's forward chain drops, see
+    O(foreign_forward).
+seealso:
+  - module: tuntap.qemu.masquerade
+'''
+
+EXAMPLES = r'''
+- name: SSH to guest vm1 through port 2201 of the host
+  tuntap.qemu.port_forward:
+    port: 2201
+    destination: 192.168.0.11
+    destination_port: 22
+
+- name: DNS of a guest over UDP, only from the office network and only on eth0
+  tuntap.qemu.port_forward:
+    protocol: udp
+    port: 53
+    destination: 192.168.0.53
+    in_interface: eth0
+    source: [203.0.113.0/24]
+
+- name: Port 443 of one of the host's addresses to a web guest
+  tuntap.qemu.port_forward:
+    port: 443
+    host_address: 198.51.100.7
+    destination: 192.168.0.80
+
+- name: Remove the SSH forward
+  tuntap.qemu.port_forward:
+    port: 2201
+    state: absent
+'''
+
+RETURN = r'''
+backend:
+  description: The backend that carries the rules.
+  returned: always
+  type: str
+  sample: nftables
+backend_reason:
+  description: Why O(backend=auto) chose it.
+  returned: always
+  type: str
+  sample: table inet tuntap_qemu exists
+rules:
+  description: The rules of this call after it (predicted in check mode); empty with O(state=absent).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    chain:
+      description: V(prerouting) or V(forward).
+      type: str
+      sample: prerouting
+    comment:
+      description: The rule's comment, its identity.
+      type: str
+      sample: tuntap.qemu port_forward tcp *:2201 | dnat 192.168.0.11:22
+    rule:
+      description: The rule in the backend's syntax.
+      type: str
+      sample: meta nfproto ipv4 tcp dport 2201 counter dnat ip to 192.168.0.11:22 comment "tuntap.qemu port_forward tcp *:2201 | dnat 192.168.0.11:22"
+foreign_rules:
+  description: The accept rules of this call in other tables' forward chains (O(foreign_forward=accept)), as iptables-nft command lines.
+  returned: always
+  type: list
+  elements: str
+persistent:
+  description: The persistent files after the call.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    path:
+      description: Path of the file.
+      type: str
+      sample: /etc/nftables.d/tuntap-qemu.nft
+    changed:
+      description: Whether the file was (or in check mode would be) written or removed.
+      type: bool
+    exists:
+      description: Whether the file exists after the call.
+      type: bool
+backup_files:
+  description: Backup copies made with O(backup=true).
+  returned: when a backup was made
+  type: list
+  elements: str
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.tuntap.qemu.plugins.module_utils import nat_module, nat_rules
+
+
+def main():
+    argument_spec = nat_module.common_argument_spec()
+    argument_spec.update(
+        protocol=dict(type='str', choices=['tcp', 'udp'], default='tcp'),
+        port=dict(type='int', required=True),
+        host_address=dict(type='str'),
+        destination=dict(type='str'),
+        destination_port=dict(type='int'),
+        in_interface=dict(type='str'),
+        source=dict(type='list', elements='str'),
+        allow_unmanaged_destination=dict(type='bool', default=False),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           required_if=[('state', 'present', ['destination'])])
+    nat_module.require_libraries(module)
+    params = module.params
+    request = nat_rules.port_forward_request(params)
+
+    def managed_destination(after_rules):
+        if (params['state'] != 'present' or params['allow_unmanaged_destination']
+                or request['destination'] is None):
+            return []
+        masqueraded = nat_rules.masqueraded_networks(after_rules)
+        if not nat_module.destination_errors(request['destination'], masqueraded, []):
+            return []
+        guest_networks = nat_module.guest_side_networks([params['in_interface']])
+        return nat_module.destination_errors(request['destination'], masqueraded,
+                                             guest_networks)
+
+    module.exit_json(**nat_module.Converge(module, request).run(managed_destination))
+
+
+if __name__ == '__main__':
+    main()
