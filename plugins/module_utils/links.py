@@ -305,6 +305,13 @@ def plan_bridge(plan, spec):
     desired['ports'] = sorted(set(desired['ports']) | set(ports))
     if spec.get('exclusive'):
         desired['ports'] = sorted(ports)
+    if desired['stp'] and desired['forward_delay'] < 2:
+        # bridge_spec() catches stp=true with forward_delay < 2 in one request; this is
+        # the case of one of them coming from the bridge as it is. The kernel refuses it.
+        plan.errors.append('forward_delay: %r seconds is below 2, the minimum while stp is on '
+                           '(bridge %r would have stp on; set stp=false or forward_delay >= 2)'
+                           % (desired['forward_delay'], name))
+        return
 
     base = have if have is not None else BRIDGE_DEFAULTS
     bridge_attrs = dict((field, desired[field]) for field in ('stp', 'forward_delay')
@@ -312,6 +319,11 @@ def plan_bridge(plan, spec):
     if have is None:
         plan.actions.append(('bridge', name, bridge_attrs))
     elif bridge_attrs:
+        if bridge_attrs.get('stp') is False and 'forward_delay' in bridge_attrs:
+            # In one request the kernel sets forward_delay before stp and refuses a delay
+            # below 2 s while STP is still on: turn STP off in a request of its own first.
+            plan.actions.append(('set', name, {'stp': False}))
+            bridge_attrs = {'forward_delay': bridge_attrs['forward_delay']}
         plan.actions.append(('set', name, bridge_attrs))
     _plan_link_settings(plan, name, dict(base, master=None), dict(desired, master=None))
     for port in desired['ports']:
