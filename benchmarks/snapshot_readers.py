@@ -9,7 +9,7 @@ nobody, ports of br0, up) through one `ip -batch` file, then, inside it and once
 Python, times
 
   rtnl      rtnl_snapshot.read_snapshot()      (opens and closes its own socket)
-  pyroute2  links.read_snapshot(ipr)           (on an IPRoute opened beforehand, as the
+  pyroute2  links.read_snapshot_pyroute2(ipr)           (on an IPRoute opened beforehand, as the
                                                 modules do)
   ip -j     `ip -j link show` + `ip -j addr show` (two processes: the floor of
             taps_vs_ip_batch.py)
@@ -67,7 +67,7 @@ def inner(collections, repeat):
 
     ipr = links.open_netlink()
     try:
-        reference, pyroute2_samples = timed(links.read_snapshot, ipr)
+        reference, pyroute2_samples = timed(links.read_snapshot_pyroute2, ipr)
     finally:
         ipr.close()
     snapshot, rtnl_samples = timed(rtnl_snapshot.read_snapshot)

@@ -34,23 +34,22 @@ def converge_links(module, specs, planner):
     The returned snapshot is the kernel state after the change, or the prediction of it
     in check mode (the planned after-view merged into the current state).
     """
+    plan = links.LinkPlan(links.read_snapshot())
+    for spec in specs:
+        planner(plan, spec)
+    fail_on_errors(module, plan.errors)
+    if not plan.changed:
+        return plan, plan.snapshot
+    if module.check_mode:
+        return plan, _predicted(plan)
     ipr = links.open_netlink()
     try:
-        plan = links.LinkPlan(links.read_snapshot(ipr))
-        for spec in specs:
-            planner(plan, spec)
-        fail_on_errors(module, plan.errors)
-        if not plan.changed:
-            return plan, plan.snapshot
-        if module.check_mode:
-            return plan, _predicted(plan)
-        try:
-            links.apply_plan(ipr, plan)
-        except links.LinkError as exc:
-            module.fail_json(msg=str(exc), changed=True, diff=plan.diff())
-        return plan, links.read_snapshot(ipr)
+        links.apply_plan(ipr, plan)
+    except links.LinkError as exc:
+        module.fail_json(msg=str(exc), changed=True, diff=plan.diff())
     finally:
         ipr.close()
+    return plan, links.read_snapshot()
 
 
 def _predicted(plan):

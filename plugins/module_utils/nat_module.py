@@ -77,7 +77,7 @@ def guest_side_networks(exclude):
         raise NetfilterError(missing_required_lib(links.PYROUTE2_LIBRARY))
     ipr = links.open_netlink()
     try:
-        snapshot = links.read_snapshot(ipr)
+        snapshot = links.read_snapshot()
         by_index = dict((record['ifindex'], name) for name, record in snapshot.items())
         uplinks = set(name for name in exclude if name)
         for family in (socket.AF_INET, socket.AF_INET6):
@@ -366,8 +366,11 @@ class Converge:
         state = backend.read(families)
         plan = nat_rules.plan_rules(state['entries'], self.request['keys'],
                                     self.request['rules'])
+        # iptables lists inserted rules in reverse: report them in an order of their own.
         before_rules, _unknown = nat_rules.rules_of_entries(state['entries'])
+        before_rules = iptables.sorted_rules(before_rules)
         after_rules, unknown = nat_rules.rules_of_entries(plan['after'])
+        after_rules = iptables.sorted_rules(after_rules)
         for comment in unknown:
             self.warnings.append('iptables holds a rule with comment %r that this version of '
                                  'tuntap.qemu did not write; it stays, but is not in the '

@@ -1,6 +1,6 @@
 # Copyright: tuntap.qemu contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""rtnl_snapshot.read_snapshot() against links.read_snapshot(IPRoute()) on the running kernel.
+"""rtnl_snapshot.read_snapshot() against links.read_snapshot_pyroute2(IPRoute()) on the running kernel.
 
 Run by runme.sh inside the test namespace (`ip netns exec NS PYTHON compare_snapshots.py
 EXPECTED.json`). Exits 1 with a diff when the two snapshots differ, or when the namespace
@@ -93,9 +93,9 @@ def stable_snapshots(attempts=20, pause=0.5):
     ipr = IPRoute()
     try:
         for _attempt in range(attempts):
-            before = links.read_snapshot(ipr)
+            before = links.read_snapshot_pyroute2(ipr)
             snapshot = rtnl_snapshot.read_snapshot()
-            if links.read_snapshot(ipr) == before:
+            if links.read_snapshot_pyroute2(ipr) == before:
                 return before, snapshot
             time.sleep(pause)
     finally:
