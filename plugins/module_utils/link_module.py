@@ -8,6 +8,8 @@ apply unless check mode -> read once more for the return values.
 
 from __future__ import annotations
 
+import socket
+
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.tuntap.qemu.plugins.module_utils import links, names
@@ -50,6 +52,20 @@ def converge_links(module, specs, planner):
     finally:
         ipr.close()
     return plan, links.read_snapshot()
+
+
+def uplink_routes(uplink):
+    """The routes read_routes() finds through `uplink`, or [] when it does not exist
+    (plan_bridge reports the missing port)."""
+    try:
+        socket.if_nametoindex(uplink)
+    except OSError:
+        return []
+    ipr = links.open_netlink()
+    try:
+        return links.read_routes(ipr, uplink)
+    finally:
+        ipr.close()
 
 
 def _predicted(plan):

@@ -103,6 +103,16 @@ def bridge_spec(params):
     if error:
         errors.append(error)
     ports = params.get('ports')
+    uplink = params.get('uplink')
+    if uplink:
+        error = names.ifname_error('uplink', uplink)
+        if error:
+            errors.append(error)
+        elif uplink == params['name']:
+            errors.append('uplink: %r is the bridge itself' % uplink)
+        ports = list(ports or [])
+        if uplink not in ports:
+            ports.append(uplink)
     if ports is not None:
         for index, port in enumerate(ports):
             error = names.ifname_error('ports[%d]' % index, port)
@@ -128,5 +138,7 @@ def bridge_spec(params):
         'ports': ports,
         'exclusive': params.get('exclusive'),
         'move_ports': params.get('move_ports'),
+        'uplink': uplink or None,
+        'uplink_routes': None,
     }
     return spec, errors

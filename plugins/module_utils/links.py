@@ -129,6 +129,45 @@ def read_snapshot_pyroute2(ipr):
     return snapshot
 
 
+# Routes the kernel makes itself (for addresses, from router advertisements) come back on
+# their own on the bridge; the others move with the uplink's addresses.
+RTPROT_KERNEL = 2
+RTPROT_RA = 9
+RT_TABLE_MAIN = 254
+
+
+def read_routes(ipr, ifname):
+    """Routes of the main table through `ifname` that someone configured (not proto kernel
+    or ra), as plain dicts: family, dst ('default' or 'ADDR/LEN'), gateway, metric, proto,
+    scope."""
+    index = socket.if_nametoindex(ifname)
+    routes = []
+    for family in (socket.AF_INET, socket.AF_INET6):
+        for msg in ipr.get_routes(family=family, table=RT_TABLE_MAIN):
+            if msg.get_attr('RTA_OIF') != index or msg['proto'] in (RTPROT_KERNEL, RTPROT_RA):
+                continue
+            dst = msg.get_attr('RTA_DST')
+            routes.append({
+                'family': 4 if family == socket.AF_INET else 6,
+                'dst': '%s/%d' % (dst, msg['dst_len']) if dst else 'default',
+                'gateway': msg.get_attr('RTA_GATEWAY'),
+                'metric': msg.get_attr('RTA_PRIORITY'),
+                'proto': msg['proto'],
+                'scope': msg['scope'],
+            })
+    return routes
+
+
+def describe_route(route):
+    """'default via 10.0.0.1 metric 5', as `ip route` would say it."""
+    text = route['dst']
+    if route.get('gateway'):
+        text += ' via %s' % route['gateway']
+    if route.get('metric') is not None:
+        text += ' metric %d' % route['metric']
+    return text
+
+
 def ports_of(snapshot, bridge):
     """Names of the links enslaved to `bridge`, sorted."""
     return sorted(name for name, link in snapshot.items() if link['master'] == bridge)
@@ -285,7 +324,8 @@ def plan_bridge(plan, spec):
     spec (see bridge_spec()): name, path, state (present|absent), stp, forward_delay
     (seconds), mtu, link_state, addresses (None = leave as they are), ports (None =
     leave), exclusive (release ports not listed), move_ports (take ports that belong to
-    another bridge).
+    another bridge), uplink (a port whose addresses and routes move to the bridge, the
+    bridged LAN takeover) with uplink_routes (read_routes() of that port).
     """
     name = spec['name']
     path = spec['path']
@@ -316,6 +356,14 @@ def plan_bridge(plan, spec):
     desired['ports'] = sorted(set(desired['ports']) | set(ports))
     if spec.get('exclusive'):
         desired['ports'] = sorted(ports)
+    uplink = spec.get('uplink')
+    moving = plan.snapshot[uplink]['addresses'] if uplink else []
+    routes = (spec.get('uplink_routes') or []) if moving else []
+    if moving:
+        desired['addresses'] = sorted(set(desired['addresses']) | set(moving))
+        if have is None:
+            # The bridge takes the uplink's MAC: neighbours' ARP caches stay valid.
+            desired['mac'] = plan.snapshot[uplink]['mac']
     if desired['stp'] and desired['forward_delay'] < 2:
         # bridge_spec() catches stp=true with forward_delay < 2 in one request; this is
         # the case of one of them coming from the bridge as it is. The kernel refuses it.
@@ -328,6 +376,8 @@ def plan_bridge(plan, spec):
     bridge_attrs = dict((field, desired[field]) for field in ('stp', 'forward_delay')
                         if desired[field] != base[field])
     if have is None:
+        if desired.get('mac'):
+            bridge_attrs['mac'] = desired.pop('mac')
         plan.actions.append(('bridge', name, bridge_attrs))
     elif bridge_attrs:
         if bridge_attrs.get('stp') is False and 'forward_delay' in bridge_attrs:
@@ -343,6 +393,16 @@ def plan_bridge(plan, spec):
     for port in base['ports']:
         if port not in desired['ports']:
             plan.actions.append(('set', port, {'master': ''}))
+    if moving:
+        # The bridge holds the addresses already (above) when the uplink becomes its port;
+        # routes move with a replace (no moment without them), then the uplink lets go.
+        for route in routes:
+            plan.actions.append(('route_replace', name, route))
+        for address in moving:
+            plan.actions.append(('addr_del', uplink, address))
+        plan.record(uplink, {'addresses': moving, 'routes': [describe_route(r) for r in routes]},
+                    {'addresses': [], 'routes': []})
+        desired['routes'] = [describe_route(r) for r in routes]
     plan.record(name, have, desired)
 
 
@@ -389,6 +449,8 @@ def apply_plan(ipr, plan):
                 ipr.link('add', ifname=name, kind='bridge', **_bridge_kwargs(action[2]))
             elif kind == 'set':
                 ipr.link('set', index=ifindex(name), **_set_kwargs(action[2], ifindex))
+            elif kind == 'route_replace':
+                ipr.route('replace', **_route_kwargs(action[2], ifindex(name)))
             elif kind in ('addr_add', 'addr_del'):
                 address, prefix = action[2].split('/')
                 ipr.addr('add' if kind == 'addr_add' else 'del', index=ifindex(name),
@@ -399,8 +461,22 @@ def apply_plan(ipr, plan):
             raise LinkError('%s: %s failed: %s' % (name, _describe(action), exc))
 
 
+def _route_kwargs(route, oif):
+    default = '0.0.0.0/0' if route['family'] == 4 else '::/0'
+    kwargs = {'dst': default if route['dst'] == 'default' else route['dst'], 'oif': oif,
+              'table': RT_TABLE_MAIN, 'proto': route['proto'], 'scope': route['scope'],
+              'family': socket.AF_INET if route['family'] == 4 else socket.AF_INET6}
+    if route.get('gateway'):
+        kwargs['gateway'] = route['gateway']
+    if route.get('metric') is not None:
+        kwargs['priority'] = route['metric']
+    return kwargs
+
+
 def _bridge_kwargs(attrs):
     kwargs = {}
+    if attrs.get('mac'):
+        kwargs['address'] = attrs['mac']
     if 'stp' in attrs:
         kwargs['br_stp_state'] = 1 if attrs['stp'] else 0
     if 'forward_delay' in attrs:
@@ -429,6 +505,8 @@ def _describe(action):
         return 'setting %s' % ', '.join('%s=%s' % item for item in sorted(action[2].items()))
     if kind in ('addr_add', 'addr_del'):
         return '%s address %s' % ('adding' if kind == 'addr_add' else 'removing', action[2])
+    if kind == 'route_replace':
+        return 'moving route %s' % describe_route(action[2])
     return {'delete': 'deleting the link', 'bridge': 'creating the bridge'}.get(kind, kind)
 
 

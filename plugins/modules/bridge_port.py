@@ -15,8 +15,10 @@ description:
     O(move_ports=true).
   - The whole request is validated against the host before anything changes; one bad port
     fails the call and leaves the bridge and every port as they were.
-  - Moving the uplink's addresses and routes to the bridge (the bridged_lan topology) is
-    not done by this module.
+  - With O(uplink), the uplink becomes a port and its addresses and routes move to the bridge
+    in the same call (the bridged_lan topology), in an order that keeps the host reachable -
+    the bridge gets the addresses (and, when it is created, the uplink's MAC) first, then the
+    uplink is enslaved, routes move with a netlink replace, and the uplink's addresses go last.
 author:
   - tuntap.qemu developers (!UNKNOWN)
 extends_documentation_fragment:
@@ -66,6 +68,13 @@ options:
     type: str
     choices: [up, down]
     default: up
+  uplink:
+    description:
+      - A port (added to O(ports) if missing) whose IPv4 and IPv6 addresses and routes move to
+        the bridge, such as V(eth0) in the bridged_lan topology. Routes the kernel makes on its
+        own (for addresses, from router advertisements) are not moved; they come back on the bridge.
+      - Once the uplink is a port without addresses, nothing more is moved.
+    type: str
   addresses:
     description:
       - Complete list of addresses of the bridge in ADDRESS/PREFIX form, such as the guests'
@@ -99,6 +108,13 @@ EXAMPLES = r'''
     name: br0
     ports: [tap5]
     move_ports: true
+
+- name: Bridged LAN - eth0 and the taps in br0, the host's address and routes move to br0
+  tuntap.qemu.bridge_port:
+    name: br0
+    uplink: eth0
+    ports: [tap0, tap1]
+    forward_delay: 0
 
 - name: Remove the bridge (ports are released)
   tuntap.qemu.bridge_port:
@@ -166,6 +182,7 @@ def main():
             mtu=dict(type='int'),
             link_state=dict(type='str', choices=['up', 'down'], default='up'),
             addresses=dict(type='list', elements='str'),
+            uplink=dict(type='str'),
         ),
         supports_check_mode=True,
     )
@@ -173,6 +190,8 @@ def main():
 
     spec, errors = link_specs.bridge_spec(module.params)
     link_module.fail_on_errors(module, errors)
+    if spec['uplink'] and spec['state'] == 'present':
+        spec['uplink_routes'] = link_module.uplink_routes(spec['uplink'])
     plan, snapshot = link_module.converge_links(module, [spec], links.plan_bridge)
     result = link_module.result_for(module, plan, snapshot, [spec['name']])
     for device in result['devices']:

@@ -143,7 +143,7 @@ def test_plan_tap_errors(params, message):
 def bridge_params(**params):
     base = {'name': 'br0', 'state': 'present', 'ports': None, 'exclusive': False,
             'move_ports': False, 'stp': None, 'forward_delay': None, 'mtu': None,
-            'link_state': 'up', 'addresses': None}
+            'link_state': 'up', 'addresses': None, 'uplink': None}
     base.update(params)
     return base
 
@@ -213,3 +213,53 @@ def test_tap_can_join_bridge_created_in_same_plan():
     links.plan_tap(plan, specs[0])
     assert plan.errors == []
     assert ('set', 'tap7', {'master': 'br5', 'state': 'up'}) in plan.actions
+
+
+DEFAULT_ROUTE = {'family': 4, 'dst': 'default', 'gateway': '10.0.0.1', 'metric': 5, 'proto': 3, 'scope': 0}
+
+
+def test_uplink_takeover_moves_addresses_and_routes_in_a_safe_order():
+    spec, errors = link_specs.bridge_spec(bridge_params(name='br5', uplink='eth0', ports=['tap1'], forward_delay=0))
+    assert errors == [] and spec['ports'] == ['tap1', 'eth0']
+    spec['uplink_routes'] = [DEFAULT_ROUTE]
+    plan = links.LinkPlan(copy.deepcopy(SNAPSHOT))
+    links.plan_bridge(plan, spec)
+    assert plan.errors == []
+    assert plan.actions == [
+        ('bridge', 'br5', {'forward_delay': 0, 'mac': SNAPSHOT['eth0']['mac']}),
+        ('set', 'br5', {'state': 'up'}),
+        ('addr_add', 'br5', '10.0.0.2/24'),
+        ('set', 'eth0', {'master': 'br5'}),
+        ('set', 'tap1', {'master': 'br5'}),
+        ('route_replace', 'br5', DEFAULT_ROUTE),
+        ('addr_del', 'eth0', '10.0.0.2/24'),
+    ]
+    assert plan.before['eth0'] == {'addresses': ['10.0.0.2/24'], 'routes': ['default via 10.0.0.1 metric 5']}
+    assert plan.after['eth0'] == {'addresses': [], 'routes': []}
+
+
+def test_uplink_takeover_done_is_unchanged():
+    snapshot = copy.deepcopy(SNAPSHOT)
+    snapshot['br5'] = link('br5', 8, 'bridge', addresses=['10.0.0.2/24'], forward_delay=0)
+    snapshot['eth0'].update(addresses=[], master='br5', master_index=8)
+    snapshot['tap1'].update(master='br5', master_index=8)
+    spec, _errors = link_specs.bridge_spec(bridge_params(name='br5', uplink='eth0', ports=['tap1'], forward_delay=0))
+    spec['uplink_routes'] = []
+    plan = links.LinkPlan(snapshot)
+    links.plan_bridge(plan, spec)
+    assert (plan.errors, plan.actions) == ([], [])
+
+
+@pytest.mark.parametrize('route, text', [
+    (DEFAULT_ROUTE, 'default via 10.0.0.1 metric 5'),
+    ({'family': 6, 'dst': 'fd01::/64', 'gateway': None, 'metric': None, 'proto': 4, 'scope': 0}, 'fd01::/64'),
+])
+def test_describe_route(route, text):
+    assert links.describe_route(route) == text
+
+
+def test_uplink_errors():
+    _spec, errors = link_specs.bridge_spec(bridge_params(uplink='br0'))
+    assert "uplink: 'br0' is the bridge itself" in errors
+    _spec, errors = link_specs.bridge_spec(bridge_params(uplink='eth 0'))
+    assert any(error.startswith("uplink: interface name 'eth 0'") for error in errors)
