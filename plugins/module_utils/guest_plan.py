@@ -112,7 +112,11 @@ def tap_errors(snapshot, guest, run_as, own_pid):
         if link['state'] != 'up':
             errors.append('%s: tap %r is down; bring it up first (tap_device link_state=up)'
                           % (path, nic['tap']))
-        if own_pid is None and link['operstate'] not in ('down', 'notpresent') and not link.get('multi_queue'):
+        if 'carrier' in link:
+            held = link['carrier']
+        else:
+            held = link['operstate'] not in ('down', 'notpresent')
+        if own_pid is None and held and not link.get('multi_queue'):
             errors.append('%s: tap %r is already in use by another process (another guest?): '
                           'it has carrier, so a process holds it open (Device or resource busy)'
                           % (path, nic['tap']))

@@ -36,6 +36,27 @@ def _wait_for_qmp(files, timeout=10.0):
     raise qemu.QemuError('the guest started but its QMP socket does not answer: %s' % last)
 
 
+def _read_carriers(ipr, snapshot, guest):
+    """Add each of the guest's taps' current carrier to its snapshot record.
+
+    The carrier tells whether a process holds the tap open. IFLA_OPERSTATE follows it only
+    through the kernel's linkwatch, up to a second later, so a tap that tap_device (or a guest
+    stopped a moment ago) has just let go would still look held by its operstate.
+    """
+    for nic in guest['nics']:
+        link = snapshot.get(nic['tap'])
+        if link is None:
+            continue
+        try:
+            messages = ipr.get_links(link['ifindex'])
+        except links.NetlinkError:
+            continue  # gone since the dump: tap_errors() still sees it, nothing is started
+        if messages:
+            carrier = messages[0].get_attr('IFLA_CARRIER')
+            if carrier is not None:
+                link['carrier'] = bool(carrier)
+
+
 def converge(module):
     """Converge one guest; returns the module result."""
     link_module.require_libraries(module)
@@ -62,7 +83,8 @@ def converge(module):
     if action in ('start', 'restart'):
         ipr = links.open_netlink()
         try:
-            snapshot = links.read_snapshot(ipr)
+            snapshot = links.read_snapshot()
+            _read_carriers(ipr, snapshot, guest)
         finally:
             ipr.close()
         own_pid = observed['pid'] if action == 'restart' else None

@@ -106,6 +106,8 @@ def tap(name, **fields):
     ({'tap0': tap('tap0', mode='tun')}, None, None, "'tap0' is a tun, not a tap device"),
     ({'tap0': tap('tap0', state='down')}, None, None, "tap 'tap0' is down"),
     ({'tap0': tap('tap0', operstate='unknown')}, None, None, "tap 'tap0' is already in use by another process"),
+    # The carrier, when read, wins over an operstate that has not caught up yet.
+    ({'tap0': tap('tap0', carrier=True)}, None, None, "tap 'tap0' is already in use by another process"),
     ({'tap0': tap('tap0', owner=1000)}, (1001, 1001, []), None, "belongs to uid 1000 / gid None; user 1001 may not open it"),
     ({'tap0': tap('tap0')}, (1001, 1001, []), None, 'has no owner or group, so only root may open it'),
 ])
@@ -120,6 +122,7 @@ def test_tap_errors(snapshot, run_as, own_pid, message):
     ({'tap0': tap('tap0', owner=1000)}, (1000, 1000, []), None),
     ({'tap0': tap('tap0', group=50)}, (1000, 1000, [50]), None),
     ({'tap0': tap('tap0', operstate='unknown')}, None, 4242),  # held by our own guest (restart)
+    ({'tap0': tap('tap0', operstate='unknown', carrier=False)}, None, None),  # just let go
 ])
 def test_tap_ok(snapshot, run_as, own_pid):
     guest, _errors = guest_plan.guest_spec(params())
