@@ -227,6 +227,11 @@ netns_run_playbooks() {
 netns_cleanup() {
     local rc=$? name
     set +e
+    # A target may define netns_cleanup_hook to end what it started (e.g. processes that hold
+    # links in its namespaces); it runs before the namespaces are deleted.
+    if declare -F netns_cleanup_hook >/dev/null; then
+        netns_cleanup_hook
+    fi
     for name in "${NETNS_CREATED[@]}"; do
         netns_delete "$name"
     done
