@@ -269,6 +269,10 @@ class Converge:
                         backup = files.write_atomic(module, item['path'], item['after'],
                                                     backup=params['backup'],
                                                     mode=item['mode'])
+                        if item['after'] is not None:
+                            # atomic_move gives a new file the umask's mode; the hook must
+                            # be executable.
+                            os.chmod(item['path'], item['mode'])
                         if backup:
                             item['backup_file'] = backup
         except NetfilterError as exc:
@@ -437,12 +441,16 @@ class Converge:
         return path
 
     def _add_file(self, outcome, path, after, mode, before=False):
+        """Plan one file; mode None keeps the mode of an existing file."""
         if before is False:
             before = files.read_text(path)
+        changed = before != after
         if mode is None:
             mode = os.stat(path).st_mode & 0o7777
+        elif before is not None and after is not None:
+            changed = changed or os.stat(path).st_mode & 0o7777 != mode
         outcome['files'].append({'path': path, 'before': before, 'after': after,
-                                 'changed': before != after, 'mode': mode})
+                                 'changed': changed, 'mode': mode})
 
     # ------------------------------------------------------------ result
     def _result(self, backend_name, reason, outcome, changed):

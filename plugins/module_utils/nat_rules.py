@@ -379,7 +379,7 @@ def plan_rules(current, keys, desired):
     Returns {'delete': [current entries], 'add': [(rule, before_entry_or_None)],
     'after': [entries and rules in the resulting chain order], 'changed': bool}.
     An added rule goes before the first kept entry of its chain with a higher rank
-    (before_entry), else at the end of the chain.
+    (before_entry), else at the end of its chain (chains in CHAINS order).
     """
     wanted = dict((rule['comment'], rule) for rule in desired)
     kept, delete, seen = [], [], set()
@@ -400,7 +400,7 @@ def plan_rules(current, keys, desired):
             continue
         seen.add(rule['comment'])
         before = None
-        position = len(after)
+        position = _end_of_chain(after, rule['chain'])
         for index, entry in enumerate(after):
             if entry['chain'] == rule['chain'] and entry_rank(entry) > rule['rank']:
                 before = entry
@@ -410,6 +410,21 @@ def plan_rules(current, keys, desired):
         add.append((rule, before))
     return {'delete': delete, 'add': add, 'after': after,
             'changed': bool(delete or add)}
+
+
+def _end_of_chain(entries, chain):
+    """Where a rule appended to `chain` goes in `entries` (which keep chains together)."""
+    order = dict((name, index) for index, name in enumerate(CHAINS))
+    last = None
+    for index, entry in enumerate(entries):
+        if entry['chain'] == chain:
+            last = index
+    if last is not None:
+        return last + 1
+    for index, entry in enumerate(entries):
+        if order.get(entry['chain'], len(order)) > order[chain]:
+            return index
+    return len(entries)
 
 
 def entry_rank(entry):

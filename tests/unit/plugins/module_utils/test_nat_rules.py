@@ -204,7 +204,11 @@ def test_plan_touches_only_owned_keys():
     plan = nat_rules.plan_rules(current, {mine[0]['key']}, mine)
     assert plan['delete'] == []
     assert [rule for rule, _before in plan['add']] == mine
-    assert plan['after'][:len(current)] == current
+    assert [entry for entry in plan['after'] if 'handle' in entry] == current
+    assert [entry['comment'] for entry in plan['after']] == [
+        other[0]['comment'], mine[0]['comment']] + [
+        rule['comment'] for rule in other[1:]] + ['hand made'] + [
+        rule['comment'] for rule in mine[1:]]
 
 
 def test_plan_removes_exactly_the_absent_key():
@@ -254,3 +258,19 @@ def test_rules_of_entries_reports_unknown_comments():
     rebuilt, unknown = nat_rules.rules_of_entries(current)
     assert rebuilt == rules
     assert unknown == ['hand made', rules[0]['comment']]
+
+
+def test_plan_appends_at_the_end_of_the_chain():
+    masquerade = nat_rules.masquerade_rules('192.168.0.0/24', 'eth0')
+    forward = nat_rules.port_forward_rules('tcp', None, 80, '192.168.0.10', 80, sources=['10.0.0.0/8'])
+    current = entries(masquerade[:1] + forward[:1] + masquerade[1:] + forward[1:])
+    wider = nat_rules.port_forward_rules('tcp', None, 80, '192.168.0.10', 80,
+                                         sources=['10.0.0.0/8', '172.16.0.0/12'])
+    plan = nat_rules.plan_rules(current, {forward[0]['key']}, wider)
+    assert [entry['chain'] for entry in plan['after']] == (
+        ['postrouting'] + ['prerouting'] * 2 + ['forward'] * 5)
+    assert plan['after'][2] == wider[1]
+    # A chain without entries yet: the rule goes between the chains around it.
+    plan = nat_rules.plan_rules(entries(masquerade), {forward[0]['key']}, forward)
+    assert [entry['chain'] for entry in plan['after']] == (
+        ['postrouting', 'prerouting'] + ['forward'] * 5)
