@@ -38,6 +38,7 @@ STAGES = ('specs', 'open', 'read', 'plan', 'apply', 'reread', 'result')
 BRIDGE_PARAMS = {
     'name': 'br0', 'state': 'present', 'ports': None, 'exclusive': False, 'move_ports': False,
     'stp': None, 'forward_delay': None, 'mtu': None, 'link_state': 'up', 'addresses': None,
+    'uplink': None,
 }
 TAP_PARAMS = {
     'name': None, 'names': None, 'devices': None, 'mode': 'tap', 'user': None, 'group': None,
@@ -71,24 +72,24 @@ def timed_call(times, stage, function, *args):
 
 def module_call(links, specs, planner, times):
     """What link_module.converge_links() and result_for() do for one module call."""
-    ipr = timed_call(times, 'open', links.open_netlink)
-    try:
-        snapshot = timed_call(times, 'read', links.read_snapshot, ipr)
-        plan = links.LinkPlan(snapshot)
+    snapshot = timed_call(times, 'read', links.read_snapshot)
+    plan = links.LinkPlan(snapshot)
 
-        def plan_all():
-            for spec in specs:
-                planner(plan, spec)
-        timed_call(times, 'plan', plan_all)
-        if plan.errors:
-            raise ConvergeError('; '.join(plan.errors))
-        if plan.changed:
+    def plan_all():
+        for spec in specs:
+            planner(plan, spec)
+    timed_call(times, 'plan', plan_all)
+    if plan.errors:
+        raise ConvergeError('; '.join(plan.errors))
+    if plan.changed:
+        ipr = timed_call(times, 'open', links.open_netlink)
+        try:
             timed_call(times, 'apply', links.apply_plan, ipr, plan)
-            snapshot = timed_call(times, 'reread', links.read_snapshot, ipr)
-        timed_call(times, 'result', lambda: [links.device_facts(snapshot, spec['name']) for spec in specs])
-        return plan
-    finally:
-        ipr.close()
+        finally:
+            ipr.close()
+        snapshot = timed_call(times, 'reread', links.read_snapshot)
+    timed_call(times, 'result', lambda: [links.device_facts(snapshot, spec['name']) for spec in specs])
+    return plan
 
 
 def converge(links, link_specs, options):
