@@ -1,0 +1,271 @@
+#!/usr/bin/python
+# Copyright: tuntap.qemu contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# The work is done by the action plugin plugins/action/fleet_plan.py on the controller;
+# this file only documents it.
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: fleet_plan
+short_description: Validate the inventory of a whole fleet of hypervisors and plan each host
+version_added: 0.1.0
+description:
+  - Reads the C(tuntap_qemu_*) variables of every host in O(hosts) (the inventory schema of
+    the topology roles, described in the collection's C(docs/inventory.md)), checks them all
+    together and returns, per host, the plan the topology roles converge - taps, the bridge,
+    forwarding, NAT and the guests with every default filled in.
+  - Fails before any host is touched, with one message that lists every problem of the fleet,
+    each naming the host, the variable path and the value (see RV(errors)).
+  - Checked across the fleet - guest names, MACs (given or the default stable MACs), the LAN
+    addresses (every C(tuntap_qemu_uplink_address) and every bridged_lan guest address) and
+    the subnets of C(routed) guests, which the LAN routes to their host.
+  - Checked on each host - the topology and required values, interface names (at most 15
+    bytes), taps used twice or named like the uplink or the bridge, multicast MACs,
+    addresses outside their subnet (the bridge subnet for bridged_nat, the LAN subnet for
+    bridged_lan), gateways that are not the host side, overlapping routed_nat subnets, guest
+    addresses used twice behind one bridge, and subnets that overlap the uplink subnet.
+  - Guests behind NAT on different hosts may use the same addresses and subnets.
+  - With C(tuntap_qemu_pool), guests without an address get one - a free /24 of the pool for
+    routed topologies (hosts in sorted order, guests in list order, skipping every network
+    the inventory names, host side .1 and guest .2), the next free address of the bridge
+    subnet for bridged_nat. The same inventory always gives the same plan.
+  - Runs on the controller and changes nothing; call it once per play with C(run_once).
+author:
+  - tuntap.qemu developers (!UNKNOWN)
+extends_documentation_fragment:
+  - tuntap.qemu.attributes
+  - action_common_attributes.flow
+attributes:
+  check_mode:
+    support: full
+    details: It changes nothing, so check mode makes no difference.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+  action:
+    support: full
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
+options:
+  hosts:
+    description:
+      - The inventory hostnames to validate and plan together.
+      - Default is the play's hosts (C(ansible_play_hosts_all)).
+      - Each needs C(tuntap_qemu_topology); list only the hypervisors.
+    type: list
+    elements: str
+notes:
+  - Users and groups are not resolved here (they live on the hosts); the modules check them.
+  - Image files are not checked here either; M(tuntap.qemu.qemu_guest) does that on the host.
+seealso:
+  - module: tuntap.qemu.tap_device
+  - module: tuntap.qemu.bridge_port
+  - module: tuntap.qemu.masquerade
+  - module: tuntap.qemu.qemu_guest
+'''
+
+EXAMPLES = r'''
+- name: Validate the fleet and plan every hypervisor (fails before anything changes)
+  tuntap.qemu.fleet_plan:
+    hosts: "{{ groups['hypervisors'] }}"
+  run_once: true
+  register: fleet
+
+- name: Show the plan, one line per guest
+  ansible.builtin.debug:
+    var: fleet.summary
+  run_once: true
+
+- name: The taps of this host
+  tuntap.qemu.tap_device:
+    devices: "{{ fleet.plan[inventory_hostname].taps }}"
+
+- name: Masquerade its guest networks when the topology has NAT
+  tuntap.qemu.masquerade:
+    source: "{{ fleet.plan[inventory_hostname].nat | map(attribute='source') | list }}"
+    out_interface: "{{ fleet.plan[inventory_hostname].uplink }}"
+  when: fleet.plan[inventory_hostname].nat | length > 0
+'''
+
+RETURN = r'''
+plan:
+  description:
+    - One host plan per host of O(hosts), keyed by inventory_hostname. The keys below are
+      those of one host plan.
+  returned: success
+  type: dict
+  sample:
+    hv1:
+      topology: routed
+      uplink: eth0
+      uplink_address: 10.0.0.11/24
+      forwarding: true
+      taps:
+        - {name: tap0, user: null, group: null, addresses: [192.168.0.1/24], bridge: null}
+      bridge: null
+      nat: []
+      guests:
+        - name: vm1
+          tap: tap0
+          mac: "52:54:00:ea:97:99"
+          user: null
+          group: null
+          run_as: null
+          address: 192.168.0.10/24
+          ip: 192.168.0.10
+          prefixlen: 24
+          netmask: 255.255.255.0
+          network: 192.168.0.0/24
+          gateway: 192.168.0.1
+          kernel_ip: "ip=192.168.0.10::192.168.0.1:255.255.255.0:vm1:eth0:off"
+          interfaces_stanza: "auto eth0\niface eth0 inet static\n    address 192.168.0.10/24\n    gateway 192.168.0.1\n"
+          derived: [gateway, mac, tap]
+          memory: 256
+  contains:
+    topology:
+      description: V(routed), V(routed_nat), V(bridged_nat) or V(bridged_lan).
+      type: str
+    uplink:
+      description: The uplink interface (C(tuntap_qemu_uplink), default V(eth0)).
+      type: str
+    uplink_address:
+      description: The host's LAN address with prefix (C(tuntap_qemu_uplink_address)), or null.
+      type: str
+    forwarding:
+      description: Whether the host routes - true for routed, routed_nat and bridged_nat, false for bridged_lan.
+      type: bool
+    taps:
+      description: One tap per guest, in guest order, in the form of the O(tuntap.qemu.tap_device#module:devices) items.
+      type: list
+      elements: dict
+      contains:
+        name:
+          description: Tap name.
+          type: str
+        user:
+          description: Owner (the guest's C(user), else C(tuntap_qemu_guest_user)), or null.
+          type: raw
+        group:
+          description: Group (the guest's C(group), else C(tuntap_qemu_guest_group)), or null.
+          type: raw
+        addresses:
+          description:
+            - The host side of the tap in ADDRESS/PREFIX form - the guest's gateway with the
+              prefix of its subnet for routed topologies, none for bridged ones (the tap is a port).
+          type: list
+          elements: str
+        bridge:
+          description: The bridge the tap is a port of, or null (routed topologies).
+          type: str
+    bridge:
+      description: The bridge, in the form of M(tuntap.qemu.bridge_port) options; null for routed topologies.
+      type: dict
+      contains:
+        name:
+          description: Bridge name (C(tuntap_qemu_bridge), default V(br0)).
+          type: str
+        addresses:
+          description:
+            - The bridge's addresses - C(tuntap_qemu_bridge_address) for bridged_nat, the host's
+              LAN address C(tuntap_qemu_uplink_address) (moved from the uplink) for bridged_lan.
+          type: list
+          elements: str
+        ports:
+          description: Its ports - the taps, and for bridged_lan the uplink last.
+          type: list
+          elements: str
+        uplink:
+          description: For bridged_lan the port whose addresses and routes move to the bridge (the uplink), else null.
+          type: str
+    nat:
+      description:
+        - Networks to masquerade out of the uplink - each guest subnet for routed_nat, the
+          bridge subnet for bridged_nat, none otherwise.
+      type: list
+      elements: dict
+      contains:
+        source:
+          description: The network in CIDR form.
+          type: str
+        out_interface:
+          description: The uplink.
+          type: str
+    guests:
+      description:
+        - The guests in inventory order with every default filled in, plus the
+          M(tuntap.qemu.qemu_guest) options the inventory gives (C(kernel), C(initrd),
+          C(append), C(disk), C(disk_format), C(memory), C(cpus), C(machine), C(accel),
+          C(extra_args)), only when given.
+      type: list
+      elements: dict
+      contains:
+        name:
+          description: Guest name.
+          type: str
+        tap:
+          description: Its tap (default C(tap<index>), the position in C(tuntap_qemu_guests)).
+          type: str
+        mac:
+          description: Its MAC, lower case (default the stable MAC of the name, see the C(tuntap.qemu.stable_mac) filter).
+          type: str
+        user:
+          description: Owner of its tap, or null.
+          type: raw
+        group:
+          description: Group of its tap, or null.
+          type: raw
+        run_as:
+          description: User QEMU runs as (the guest's C(run_as), else its tap owner), or null.
+          type: raw
+        address:
+          description: Guest address in ADDRESS/PREFIX form, given or planned.
+          type: str
+        ip:
+          description: The address without prefix.
+          type: str
+        prefixlen:
+          description: Prefix length.
+          type: int
+        netmask:
+          description: Netmask.
+          type: str
+        network:
+          description: The guest subnet in CIDR form.
+          type: str
+        gateway:
+          description: The guest's default gateway (the host side for routed and bridged_nat; the LAN's router or null for bridged_lan).
+          type: str
+        kernel_ip:
+          description: The kernel C(ip=) argument for the guest (null for IPv6), as the C(tuntap.qemu.guest_kernel_ip) filter renders it.
+          type: str
+        interfaces_stanza:
+          description: The guest's Debian C(/etc/network/interfaces) stanza.
+          type: str
+        derived:
+          description: Which of C(address), C(gateway), C(mac) and C(tap) the plan filled in.
+          type: list
+          elements: str
+summary:
+  description: One line per guest (or per host without guests), to show the plan.
+  returned: success
+  type: list
+  elements: str
+  sample:
+    - "hv1 routed: vm1 on tap0, mac 52:54:00:ea:97:99, 192.168.0.10/24 via 192.168.0.1"
+errors:
+  description: Every problem found, one per item, each starting with the host.
+  returned: failure
+  type: list
+  elements: str
+  sample:
+    - "hv2: tuntap_qemu_guests[1].mac: '52:54:00:aa:bb:cc' is also used by hv1 vm3"
+msg:
+  description: What was planned, or the count and list of problems.
+  returned: always
+  type: str
+'''
