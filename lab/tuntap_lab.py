@@ -319,8 +319,8 @@ def demo(lab, python, keep):
     for _hv, _spec, guest in lab.guests():
         boot = (reports[guest['name']] or {}).get('boot') or {}
         print('%s booted to network in %s s of guest uptime' % (guest['name'], boot.get('uptime', '?')))
-    print('\nconverge %.1f s; %s in %.1f s' % (converge_seconds, 'all pings ok' if ok else 'SOME PINGS FAILED',
-                                                time.time() - started))
+    verdict = 'all pings ok' if ok else 'SOME PINGS FAILED'
+    print('\nconverge %.1f s; %s in %.1f s' % (converge_seconds, verdict, time.time() - started))
     if not ok:
         for _hv, _spec, guest in lab.guests():
             print('\n--- serial log of %s ---' % guest['name'])
