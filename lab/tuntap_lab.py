@@ -48,19 +48,58 @@ PEER_ADDRESS = '10.0.0.20'
 ENV = dict(os.environ, LC_ALL='C.UTF-8')
 GUEST_TIMEOUT = 120
 
-# The lab fleet: one routed hypervisor with two guests (issue 5 adds the other topologies).
+# The lab fleet: one hypervisor per topology, two guests each, all on the LAN 10.0.0.0/24.
+# Addresses are given in the inventory schema of docs/inventory.md; site.yml plans the rest.
 HYPERVISORS = {
     'hv1': {
-        'uplink_address': '10.0.0.11',
-        'topology': 'routed',
-        'guests': [
-            {'name': 'vm1', 'tap': 'tap0', 'host_address': '192.168.0.1/24',
-             'address': '192.168.0.10/24', 'gateway': '192.168.0.1'},
-            {'name': 'vm2', 'tap': 'tap1', 'host_address': '192.168.1.1/24',
-             'address': '192.168.1.10/24', 'gateway': '192.168.1.1'},
-        ],
+        'uplink_address': '10.0.0.11', 'topology': 'routed',
+        'guests': [{'name': 'vm1', 'address': '192.168.1.10/24'},
+                   {'name': 'vm2', 'address': '192.168.2.10/24'}],
+    },
+    'hv2': {
+        'uplink_address': '10.0.0.12', 'topology': 'routed_nat',
+        'guests': [{'name': 'vm3', 'address': '192.168.3.10/24'},
+                   {'name': 'vm4', 'address': '192.168.4.10/24'}],
+    },
+    'hv3': {
+        'uplink_address': '10.0.0.13', 'topology': 'bridged_nat', 'bridge_address': '192.168.5.1/24',
+        'guests': [{'name': 'vm5', 'address': '192.168.5.10/24'},
+                   {'name': 'vm6', 'address': '192.168.5.11/24'}],
+    },
+    'hv4': {
+        'uplink_address': '10.0.0.14', 'topology': 'bridged_lan',
+        'guests': [{'name': 'vm7', 'address': '10.0.0.101/24'},
+                   {'name': 'vm8', 'address': '10.0.0.102/24'}],
     },
 }
+
+
+def guest_ip(guest):
+    return guest['address'].split('/')[0]
+
+
+def guest_gateway(hv, guest):
+    """What the plan makes the guest's gateway (docs/inventory.md): routed, the first
+    host of its subnet; bridged_nat, the bridge; bridged_lan, none (the host does not route)."""
+    if hv['topology'] in ('routed', 'routed_nat'):
+        return network_of(guest['address']).rsplit('.', 1)[0].split('/')[0] + '.1'
+    if hv['topology'] == 'bridged_nat':
+        return hv['bridge_address'].split('/')[0]
+    return None
+
+
+def ping_targets(hv, guest):
+    """(label, address) a guest pings: its gateway (or, on the LAN, its host), the other
+    guest of its host, the LAN peer."""
+    targets = []
+    gateway = guest_gateway(hv, guest)
+    if gateway:
+        targets.append(('gateway', gateway))
+    else:
+        targets.append(('host on br0', hv['uplink_address']))
+    targets += [(other['name'], guest_ip(other)) for other in hv['guests'] if other is not guest]
+    targets.append(('peer', PEER_ADDRESS))
+    return targets
 
 
 def run(argv, check=True, capture=False, netns=None):
@@ -83,7 +122,6 @@ def collections_path(state_dir):
 
 def guest_process(pidfile, name):
     """The pid in pidfile when it is alive and is the QEMU of guest `name`, else None."""
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(REPO))))
     try:
         with open(pidfile) as handle:
             pid = int(handle.read().strip())
@@ -126,7 +164,8 @@ class Lab:
         return os.path.join(self.guests_dir, guest['name'], 'serial.log')
 
     # ------------------------------------------------------------ up / down
-    def up(self, python):
+    def up(self, python, build):
+        """Create the namespaces and write the inventory; build: build_guest()'s result."""
         self.down(quiet=True)
         os.makedirs(self.guests_dir, exist_ok=True)
         os.chmod(self.state_dir, 0o755)
@@ -137,6 +176,8 @@ class Lab:
             run(['ip', 'netns', 'add', ns])
             os.makedirs('/etc/netns/%s/sysctl.d' % ns, exist_ok=True)
             os.makedirs('/etc/netns/%s/network/interfaces.d' % ns, exist_ok=True)
+            with open('/etc/netns/%s/network/interfaces' % ns, 'w') as handle:
+                handle.write('# %s (tuntap.qemu lab)\nauto lo\niface lo inet loopback\n' % ns)
             run(['ip', 'link', 'set', 'lo', 'up'], netns=ns)
         run(['ip', 'link', 'add', 'lan0', 'type', 'bridge'], netns=self.lan)
         run(['ip', 'link', 'set', 'lan0', 'up'], netns=self.lan)
@@ -150,36 +191,52 @@ class Lab:
             run(['ip', 'link', 'set', port, 'master', 'lan0', 'up'], netns=self.lan)
             run(['ip', 'addr', 'add', '%s/24' % address, 'dev', 'eth0'], netns=ns)
             run(['ip', 'link', 'set', 'eth0', 'up'], netns=ns)
-        # The LAN peer routes the routed hypervisors' guest subnets back through them.
+        # The LAN peer routes the routed hypervisor's guest subnets back through it; NAT
+        # topologies need no route, and the peer counts where their packets come from.
         for _name, hv in sorted(self.hypervisors.items()):
             if hv['topology'] == 'routed':
                 for guest in hv['guests']:
-                    network = guest_boot_network(guest['host_address'])
-                    run(['ip', 'route', 'add', network, 'via', hv['uplink_address']], netns=self.peer)
-        self.write_inventory(python)
+                    run(['ip', 'route', 'add', network_of(guest['address']), 'via', hv['uplink_address']],
+                        netns=self.peer)
+        self.count_sources()
+        self.write_inventory(python, build)
         print('lab %s is up: namespaces %s' % (self.prefix, ', '.join(self.namespaces)))
         print('inventory: %s' % self.inventory)
 
-    def write_inventory(self, python):
+    def write_inventory(self, python, build):
+        """The fleet in the inventory schema of docs/inventory.md, reached through netns."""
         hosts = {}
         for name, hv in sorted(self.hypervisors.items()):
+            ns = hv['namespace']
             guests = []
-            for guest in hv['guests']:
-                others = [other['address'].split('/')[0] for other in hv['guests'] if other is not guest]
-                guests.append(dict(guest, ping=[guest['gateway']] + others + [PEER_ADDRESS]))
-            hosts[name] = {
-                'ansible_host': hv['namespace'],
-                'lab_topology': hv['topology'],
-                'lab_taps': [{'name': guest['tap'], 'addresses': [guest['host_address']]}
-                             for guest in hv['guests']],
-                'lab_guests': guests,
+            for spec in hv['guests']:
+                pings = ','.join(address for _label, address in ping_targets(hv, spec))
+                guests.append(dict(spec, kernel=build['kernel'], initrd=build['initrd'], memory=256,
+                                   append='console=ttyS0 quiet panic=-1 ttq.ping=%s ttq.after=stay' % pings,
+                                   extra_args=['-no-reboot']))
+            host = {
+                'ansible_host': ns,
+                'tuntap_qemu_topology': hv['topology'],
+                'tuntap_qemu_uplink_address': '%s/24' % hv['uplink_address'],
+                'tuntap_qemu_guests': guests,
+                # A single file cannot be replaced atomically through the bind mount of
+                # ip netns exec: the namespace's nftables.conf is written where it lives
+                # (inside the namespace it is /etc/nftables.conf), and the table's file in
+                # the lab's state folder (a /etc/netns/NS/nftables.d would need the host to
+                # have an /etc/nftables.d to mount it over).
+                'tuntap_qemu_nftables_conf': '/etc/netns/%s/nftables.conf' % ns,
+                'tuntap_qemu_nft_file': os.path.join(self.state_dir, name, 'tuntap-qemu.nft'),
+                'tuntap_qemu_guest_runtime_root': os.path.join(self.guests_dir),
             }
+            if 'bridge_address' in hv:
+                host['tuntap_qemu_bridge_address'] = hv['bridge_address']
+            hosts[name] = host
         inventory = {'all': {
             'vars': {
                 'ansible_connection': 'tuntap.qemu.netns',
                 'ansible_python_interpreter': python,
-                'lab_peer_address': PEER_ADDRESS,
-                'lab_guests_dir': self.guests_dir,
+                'tuntap_qemu_install_packages': False,
+                'tuntap_qemu_become': False,
             },
             'children': {
                 'lan': {'hosts': {'peer': {'ansible_host': self.peer}}},
@@ -244,6 +301,34 @@ class Lab:
         match = re.search(r'= [\d.]+/([\d.]+)/', result.stdout)
         return result.returncode == 0, (float(match.group(1)) if match else None)
 
+    def count_sources(self):
+        """Counters in the LAN peer (a lab host) of the echo requests it gets from each NAT
+        hypervisor's uplink address and from its guest subnets: the proof that the peer
+        sees the host, never a guest address."""
+        rules = ['add table inet ttqlab', 'add chain inet ttqlab input { type filter hook input priority 0; }']
+        for name, hv in sorted(self.hypervisors.items()):
+            if hv['topology'] in ('routed_nat', 'bridged_nat'):
+                rules.append('add rule inet ttqlab input ip saddr %s icmp type echo-request counter comment "%s uplink"'
+                             % (hv['uplink_address'], name))
+                for network in sorted(set(network_of(guest['address']) for guest in hv['guests'])):
+                    rules.append('add rule inet ttqlab input ip saddr %s icmp type echo-request counter '
+                                 'comment "%s guests"' % (network, name))
+        subprocess.run(['ip', 'netns', 'exec', self.peer, 'nft', '-f', '-'], input='\n'.join(rules) + '\n',
+                       text=True, check=True, env=ENV)
+
+    def source_counts(self):
+        """{comment: packets} of the peer's counters."""
+        result = run(['nft', '-j', 'list', 'table', 'inet', 'ttqlab'], capture=True, netns=self.peer)
+        counts = {}
+        for item in json.loads(result.stdout)['nftables']:
+            rule = item.get('rule')
+            if not rule:
+                continue
+            for expr in rule['expr']:
+                if 'counter' in expr:
+                    counts[rule.get('comment')] = expr['counter']['packets']
+        return counts
+
     def guest_reports(self, timeout=GUEST_TIMEOUT):
         """{guest name: serial report}, waiting for every guest's TTQ-DONE."""
         reports = {}
@@ -253,25 +338,34 @@ class Lab:
             reports[guest['name']], _waited = guest_boot.wait_for_done(self.serial_log(guest), remaining)
         return reports
 
-    def matrix_rows(self, reports):
-        rows = []
-        names = dict((guest['address'].split('/')[0], guest['name']) for _hv, _spec, guest in self.guests())
-        names[PEER_ADDRESS] = 'peer'
-        for hv_name, hv, guest in self.guests():
-            report = reports.get(guest['name']) or {'results': {}, 'done': None}
-            targets = [guest['gateway']] + [
-                other['address'].split('/')[0] for other in hv['guests'] if other is not guest] + [PEER_ADDRESS]
-            for target in targets:
-                result = report['results'].get(target)
-                label = names.get(target, '%s gateway' % hv_name)
-                ok = result is not None and result.get('status') == 'ok'
-                latency = result.get('rtt_ms') if result else None
-                rows.append(('%s (%s)' % (guest['name'], hv_name), '%s %s' % (label, target), ok, latency))
-        for hv_name, hv, guest in self.guests():
-            address = guest['address'].split('/')[0]
-            ok, latency = self.ping(self.peer, address)
-            rows.append(('peer (LAN)', '%s %s' % (guest['name'], address), ok, latency))
-        return rows
+    def matrices(self, reports):
+        """{hypervisor: (title, rows)}; a row is (from, to, ok, latency in ms or None)."""
+        counts = self.source_counts()
+        tables = {}
+        for name, hv in sorted(self.hypervisors.items()):
+            rows = []
+            for guest in hv['guests']:
+                report = reports.get(guest['name']) or {'results': {}}
+                for label, address in ping_targets(hv, guest):
+                    result = report['results'].get(address)
+                    ok = result is not None and result.get('status') == 'ok'
+                    rows.append((guest['name'], '%s %s' % (label, address), ok,
+                                 result.get('rtt_ms') if result else None))
+            if hv['topology'] in ('routed', 'bridged_lan'):
+                for guest in hv['guests']:
+                    ok, latency = self.ping(self.peer, guest_ip(guest))
+                    rows.append(('peer', '%s %s (directly)' % (guest['name'], guest_ip(guest)), ok, latency))
+            if hv['topology'] == 'bridged_lan':
+                ok, latency = self.ping(self.peer, hv['uplink_address'])
+                rows.append(('peer', '%s %s (now on br0)' % (name, hv['uplink_address']), ok, latency))
+            if hv['topology'] in ('routed_nat', 'bridged_nat'):
+                from_host = counts.get('%s uplink' % name, 0)
+                from_guests = counts.get('%s guests' % name, 0)
+                rows.append(('peer', 'sees %s (%d pings), no guest address (%d)'
+                             % (hv['uplink_address'], from_host, from_guests),
+                             from_host > 0 and from_guests == 0, None))
+            tables[name] = ('%s: %s' % (name, hv['topology']), rows)
+        return tables
 
     @staticmethod
     def print_matrix(title, rows):
@@ -284,11 +378,17 @@ class Lab:
         print(line % table[0])
         print(line % tuple('-' * width for width in widths))
         for row in table[1:]:
-            print(line % row)
+            print((line % row).rstrip())
         return all(row[2] for row in rows)
 
+    def print_matrices(self, reports):
+        ok = True
+        for _name, (title, rows) in sorted(self.matrices(reports).items()):
+            ok = self.print_matrix(title, rows) and ok
+        return ok
 
-def guest_boot_network(cidr):
+
+def network_of(cidr):
     address, prefix = cidr.split('/')
     octets = [int(part) for part in address.split('.')]
     value = (octets[0] << 24 | octets[1] << 16 | octets[2] << 8 | octets[3]) & (0xffffffff << (32 - int(prefix)))
@@ -300,27 +400,26 @@ def demo(lab, python, keep):
     build = build_guest.build_guest()
     print('test guest: %s (%s, %.1f s to build)' % (
         build['kernel_release'], 'cached' if build['cached'] else 'built', build['build_seconds']))
-    lab.up(python)
-    extra = {'lab_guest_kernel': build['kernel'], 'lab_guest_initrd': build['initrd']}
+    lab.up(python, build)
     converge_started = time.time()
-    rc, _changed = lab.converge('lab_demo.yml', extra)
+    rc, _changed = lab.converge('site.yml')
     if rc != 0:
         print('the converge failed (exit %d)' % rc)
         return rc
     converge_seconds = time.time() - converge_started
     print('\nsecond converge (must report changed=0):')
-    rc, changed = lab.converge('lab_demo.yml', extra)
+    rc, changed = lab.converge('site.yml')
     if rc != 0 or changed != 0:
         print('the second converge was not idempotent (exit %d, changed=%d)' % (rc, changed))
         return rc or 1
     reports = lab.guest_reports()
-    ok = lab.print_matrix('connectivity matrix of lab %s (routed topology on hv1):' % lab.prefix,
-                          lab.matrix_rows(reports))
-    for _hv, _spec, guest in lab.guests():
-        boot = (reports[guest['name']] or {}).get('boot') or {}
-        print('%s booted to network in %s s of guest uptime' % (guest['name'], boot.get('uptime', '?')))
+    print("\nconnectivity of lab %s, from the guests' own serial consoles and the LAN peer:" % lab.prefix)
+    ok = lab.print_matrices(reports)
+    uptimes = ', '.join('%s %s s' % (guest['name'], ((reports[guest['name']] or {}).get('boot') or {}).get('uptime', '?'))
+                        for _hv, _spec, guest in lab.guests())
+    print('\nguest uptime when networking was up: %s' % uptimes)
     verdict = 'all pings ok' if ok else 'SOME PINGS FAILED'
-    print('\nconverge %.1f s; %s in %.1f s' % (converge_seconds, verdict, time.time() - started))
+    print('site.yml converge %.1f s; %s in %.1f s' % (converge_seconds, verdict, time.time() - started))
     if not ok:
         for _hv, _spec, guest in lab.guests():
             print('\n--- serial log of %s ---' % guest['name'])
@@ -344,18 +443,15 @@ def main(argv=None):
         raise SystemExit('the lab creates network namespaces: run it as root')
     lab = Lab(args.prefix)
     if args.command == 'up':
-        lab.up(args.python)
+        lab.up(args.python, build_guest.build_guest())
         return 0
     if args.command == 'down':
         lab.down()
         return 0
     if args.command == 'converge':
-        build = build_guest.build_guest()
-        return lab.converge('lab_demo.yml', {'lab_guest_kernel': build['kernel'],
-                                             'lab_guest_initrd': build['initrd']})[0]
+        return lab.converge('site.yml')[0]
     if args.command == 'matrix':
-        return 0 if lab.print_matrix('connectivity matrix of lab %s:' % lab.prefix,
-                                     lab.matrix_rows(lab.guest_reports())) else 1
+        return 0 if lab.print_matrices(lab.guest_reports()) else 1
     try:
         return demo(lab, args.python, args.keep)
     finally:

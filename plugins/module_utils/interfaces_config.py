@@ -1,0 +1,80 @@
+# Copyright: tuntap.qemu contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A host plan (fleet.py) rendered as Debian ifupdown stanzas for /etc/network/interfaces.d.
+
+The same plan the roles converge at runtime, so what comes back at boot is what the
+converge made: taps created with their owner (`ip tuntap add ... user`, the modern form of
+`tunctl -u`), their host-side addresses, the bridge with `bridge_ports` (bridge-utils'
+ifupdown hook), and for bridged_lan the uplink as a manual port whose address moved to the
+bridge. Forwarding and NAT come back through their own files (sysctl.d, nftables).
+"""
+
+from __future__ import annotations
+
+HEADER = ('# Managed by tuntap.qemu (topology {topology}); local changes are overwritten.\n'
+          '# Taps, bridge and addresses of the guests; forwarding and NAT are restored by\n'
+          '# /etc/sysctl.d and nftables.\n')
+
+
+def _family(address):
+    return 'inet6' if ':' in address.split('/')[0] else 'inet'
+
+
+def _tap_stanza(tap):
+    owner = ''
+    if tap.get('user') is not None:
+        owner += ' user %s' % tap['user']
+    if tap.get('group') is not None:
+        owner += ' group %s' % tap['group']
+    addresses = tap.get('addresses') or []
+    lines = ['auto %s' % tap['name']]
+    first = addresses[0] if addresses else None
+    lines.append('iface %s %s %s' % (tap['name'], _family(first) if first else 'inet',
+                                     'static' if first else 'manual'))
+    if first:
+        lines.append('    address %s' % first)
+    lines.append('    pre-up ip tuntap add dev %s mode tap%s' % (tap['name'], owner))
+    lines.append('    up ip link set dev %s up' % tap['name'])
+    lines.append('    post-down ip tuntap del dev %s mode tap' % tap['name'])
+    for address in addresses[1:]:
+        lines += ['', 'iface %s %s static' % (tap['name'], _family(address)),
+                  '    address %s' % address]
+    return lines
+
+
+def _bridge_stanza(bridge, gateway=None):
+    ports = bridge.get('ports') or []
+    addresses = bridge.get('addresses') or []
+    first = addresses[0] if addresses else None
+    lines = ['auto %s' % bridge['name'],
+             'iface %s %s %s' % (bridge['name'], _family(first) if first else 'inet',
+                                 'static' if first else 'manual')]
+    if first:
+        lines.append('    address %s' % first)
+        if gateway:
+            lines.append('    gateway %s' % gateway)
+    lines.append('    bridge_ports %s' % (' '.join(ports) if ports else 'none'))
+    lines.append('    bridge_stp off')
+    lines.append('    bridge_fd 0')
+    lines.append('    bridge_maxwait 0')
+    for address in addresses[1:]:
+        lines += ['', 'iface %s %s static' % (bridge['name'], _family(address)),
+                  '    address %s' % address]
+    return lines
+
+
+def render_interfaces(plan, uplink_gateway=None):
+    """The interfaces.d file of one host plan, as text."""
+    blocks = []
+    bridge = plan.get('bridge')
+    if bridge and bridge.get('uplink'):
+        # bridged_lan: the uplink carries no address of its own any more; it is a port.
+        blocks.append(['auto %s' % bridge['uplink'],
+                       'iface %s inet manual' % bridge['uplink'],
+                       '    up ip link set dev %s up' % bridge['uplink']])
+    for tap in plan.get('taps') or []:
+        blocks.append(_tap_stanza(tap))
+    if bridge:
+        blocks.append(_bridge_stanza(bridge, uplink_gateway if bridge.get('uplink') else None))
+    text = HEADER.format(topology=plan.get('topology'))
+    return text + ''.join('\n' + '\n'.join(block) + '\n' for block in blocks)

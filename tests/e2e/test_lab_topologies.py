@@ -1,0 +1,59 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""End to end with the lab's own code: site.yml converges one hypervisor per topology, two
+real guests each, and every expected ping succeeds; each result is read from the guests'
+own serial consoles (or, for the LAN peer's checks, from the peer)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import pytest
+
+LAB = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), 'lab')
+sys.path.insert(0, LAB)
+
+import tuntap_lab  # noqa: E402  pylint: disable=wrong-import-position
+
+EXPECTED_ROWS = {'hv1': 8, 'hv2': 7, 'hv3': 7, 'hv4': 9}
+
+
+@pytest.fixture(scope='module')
+def converged_lab():
+    if os.geteuid() != 0:
+        pytest.fail('the lab creates network namespaces: run the e2e tests as root')
+    lab = tuntap_lab.Lab('ttqe%d-' % (os.getpid() % 100000))
+    try:
+        build = tuntap_lab.build_guest.build_guest()
+        lab.up('/usr/bin/python3', build)
+        started = time.monotonic()
+        rc, changed = lab.converge('site.yml')
+        assert rc == 0 and changed > 0
+        converged = time.monotonic() - started
+        rc, changed = lab.converge('site.yml')
+        assert (rc, changed) == (0, 0), 'the second site.yml run must change nothing'
+        reports = lab.guest_reports()
+        print('guest build %.1f s (%s), site.yml %.1f s, to all guest results %.1f s'
+              % (build['build_seconds'], 'cached' if build['cached'] else 'built', converged,
+                 time.monotonic() - started))
+        yield lab, reports
+    finally:
+        lab.down()
+
+
+@pytest.mark.parametrize('hypervisor', sorted(EXPECTED_ROWS))
+def test_topology_matrix(converged_lab, hypervisor):
+    lab, reports = converged_lab
+    title, rows = lab.matrices(reports)[hypervisor]
+    ok = lab.print_matrix(title, rows)
+    if not ok:
+        for guest in lab.hypervisors[hypervisor]['guests']:
+            with open(lab.serial_log(guest), errors='replace') as handle:
+                print('--- serial log of %s ---\n%s' % (guest['name'], handle.read()))
+    assert len(rows) == EXPECTED_ROWS[hypervisor]
+    for guest in lab.hypervisors[hypervisor]['guests']:
+        report = reports[guest['name']]
+        assert report['done'] is not None, '%s never printed TTQ-DONE' % guest['name']
+        assert report['done']['fail'] == '0', report
+    assert ok, 'some pings of %s failed (matrix above)' % title
