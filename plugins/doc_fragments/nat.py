@@ -61,6 +61,7 @@ options:
       - With V(iptables) the executable script O(hook_file) re-adds every missing rule when
         ifupdown brings an interface up, so also at boot.
       - When no rule is left, the file is removed and so is the include block.
+      - V(false) leaves the files as they are (neither written nor removed).
     type: bool
     default: true
   nft_file:

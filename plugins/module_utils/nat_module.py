@@ -246,6 +246,7 @@ class Converge:
         self.errors.extend(missing_interface_errors(params, self.request))
         if self.errors:
             fail(module, self.errors)
+        applying = False
         try:
             backend_name, reason = choose_backend(params['backend'], self.commands,
                                                   self._read_nft)
@@ -263,23 +264,29 @@ class Converge:
             changed = (outcome['runtime_changed'] or outcome['foreign_changed']
                        or any(item['changed'] for item in outcome['files']))
             if changed and not module.check_mode:
+                applying = True
                 outcome['apply']()
-                for item in outcome['files']:
-                    if item['changed']:
-                        backup = files.write_atomic(module, item['path'], item['after'],
-                                                    backup=params['backup'],
-                                                    mode=item['mode'])
-                        if item['after'] is not None:
-                            # atomic_move gives a new file the umask's mode; the hook must
-                            # be executable.
-                            os.chmod(item['path'], item['mode'])
-                        if backup:
-                            item['backup_file'] = backup
-        except NetfilterError as exc:
-            fail(module, [str(exc)])
+                self._write_files(outcome)
+        except (NetfilterError, OSError) as exc:
+            message = str(exc)
+            if applying:
+                message += ' (while applying the change; run the task again to converge)'
+            fail(module, [message], changed=applying)
         for warning in self.warnings:
             module.warn(warning)
         return self._result(backend_name, reason, outcome, changed)
+
+    def _write_files(self, outcome):
+        for item in outcome['files']:
+            if not item['changed']:
+                continue
+            backup = files.write_atomic(self.module, item['path'], item['after'],
+                                        backup=self.params['backup'], mode=item['mode'])
+            if item['after'] is not None:
+                # atomic_move gives a new file the umask's mode; the hook must be executable.
+                os.chmod(item['path'], item['mode'])
+            if backup:
+                item['backup_file'] = backup
 
     # ------------------------------------------------------------ nftables
     def _plan_nft(self):
