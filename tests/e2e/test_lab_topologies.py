@@ -57,3 +57,18 @@ def test_topology_matrix(converged_lab, hypervisor):
         assert report['done'] is not None, '%s never printed TTQ-DONE' % guest['name']
         assert report['done']['fail'] == '0', report
     assert ok, 'some pings of %s failed (matrix above)' % title
+
+
+def test_routed_nat_needs_its_nat(converged_lab):
+    """Without the masquerade, vm3 (routed_nat, no route back on the LAN) still reaches its
+    gateway but no longer the LAN peer."""
+    lab, _reports = converged_lab
+    playbook = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'playbooks', 'routed_nat_without_nat.yml')
+    rc, changed = lab.converge(playbook)
+    assert rc == 0 and changed >= 2
+    vm3 = [guest for guest in lab.hypervisors['hv2']['guests'] if guest['name'] == 'vm3'][0]
+    report, _waited = tuntap_lab.guest_boot.wait_for_done(lab.serial_log(vm3), tuntap_lab.GUEST_TIMEOUT)
+    assert report['done'] is not None, 'vm3 did not finish after its restart'
+    results = report['results']
+    assert results['192.168.3.1']['status'] == 'ok', results
+    assert results[tuntap_lab.PEER_ADDRESS]['status'] == 'fail', results
