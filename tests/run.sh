@@ -287,7 +287,7 @@ stage_build() {
     cd "$COLLECTION"
     "$VENV/bin/ansible-galaxy" collection build --force --output-path "$out"
     "$VENV/bin/ansible-galaxy" collection install --force -p "$out/installed" "$out"/tuntap-qemu-*.tar.gz
-    for plugin in module:tap_device module:bridge_port module:ip_forward module:masquerade module:port_forward module:qemu_guest module:fleet_plan connection:netns filter:guest_interfaces filter:guest_kernel_ip filter:stable_mac; do
+    for plugin in module:tap_device module:bridge_port module:ip_forward module:masquerade module:port_forward module:qemu_guest module:fleet_plan connection:netns filter:guest_interfaces filter:guest_kernel_ip filter:stable_mac filter:interfaces_config; do
         ANSIBLE_COLLECTIONS_PATH=$out/installed "$VENV/bin/ansible-doc" -t "${plugin%%:*}" --json \
             "tuntap.qemu.${plugin#*:}" >"$out/doc.json"
         "$VENV/bin/python" - "${plugin#*:}" "$out/installed" "$out/doc.json" <<'PY'
@@ -303,6 +303,21 @@ assert doc['description'] and doc.get('options') is not None, 'description and o
 if '/modules/' in doc['filename']:
     assert entry['examples'].strip() and entry['return'], 'examples and return values'
 print('%s: documented from the installed tarball (%d options)' % (name, len(doc['options'])))
+PY
+    done
+    for role in hypervisor routed routed_nat bridged_nat bridged_lan; do
+        ANSIBLE_COLLECTIONS_PATH=$out/installed "$VENV/bin/ansible-doc" -t role --json \
+            "tuntap.qemu.$role" >"$out/doc.json"
+        "$VENV/bin/python" - "$role" "$out/doc.json" <<'PY'
+import json
+import sys
+
+name, path = sys.argv[1:]
+with open(path) as handle:
+    entry = json.load(handle)['tuntap.qemu.' + name]
+main = entry['entry_points']['main']
+assert main['short_description'] and main['options'], 'argument_specs of the role'
+print('role %s: argument_specs with %d options' % (name, len(main['options'])))
 PY
     done
 }
