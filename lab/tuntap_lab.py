@@ -47,6 +47,13 @@ import guest_boot  # noqa: E402  pylint: disable=wrong-import-position
 PEER_ADDRESS = '10.0.0.20'
 ENV = dict(os.environ, LC_ALL='C.UTF-8')
 GUEST_TIMEOUT = 120
+# Debian's bridge-utils hooks ifupdown's bridge_ports into these folders of /etc/network.
+BRIDGE_UTILS_HOOK = '/lib/bridge-utils/ifupdown.sh'
+BRIDGE_UTILS_HOOK_FOLDERS = ('if-pre-up.d', 'if-down.d', 'if-post-down.d')
+IFUPDOWN_HOOK_FOLDERS = ('if-pre-up.d', 'if-up.d', 'if-down.d', 'if-post-down.d')
+# The only sysctl keys the boot simulation applies: per network namespace, and all that
+# tuntap.qemu.ip_forward writes. Anything else in a lab's sysctl.d is refused.
+BOOT_SYSCTL_KEY = re.compile(r'^net\.ipv[46]\.(ip_forward|conf\.[^./]+\.forwarding)$')
 
 # The lab fleet: one hypervisor per topology, two guests each, all on the LAN 10.0.0.0/24.
 # Addresses are given in the inventory schema of docs/inventory.md; site.yml plans the rest.
@@ -146,6 +153,7 @@ class Lab:
         self.hypervisors = dict((name, dict(spec, namespace=prefix + name))
                                 for name, spec in HYPERVISORS.items())
         self.guests_dir = os.path.join(self.state_dir, 'guests')
+        self.last_output = ''
 
     @property
     def namespaces(self):
@@ -178,19 +186,14 @@ class Lab:
             os.makedirs('/etc/netns/%s/network/interfaces.d' % ns, exist_ok=True)
             with open('/etc/netns/%s/network/interfaces' % ns, 'w') as handle:
                 handle.write('# %s (tuntap.qemu lab)\nauto lo\niface lo inet loopback\n' % ns)
+            self.write_ifupdown_hooks(ns)
             run(['ip', 'link', 'set', 'lo', 'up'], netns=ns)
         run(['ip', 'link', 'add', 'lan0', 'type', 'bridge'], netns=self.lan)
         run(['ip', 'link', 'set', 'lan0', 'up'], netns=self.lan)
         hosts = [('peer', self.peer, PEER_ADDRESS)] + [
             (name, hv['namespace'], hv['uplink_address']) for name, hv in sorted(self.hypervisors.items())]
         for index, (name, ns, address) in enumerate(hosts):
-            port = 'p-%s' % name
-            # Both ends are born in the LAN namespace; one moves to the host as eth0.
-            run(['ip', 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'e%d' % index], netns=self.lan)
-            run(['ip', 'link', 'set', 'e%d' % index, 'netns', ns, 'name', 'eth0'], netns=self.lan)
-            run(['ip', 'link', 'set', port, 'master', 'lan0', 'up'], netns=self.lan)
-            run(['ip', 'addr', 'add', '%s/24' % address, 'dev', 'eth0'], netns=ns)
-            run(['ip', 'link', 'set', 'eth0', 'up'], netns=ns)
+            self.plug_uplink(name, ns, address, index)
         # The LAN peer routes the routed hypervisor's guest subnets back through it; NAT
         # topologies need no route, and the peer counts where their packets come from.
         for _name, hv in sorted(self.hypervisors.items()):
@@ -202,6 +205,32 @@ class Lab:
         self.write_inventory(python, build)
         print('lab %s is up: namespaces %s' % (self.prefix, ', '.join(self.namespaces)))
         print('inventory: %s' % self.inventory)
+
+    def plug_uplink(self, name, ns, address, index, mac=None):
+        """eth0 of host `name` in namespace ns: a veth into the LAN bridge, address/24, up;
+        with the MAC `mac` when given."""
+        port = 'p-%s' % name
+        # Both ends are born in the LAN namespace; one moves to the host as eth0.
+        run(['ip', 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'e%d' % index]
+            + (['address', mac] if mac else []), netns=self.lan)
+        run(['ip', 'link', 'set', 'e%d' % index, 'netns', ns, 'name', 'eth0'], netns=self.lan)
+        run(['ip', 'link', 'set', port, 'master', 'lan0', 'up'], netns=self.lan)
+        run(['ip', 'addr', 'add', '%s/24' % address, 'dev', 'eth0'], netns=ns)
+        run(['ip', 'link', 'set', 'eth0', 'up'], netns=ns)
+
+    @staticmethod
+    def write_ifupdown_hooks(ns):
+        """The ifupdown hook folders of the namespace's /etc/network (which `ip netns exec`
+        mounts over the host's, hooks included) with only bridge-utils' hook, which
+        bridge_ports needs: other packages' hooks (systemd-resolved's, for one) would act on
+        the host's services."""
+        for folder in IFUPDOWN_HOOK_FOLDERS:
+            path = '/etc/netns/%s/network/%s' % (ns, folder)
+            os.makedirs(path, exist_ok=True)
+            if folder in BRIDGE_UTILS_HOOK_FOLDERS and os.path.exists(BRIDGE_UTILS_HOOK):
+                link = os.path.join(path, 'bridge')
+                if not os.path.lexists(link):
+                    os.symlink(BRIDGE_UTILS_HOOK, link)
 
     def write_inventory(self, python, build):
         """The fleet in the inventory schema of docs/inventory.md, reached through netns."""
@@ -246,11 +275,14 @@ class Lab:
         with open(self.inventory, 'w') as handle:
             json.dump(inventory, handle, indent=2)
 
-    def stop_guests(self):
-        """End the lab's QEMU processes by the pids in their pidfiles."""
+    def stop_guests(self, names=None):
+        """End the lab's QEMU processes (or those of the guests `names`) by the pids in their
+        pidfiles."""
         if not os.path.isdir(self.guests_dir):
             return
         for name in sorted(os.listdir(self.guests_dir)):
+            if names is not None and name not in names:
+                continue
             pid = guest_process(os.path.join(self.guests_dir, name, 'qemu.pid'), name)
             if pid is not None:
                 os.kill(pid, signal.SIGKILL)
@@ -273,9 +305,91 @@ class Lab:
         if not quiet:
             print('lab %s removed' % self.prefix)
 
+    # ------------------------------------------------------------ reboot simulation
+    def recreate_hypervisor(self, name, timeout=10):
+        """Power hypervisor `name` off and on: end its guests (by their pidfiles), delete its
+        namespace and make a new one with only what the machine has before its own boot
+        configuration runs: lo and its uplink eth0 (the veth into the LAN, same MAC) with the
+        address it had before any converge. Its /etc/netns/<namespace>/ files (the persistent
+        configuration) stay; its guests' runtime folders and ifupdown's state go, as /run
+        does at a reboot."""
+        hv = self.hypervisors[name]
+        ns = hv['namespace']
+        # A NIC keeps its MAC across a reboot (and the LAN's ARP caches stay right).
+        mac = json.loads(run(['ip', '-j', 'link', 'show', 'dev', 'eth0'], capture=True, netns=ns).stdout)[0]['address']
+        guests = [guest['name'] for guest in hv['guests']]
+        self.stop_guests(guests)
+        for guest in guests:
+            shutil.rmtree(os.path.join(self.guests_dir, guest), ignore_errors=True)
+        shutil.rmtree(self.ifupdown_state(name), ignore_errors=True)
+        if os.path.exists('/run/netns/%s' % ns):
+            run(['ip', 'netns', 'del', ns])
+        # The kernel dismantles a namespace asynchronously; its veth's LAN end goes with it.
+        port = 'p-%s' % name
+        deadline = time.monotonic() + timeout
+        while run(['ip', 'link', 'show', 'dev', port], check=False, capture=True, netns=self.lan).returncode == 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError('%s: the LAN port %s outlived the namespace %s' % (name, port, ns))
+            time.sleep(0.05)
+        run(['ip', 'netns', 'add', ns])
+        run(['ip', 'link', 'set', 'lo', 'up'], netns=ns)
+        self.plug_uplink(name, ns, hv['uplink_address'], sorted(self.hypervisors).index(name) + 1, mac)
+
+    def ifupdown_state(self, name):
+        """ifupdown's state folder of hypervisor `name` (its /run/network)."""
+        return os.path.join(self.state_dir, name, 'ifupdown')
+
+    def boot_hypervisor(self, name):
+        """Run hypervisor `name`'s boot path on its persistent files, in the order of a Debian
+        boot: systemd-sysctl (the files of its sysctl.d), nftables.service (nft -f
+        /etc/nftables.conf) and networking.service (ifup -a with the interfaces files).
+
+        Everything runs through `ip netns exec` in the hypervisor's namespace, which mounts
+        /etc/netns/<namespace>/network over /etc/network. Only the sysctl.d files of the
+        namespace are applied, never `sysctl --system` (it would also apply the host's
+        /usr/lib/sysctl.d, where kernel.* keys are not per namespace), and only keys that
+        are per namespace (BOOT_SYSCTL_KEY). ifupdown keeps its state in the lab's state
+        folder (--state-dir), not in the host's /run/network. Returns {step: seconds}."""
+        ns = self.hypervisors[name]['namespace']
+        etc = '/etc/netns/%s' % ns
+        timings = {}
+        started = time.monotonic()
+        sysctl_dir = os.path.join(etc, 'sysctl.d')
+        for filename in sorted(os.listdir(sysctl_dir)):
+            if not filename.endswith('.conf'):
+                continue
+            path = os.path.join(sysctl_dir, filename)
+            keys = sysctl_keys(path)
+            refused = [key for key in keys if not BOOT_SYSCTL_KEY.match(key)]
+            if refused:
+                raise RuntimeError('%s: %s sets %s, which the lab does not apply (not known to be per '
+                                   'network namespace)' % (name, path, ', '.join(refused)))
+            run(['sysctl', '-p', path], netns=ns)
+        timings['sysctl'] = time.monotonic() - started
+        started = time.monotonic()
+        nftables_conf = os.path.join(etc, 'nftables.conf')
+        if os.path.exists(nftables_conf):
+            run(['nft', '-f', nftables_conf], netns=ns)
+        timings['nftables'] = time.monotonic() - started
+        started = time.monotonic()
+        # ifup reads /etc/network/interfaces: make sure it is the namespace's.
+        with open(os.path.join(etc, 'network', 'interfaces')) as handle:
+            wanted = handle.read()
+        seen = run(['cat', '/etc/network/interfaces'], capture=True, netns=ns).stdout
+        if seen != wanted:
+            raise RuntimeError('%s: /etc/network inside %s is not %s/network' % (name, ns, etc))
+        state = self.ifupdown_state(name)
+        os.makedirs(state, exist_ok=True)
+        run(['ifup', '-a', '--state-dir', state], netns=ns)
+        timings['ifup'] = time.monotonic() - started
+        return timings
+
     # ------------------------------------------------------------ converge
-    def converge(self, playbook, extra_vars=None):
-        """Run a playbook against the lab; returns (exit code, total 'changed' of the recap)."""
+    def converge(self, playbook, extra_vars=None, extra_args=None):
+        """Run a playbook against the lab; returns (exit code, total 'changed' of the recap).
+
+        extra_args: more ansible-playbook arguments, such as ['--check', '--diff'].
+        The output stays in self.last_output."""
         ansible_playbook = shutil.which('ansible-playbook')
         if not ansible_playbook:
             raise SystemExit('ansible-playbook not found; run lab/run.sh, which installs it')
@@ -284,15 +398,20 @@ class Lab:
         argv = [ansible_playbook, '-i', self.inventory, os.path.join(REPO, 'playbooks', playbook)]
         for key, value in sorted((extra_vars or {}).items()):
             argv += ['-e', '%s=%s' % (key, value)]
+        argv += list(extra_args or [])
         process = subprocess.Popen(argv, env=env, text=True, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT)
         changed = 0
+        output = []
         for line in process.stdout:
             sys.stdout.write(line)
+            output.append(line)
             match = re.search(r'\bok=\d+\s+changed=(\d+)', line)
             if match:
                 changed += int(match.group(1))
-        return process.wait(), changed
+        rc = process.wait()
+        self.last_output = ''.join(output)
+        return rc, changed
 
     # ------------------------------------------------------------ proof
     def ping(self, source_ns, target):
@@ -393,6 +512,19 @@ def network_of(cidr):
     octets = [int(part) for part in address.split('.')]
     value = (octets[0] << 24 | octets[1] << 16 | octets[2] << 8 | octets[3]) & (0xffffffff << (32 - int(prefix)))
     return '%d.%d.%d.%d/%s' % (value >> 24, value >> 16 & 255, value >> 8 & 255, value & 255, prefix)
+
+
+def sysctl_keys(path):
+    """The keys a sysctl.d file sets, in sysctl's dotted form (sysctl.d(5) syntax)."""
+    keys = []
+    with open(path) as handle:
+        for line in handle:
+            line = line.strip()
+            if not line or line[0] in '#;':
+                continue
+            key = line.split('=', 1)[0].strip().lstrip('-')
+            keys.append(key.replace('/', '.'))
+    return keys
 
 
 def demo(lab, python, keep):

@@ -27,7 +27,7 @@ VENV=${TUNTAP_VENV:-/var/cache/tuntap-qemu/venv}
 ALL_STAGES=(sanity units integration build e2e molecule)
 # openssh-client: ansible-test integration refuses to start without ssh-keygen.
 SYSTEM_PACKAGES=(
-    python3-venv python3-pip iproute2 nftables iptables ifupdown qemu-system-x86
+    python3-venv python3-pip iproute2 nftables iptables ifupdown bridge-utils qemu-system-x86
     busybox-static python3-pyroute2 python3-netaddr python3-nftables procps kmod ca-certificates
     openssh-client iputils-ping shellcheck
 )

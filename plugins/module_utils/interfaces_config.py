@@ -53,7 +53,16 @@ def _bridge_stanza(bridge, gateway=None):
         lines.append('    address %s' % first)
         if gateway:
             lines.append('    gateway %s' % gateway)
+    if bridge.get('uplink'):
+        # bridged_lan: the uplink's addresses are the bridge's now. Whatever still gives it
+        # one at boot (the host's own stanza for it, which ifup -a runs as well) is undone
+        # here, after every stanza of the uplink, or the address would be on both.
+        lines.append('    pre-up ip address flush dev %s scope global' % bridge['uplink'])
     lines.append('    bridge_ports %s' % (' '.join(ports) if ports else 'none'))
+    if bridge.get('uplink'):
+        # The bridge takes the uplink's MAC, as bridge_port does at runtime: the host keeps
+        # its MAC on the LAN (else the kernel picks the lowest port MAC, maybe a tap's).
+        lines.append('    bridge_hw %s' % bridge['uplink'])
     lines.append('    bridge_stp off')
     lines.append('    bridge_fd 0')
     lines.append('    bridge_maxwait 0')

@@ -75,7 +75,9 @@ auto br0
 iface br0 inet static
     address 10.0.0.14/24
     gateway 10.0.0.1
+    pre-up ip address flush dev eth0 scope global
     bridge_ports tap0 eth0
+    bridge_hw eth0
     bridge_stp off
     bridge_fd 0
     bridge_maxwait 0
