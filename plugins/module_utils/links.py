@@ -16,6 +16,7 @@ planning functions are unit-testable without a kernel.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 
 from ansible_collections.tuntap.qemu.plugins.module_utils import rtnl_snapshot, tuntap
@@ -451,14 +452,25 @@ def apply_plan(ipr, plan):
                 ipr.link('set', index=ifindex(name), **_set_kwargs(action[2], ifindex))
             elif kind == 'route_replace':
                 ipr.route('replace', **_route_kwargs(action[2], ifindex(name)))
-            elif kind in ('addr_add', 'addr_del'):
+            elif kind == 'addr_add':
+                ipr.addr('add', index=ifindex(name), **address_kwargs(action[2]))
+            elif kind == 'addr_del':
                 address, prefix = action[2].split('/')
-                ipr.addr('add' if kind == 'addr_add' else 'del', index=ifindex(name),
-                         address=address, prefixlen=int(prefix))
+                ipr.addr('del', index=ifindex(name), address=address, prefixlen=int(prefix))
         except tuntap.TunError as exc:
             raise LinkError(str(exc))
         except (NetlinkError, OSError) as exc:
             raise LinkError('%s: %s failed: %s' % (name, _describe(action), exc))
+
+
+def address_kwargs(cidr):
+    """pyroute2 arguments that add an address as ifupdown, networkd and `ip addr add ... brd +`
+    do: an IPv4 address of a subnet with room for one gets the subnet's broadcast."""
+    interface = ipaddress.ip_interface(cidr)
+    kwargs = {'address': str(interface.ip), 'prefixlen': interface.network.prefixlen}
+    if interface.version == 4 and interface.network.prefixlen <= 30:
+        kwargs['broadcast'] = str(interface.network.broadcast_address)
+    return kwargs
 
 
 def _route_kwargs(route, oif):

@@ -263,3 +263,14 @@ def test_uplink_errors():
     assert "uplink: 'br0' is the bridge itself" in errors
     _spec, errors = link_specs.bridge_spec(bridge_params(uplink='eth 0'))
     assert any(error.startswith("uplink: interface name 'eth 0'") for error in errors)
+
+
+@pytest.mark.parametrize('cidr, kwargs', [
+    ('192.168.0.1/24', {'address': '192.168.0.1', 'prefixlen': 24, 'broadcast': '192.168.0.255'}),
+    ('10.0.0.14/8', {'address': '10.0.0.14', 'prefixlen': 8, 'broadcast': '10.255.255.255'}),
+    ('10.0.0.0/31', {'address': '10.0.0.0', 'prefixlen': 31}),
+    ('10.0.0.5/32', {'address': '10.0.0.5', 'prefixlen': 32}),
+    ('fd00::1/64', {'address': 'fd00::1', 'prefixlen': 64}),
+])
+def test_address_kwargs_set_the_ipv4_broadcast(cidr, kwargs):
+    assert links.address_kwargs(cidr) == kwargs
