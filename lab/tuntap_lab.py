@@ -6,6 +6,8 @@
     tuntap_lab.py converge        run the lab playbook against a lab that is up
     tuntap_lab.py matrix          print the connectivity matrix of a converged lab
     tuntap_lab.py down            stop the lab's guests (by their pidfiles) and remove everything
+    --only hv3[,hv1]              up/demo/matrix: only these hypervisors (with the LAN and the
+                                  peer), e.g. the one a molecule scenario tests
 
 Layout (prefix default 'ttqlab-'):
     <prefix>lan    the LAN switch: bridge lan0, no address
@@ -143,15 +145,20 @@ def guest_process(pidfile, name):
 
 
 class Lab:
-    def __init__(self, prefix, state_dir=None):
+    def __init__(self, prefix, state_dir=None, only=None):
+        """only: names of HYPERVISORS to build (default all); the LAN and the peer are always there."""
         if not re.match(r'^[a-z0-9-]{1,10}$', prefix):
             raise SystemExit('--prefix: %r must be 1-10 characters of a-z, 0-9 and -' % prefix)
+        unknown = sorted(set(only or ()) - set(HYPERVISORS))
+        if unknown:
+            raise SystemExit('--only: no hypervisor %s in the lab (it has %s)'
+                             % (', '.join(unknown), ', '.join(sorted(HYPERVISORS))))
         self.prefix = prefix
         self.state_dir = state_dir or os.path.join('/run/tuntap-lab', prefix.rstrip('-'))
         self.lan = prefix + 'lan'
         self.peer = prefix + 'peer'
         self.hypervisors = dict((name, dict(spec, namespace=prefix + name))
-                                for name, spec in HYPERVISORS.items())
+                                for name, spec in HYPERVISORS.items() if not only or name in only)
         self.guests_dir = os.path.join(self.state_dir, 'guests')
         self.last_output = ''
 
@@ -570,10 +577,14 @@ def main(argv=None):
     parser.add_argument('--keep', action='store_true', help='demo: leave the lab up afterwards')
     parser.add_argument('--python', default='/usr/bin/python3',
                         help="the hypervisors' Python (default Debian's /usr/bin/python3)")
+    parser.add_argument('--only', action='append', metavar='HV[,HV]',
+                        help='up, demo, matrix: only these hypervisors of %s (default all); '
+                             'down removes what up made either way' % ', '.join(sorted(HYPERVISORS)))
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         raise SystemExit('the lab creates network namespaces: run it as root')
-    lab = Lab(args.prefix)
+    only = [name for value in args.only or () for name in value.split(',') if name]
+    lab = Lab(args.prefix, only=only)
     if args.command == 'up':
         lab.up(args.python, build_guest.build_guest())
         return 0
