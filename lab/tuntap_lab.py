@@ -30,6 +30,7 @@ pids in their pidfiles, after checking that the pid is the QEMU of that guest.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import re
@@ -91,7 +92,7 @@ def guest_gateway(hv, guest):
     """What the plan makes the guest's gateway (docs/inventory.md): routed, the first
     host of its subnet; bridged_nat, the bridge; bridged_lan, none (the host does not route)."""
     if hv['topology'] in ('routed', 'routed_nat'):
-        return network_of(guest['address']).rsplit('.', 1)[0].split('/')[0] + '.1'
+        return str(next(ipaddress.ip_interface(guest['address']).network.hosts()))
     if hv['topology'] == 'bridged_nat':
         return hv['bridge_address'].split('/')[0]
     return None
@@ -515,23 +516,7 @@ class Lab:
 
 
 def network_of(cidr):
-    address, prefix = cidr.split('/')
-    octets = [int(part) for part in address.split('.')]
-    value = (octets[0] << 24 | octets[1] << 16 | octets[2] << 8 | octets[3]) & (0xffffffff << (32 - int(prefix)))
-    return '%d.%d.%d.%d/%s' % (value >> 24, value >> 16 & 255, value >> 8 & 255, value & 255, prefix)
-
-
-def sysctl_keys(path):
-    """The keys a sysctl.d file sets, in sysctl's dotted form (sysctl.d(5) syntax)."""
-    keys = []
-    with open(path) as handle:
-        for line in handle:
-            line = line.strip()
-            if not line or line[0] in '#;':
-                continue
-            key = line.split('=', 1)[0].strip().lstrip('-')
-            keys.append(key.replace('/', '.'))
-    return keys
+    return str(ipaddress.ip_interface(cidr).network)
 
 
 def demo(lab, python, keep):
