@@ -519,6 +519,19 @@ def network_of(cidr):
     return str(ipaddress.ip_interface(cidr).network)
 
 
+def sysctl_keys(path):
+    """The keys a sysctl.d file sets, in sysctl's dotted form (sysctl.d(5) syntax)."""
+    keys = []
+    with open(path) as handle:
+        for line in handle:
+            line = line.strip()
+            if not line or line[0] in '#;':
+                continue
+            key = line.split('=', 1)[0].strip().lstrip('-')
+            keys.append(key.replace('/', '.'))
+    return keys
+
+
 def demo(lab, python, keep):
     started = time.time()
     build = build_guest.build_guest()
