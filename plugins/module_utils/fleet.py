@@ -589,17 +589,26 @@ def _checked_gateway(guest, error):
     return names.netaddr.IPAddress(guest['gateway_given'])
 
 
+def _in_subnet(guest, subnet, what, hint, error):
+    """A bridged guest's address must be in `subnet` with the same prefix; False (with an
+    error naming the guest's address) when it is not, or when `subnet` itself is invalid."""
+    if subnet is None:
+        return False
+    net = guest['net']
+    if net.cidr == subnet.cidr:
+        return True
+    if _overlap(net, subnet):
+        why = 'has prefix /%d but %s is %s' % (net.prefixlen, what, subnet.cidr)
+    else:
+        why = 'is outside %s %s' % (what, subnet.cidr)
+    error('%s.address: %r %s %s' % (guest['path'], _address_text(guest), why, hint))
+    return False
+
+
 def _bridged_nat_gateway(host, guest, error):
     """bridged_nat: the guest is in the bridge subnet; the gateway is the bridge address."""
     bridge_net, net, path = host['bridge_net'], guest['net'], guest['path']
-    if bridge_net is None:
-        return False
-    if net.cidr != bridge_net.cidr:
-        if _overlap(net, bridge_net):
-            why = 'has prefix /%d but the bridge subnet is %s' % (net.prefixlen, bridge_net.cidr)
-        else:
-            why = 'is outside the bridge subnet %s' % bridge_net.cidr
-        error('%s.address: %r %s (%s)' % (path, _address_text(guest), why, BRIDGE_ADDRESS))
+    if not _in_subnet(guest, bridge_net, 'the bridge subnet', '(%s)' % BRIDGE_ADDRESS, error):
         return False
     if net.ip == bridge_net.ip:
         error('%s.address: %r is the bridge address, the host side (%s)'
@@ -618,16 +627,9 @@ def _bridged_nat_gateway(host, guest, error):
 
 def _bridged_lan_gateway(host, guest, error):
     """bridged_lan: the guest is in the LAN subnet; the gateway, if any, is the LAN's router."""
-    uplink_net, net, path = host['uplink_net'], guest['net'], guest['path']
-    if uplink_net is None:
-        return False
-    if net.cidr != uplink_net.cidr:
-        if _overlap(net, uplink_net):
-            why = 'has prefix /%d but the LAN subnet is %s' % (net.prefixlen, uplink_net.cidr)
-        else:
-            why = 'is outside the LAN subnet %s' % uplink_net.cidr
-        error('%s.address: %r %s (%s); bridged_lan guests are on the LAN'
-              % (path, _address_text(guest), why, UPLINK_ADDRESS))
+    uplink_net, path = host['uplink_net'], guest['path']
+    if not _in_subnet(guest, uplink_net, 'the LAN subnet',
+                      '(%s); bridged_lan guests are on the LAN' % UPLINK_ADDRESS, error):
         return False
     if guest['gateway_given'] is None:
         return True
