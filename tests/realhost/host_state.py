@@ -1,0 +1,295 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The network state of a real host, read over SSH, normalised, and compared across a boot.
+
+collect(vm) sends COLLECTOR (Python, standard library only) to the host over SSH and runs it
+with sudo: it returns the raw output of `ip -j -d link`, `ip -j addr`, `ip -j route`,
+`ip -6 -j route`, `nft -j list ruleset`, `iptables-save`, `ip6tables-save`, the forwarding
+sysctls, the QEMU processes, the state of the tuntap-qemu* units (and nftables.service) and,
+per guest runtime folder, whether its QEMU runs (pidfile) and answers QMP.
+
+normalise() turns that into flat {section: {key: value}} with what legitimately changes
+across a boot taken out (ifindex, pids, nft handles and counters, iptables counters, the
+random MACs of taps and the link-local addresses and routes derived from them).
+compare() lists every remaining difference; explain() matches each against an allow-list
+of (pattern, reason) so that a test asserts each difference explicitly.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import NamedTuple
+
+COLLECTOR = r'''
+import glob, json, os, socket, subprocess
+ENV = dict(os.environ, LC_ALL='C')
+def out(argv):
+    r = subprocess.run(argv, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return {'rc': r.returncode, 'out': r.stdout}
+def qmp_status(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(3)
+    try:
+        s.connect(path)
+        f = s.makefile('rw')
+        json.loads(f.readline())
+        for cmd in ('qmp_capabilities', 'query-status'):
+            f.write(json.dumps({'execute': cmd}) + '\n'); f.flush()
+            while True:
+                reply = json.loads(f.readline())
+                if 'return' in reply or 'error' in reply:
+                    break
+        return reply.get('return', {}).get('status') or 'error: %r' % reply.get('error')
+    except (OSError, ValueError) as e:
+        return 'no QMP: %s' % e
+    finally:
+        s.close()
+state = {}
+for key, argv in (('links', ['ip', '-j', '-d', 'link']), ('addrs', ['ip', '-j', 'addr']),
+                  ('routes4', ['ip', '-j', 'route', 'show', 'table', 'main']),
+                  ('routes6', ['ip', '-6', '-j', 'route', 'show', 'table', 'main']),
+                  ('nft', ['nft', '-j', 'list', 'ruleset']), ('iptables', ['iptables-save']),
+                  ('ip6tables', ['ip6tables-save']), ('ps', ['ps', '-eo', 'pid=,user=,args='])):
+    state[key] = out(argv)
+state['sysctl'] = {}
+for key in ('net.ipv4.ip_forward', 'net.ipv6.conf.all.forwarding'):
+    with open('/proc/sys/' + key.replace('.', '/')) as h:
+        state['sysctl'][key] = h.read().strip()
+units = out(['systemctl', 'list-unit-files', '--no-legend', '--plain', 'tuntap-qemu*'])['out'].split()
+units = [u for u in units if u.startswith('tuntap-qemu')]
+loaded = out(['systemctl', 'list-units', '--all', '--no-legend', '--plain', 'tuntap-qemu*'])['out'].split()
+units = sorted(set(units) | set(u for u in loaded if u.startswith('tuntap-qemu')))
+state['units'] = {}
+for unit in units + ['nftables.service']:
+    state['units'][unit] = {
+        'enabled': out(['systemctl', 'is-enabled', unit])['out'].strip(),
+        'active': out(['systemctl', 'is-active', unit])['out'].strip()}
+state['guests'] = {}
+for folder in sorted(glob.glob(RUNTIME_ROOT + '/*/')):
+    name = os.path.basename(folder.rstrip('/'))
+    guest = {'pid': None, 'args': None, 'qmp': None}
+    try:
+        with open(folder + 'qemu.pid') as h:
+            pid = int(h.read().strip())
+        with open('/proc/%d/cmdline' % pid, 'rb') as h:
+            guest['args'] = [a.decode() for a in h.read().split(b'\0') if a]
+        guest['pid'] = pid
+    except (OSError, ValueError):
+        pass
+    if os.path.exists(folder + 'qmp.sock'):
+        guest['qmp'] = qmp_status(folder + 'qmp.sock')
+    state['guests'][name] = guest
+with open('/proc/uptime') as h:
+    state['uptime'] = float(h.read().split()[0])
+print(json.dumps(state))
+'''
+
+DEFAULT_RUNTIME_ROOT = '/run/tuntap-qemu'
+
+
+class Difference(NamedTuple):
+    path: str
+    before: object
+    after: object
+
+    def __str__(self):
+        return '%s: %s -> %s' % (self.path, _show(self.before), _show(self.after))
+
+
+class Explained(NamedTuple):
+    difference: Difference
+    reason: str | None
+
+
+def _show(value):
+    if value is None:
+        return '(absent)'
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def collect(vm, runtime_root=DEFAULT_RUNTIME_ROOT):
+    """The raw state of vm's host (a realhost.Vm), over SSH with sudo."""
+    source = 'RUNTIME_ROOT = %r\n' % runtime_root + COLLECTOR
+    result = vm.ssh('sudo', '/usr/bin/python3', '-', input_text=source, timeout=120)
+    return json.loads(result.stdout)
+
+
+# ---------------------------------------------------------------- normalise
+
+def _json(raw, default):
+    if raw['rc'] != 0 or not raw['out'].strip():
+        return default
+    return json.loads(raw['out'])
+
+
+def normalise_links(links):
+    """{ifname: {kind, master, up, operstate, owner, mtu, mac}}; taps' MACs are random."""
+    result = {}
+    for link in links:
+        info = link.get('linkinfo') or {}
+        data = info.get('info_data') or {}
+        kind = info.get('info_kind') or link.get('link_type')
+        entry = {
+            'kind': kind,
+            'master': link.get('master'),
+            'up': 'UP' in link.get('flags', []),
+            'operstate': link.get('operstate'),
+            'mtu': link.get('mtu'),
+        }
+        if kind == 'tun':
+            entry['tun_type'] = data.get('type')
+            entry['owner'] = data.get('user')
+            entry['group'] = data.get('group')
+        else:
+            entry['mac'] = link.get('address')
+        result[link['ifname']] = entry
+    return result
+
+
+def normalise_addrs(addrs):
+    """{ifname: sorted global addresses}; link-local ones follow the (random) tap MACs."""
+    result = {}
+    for link in addrs:
+        wanted = sorted('%s/%s' % (a['local'], a['prefixlen']) for a in link.get('addr_info', [])
+                        if a.get('scope') != 'link' and a.get('scope') != 'host')
+        if wanted:
+            result[link['ifname']] = wanted
+    return result
+
+
+def normalise_routes(routes, family):
+    result = {}
+    for route in routes:
+        if family == 6 and route.get('dst', '').startswith('fe80::'):
+            continue
+        key = '%s dev %s' % (route.get('dst'), route.get('dev'))
+        if route.get('gateway'):
+            key = '%s via %s dev %s' % (route.get('dst'), route['gateway'], route.get('dev'))
+        value = dict((field, route[field]) for field in ('protocol', 'scope', 'prefsrc', 'metric', 'flags')
+                     if route.get(field) not in (None, []))
+        result[key] = value
+    return result
+
+
+def _strip_nft(value):
+    if isinstance(value, dict):
+        if 'counter' in value and isinstance(value['counter'], dict):
+            return {'counter': 'counted'}
+        return dict((key, _strip_nft(item)) for key, item in value.items() if key != 'handle')
+    if isinstance(value, list):
+        return [_strip_nft(item) for item in value]
+    return value
+
+
+def normalise_nft(ruleset):
+    """{'<family> <table>': table attributes, '<family> <table> <chain>': chain, 'rule ...': n}."""
+    result = {}
+    rules = {}
+    for item in ruleset.get('nftables', []):
+        kind, body = next(iter(item.items()))
+        if kind == 'metainfo':
+            continue
+        body = _strip_nft(body)
+        table = '%s %s' % (body.get('family'), body.get('table', body.get('name')))
+        if kind == 'table':
+            result['table %s' % table] = body
+        elif kind == 'chain':
+            result['chain %s %s' % (table, body['name'])] = body
+        elif kind == 'rule':
+            key = 'rule %s %s %s' % (table, body['chain'], json.dumps(body.get('expr'), sort_keys=True))
+            if body.get('comment'):
+                key += ' comment=%s' % body['comment']
+            rules[key] = rules.get(key, 0) + 1
+        else:
+            result['%s %s %s' % (kind, table, body.get('name'))] = body
+    result.update(rules)
+    return result
+
+
+def normalise_iptables(text):
+    """{line: count} of iptables-save without comments and counters."""
+    result = {}
+    for line in text.splitlines():
+        if not line or line.startswith('#'):
+            continue
+        line = re.sub(r' \[\d+:\d+\]$', '', line)
+        line = re.sub(r'^\[\d+:\d+\] ', '', line)
+        result[line] = result.get(line, 0) + 1
+    return result
+
+
+def normalise_processes(text):
+    """{'user args': count} of the QEMU processes (pids change at every boot)."""
+    result = {}
+    for line in text.splitlines():
+        parts = line.split(None, 2)
+        if len(parts) == 3 and 'qemu-system' in parts[2].split(' ', 1)[0]:
+            key = '%s %s' % (parts[1], parts[2])
+            result[key] = result.get(key, 0) + 1
+    return result
+
+
+def guest_tap(args):
+    for value in args or ():
+        match = re.search(r'(?:^|,)ifname=([^,]+)', value)
+        if value.startswith('tap,') and match:
+            return match.group(1)
+    return None
+
+
+def normalise_guests(guests):
+    return dict((name, {'running': guest['pid'] is not None, 'tap': guest_tap(guest['args']),
+                        'qmp': guest['qmp']})
+                for name, guest in guests.items())
+
+
+def normalise(raw):
+    """Flat {section: {key: value}} of a collect() result."""
+    return {
+        'link': normalise_links(_json(raw['links'], [])),
+        'addr': normalise_addrs(_json(raw['addrs'], [])),
+        'route4': normalise_routes(_json(raw['routes4'], []), 4),
+        'route6': normalise_routes(_json(raw['routes6'], []), 6),
+        'nft': normalise_nft(_json(raw['nft'], {})),
+        'iptables': normalise_iptables(raw['iptables']['out']),
+        'ip6tables': normalise_iptables(raw['ip6tables']['out']),
+        'sysctl': raw['sysctl'],
+        'qemu': normalise_processes(raw['ps']['out']),
+        'unit': raw['units'],
+        'guest': normalise_guests(raw['guests']),
+    }
+
+
+# ---------------------------------------------------------------- compare
+
+def compare(before, after):
+    """Every difference between two normalise() results, as Difference(path, before, after);
+    a path is section/key[/field] ('link/tap0/operstate', 'route4/default via ... dev br0')."""
+    differences = []
+    for section in sorted(set(before) | set(after)):
+        old, new = before.get(section, {}), after.get(section, {})
+        for key in sorted(set(old) | set(new)):
+            a, b = old.get(key), new.get(key)
+            if a == b:
+                continue
+            if isinstance(a, dict) and isinstance(b, dict):
+                for field in sorted(set(a) | set(b)):
+                    if a.get(field) != b.get(field):
+                        differences.append(Difference('%s/%s/%s' % (section, key, field), a.get(field), b.get(field)))
+            else:
+                differences.append(Difference('%s/%s' % (section, key), a, b))
+    return differences
+
+
+def explain(differences, allowed):
+    """[(difference, reason or None)]: allowed is [(regex on the path, reason)], each
+    regex must match the whole path."""
+    explained = []
+    for difference in differences:
+        reason = None
+        for pattern, why in allowed:
+            if re.fullmatch(pattern, difference.path):
+                reason = why
+                break
+        explained.append(Explained(difference, reason))
+    return explained

@@ -1,0 +1,422 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A real Debian 12 host under QEMU, on a LAN made of network namespaces, reached over SSH.
+
+    realhost.py up [--prefix P] [--uplink static|dhcp]   boot one VM and keep it (debugging)
+    realhost.py cleanup --prefix P                       stop and remove what prefix P left
+
+Layout of one VM (each VM has its own LAN, so every VM keeps the image's 10.44.0.50):
+    <prefix>sw     the LAN switch: bridge lan0; the VM's tap vm0 is a port of it, QEMU runs
+                   here (`ip netns exec <prefix>sw qemu-system-x86_64 ...`)
+    <prefix>ctl    the controller, eth0 10.44.0.10/24: ansible-playbook runs here with
+                   Ansible's ordinary ssh connection (user ttq, the image's key, become)
+    <prefix>peer   a LAN host, eth0 10.44.0.20/24 and the LAN's gateway 10.44.0.1/24
+
+Every link is created inside these namespaces (veths are born in the switch namespace with
+their other end in the controller's or the peer's): nothing touches the root namespace.
+QEMU is ended by the pid in its own pidfile, after checking that the process is the QEMU
+of that pidfile; the namespaces and the VM's state folder (overlay, serial log, inventory)
+are removed on exit, on SIGTERM/SIGINT and at interpreter exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+import build_image  # noqa: E402  pylint: disable=wrong-import-position
+
+STATE_ROOT = '/var/tmp/tuntap-qemu-realhost'
+VENV = os.environ.get('TUNTAP_VENV', '/var/cache/tuntap-qemu/venv')
+HOST_ADDRESS = '10.44.0.50'
+CONTROLLER_ADDRESS = '10.44.0.10'
+PEER_ADDRESS = '10.44.0.20'
+GATEWAY_ADDRESS = '10.44.0.1'
+PREFIX_LEN = 24
+USER = 'ttq'
+BOOT_TIMEOUT = 240
+ENV = dict(os.environ, LC_ALL='C.UTF-8')
+# The prefix names namespaces and the state folder; the links inside a namespace have
+# short fixed names (lan0, vm0, eth0), so the prefix never reaches the 15-byte limit.
+PREFIX = re.compile(r'^ttqr[a-z0-9-]{1,20}-$')
+SSH_OPTIONS = ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
+               '-o', 'LogLevel=ERROR', '-o', 'BatchMode=yes']
+
+_active = {}
+_active_lock = threading.Lock()
+_counter = [0]
+
+
+class RealHostError(Exception):
+    pass
+
+
+def run(argv, netns=None, check=True, capture=True, timeout=None, input_text=None):
+    if netns:
+        argv = ['ip', 'netns', 'exec', netns] + list(argv)
+    result = subprocess.run(argv, env=ENV, text=True, check=False, timeout=timeout, input=input_text,
+                            stdout=subprocess.PIPE if capture else None,
+                            stderr=subprocess.STDOUT if capture else None)
+    if check and result.returncode != 0:
+        raise RealHostError('%s failed (exit %d): %s' % (' '.join(argv), result.returncode,
+                                                        (result.stdout or '').strip()[-2000:]))
+    return result
+
+
+def new_prefix():
+    with _active_lock:
+        _counter[0] += 1
+        return 'ttqr%d-%d-' % (os.getpid(), _counter[0])
+
+
+def accelerator():
+    """TCG unless TUNTAP_REALHOST_ACCEL says otherwise: /dev/kvm exists on our machines but
+    KVM guests do not boot there."""
+    return os.environ.get('TUNTAP_REALHOST_ACCEL', 'tcg')
+
+
+def qemu_of_pidfile(pidfile):
+    """The pid in pidfile if it is alive and is the QEMU started with that pidfile, else None."""
+    try:
+        with open(pidfile) as handle:
+            pid = int(handle.read().strip())
+        with open('/proc/%d/cmdline' % pid, 'rb') as handle:
+            args = handle.read().split(b'\0')
+    except (OSError, ValueError):
+        return None
+    if any(arg == b'-pidfile' and value == pidfile.encode() for arg, value in zip(args, args[1:])):
+        return pid
+    return None
+
+
+def stop_qemu(pidfile, timeout=10):
+    pid = qemu_of_pidfile(pidfile)
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while os.path.exists('/proc/%d' % pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if qemu_of_pidfile(pidfile) == pid:
+        os.kill(pid, signal.SIGKILL)
+    return True
+
+
+def namespaces_with(prefix):
+    result = run(['ip', 'netns', 'list'])
+    names = [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
+    return [name for name in names if name.startswith(prefix)]
+
+
+def cleanup_prefix(prefix):
+    """Remove what a VM (or every VM of a run: prefix ttqr<pid>-) left: its QEMU by its
+    pidfile, its namespaces, its state folder."""
+    if not prefix.startswith('ttqr'):
+        raise RealHostError('refusing prefix %r: realhost prefixes start with ttqr' % prefix)
+    removed = []
+    if os.path.isdir(STATE_ROOT):
+        for name in sorted(os.listdir(STATE_ROOT)):
+            if not (name + '-').startswith(prefix) and not name.startswith(prefix):
+                continue
+            folder = os.path.join(STATE_ROOT, name)
+            if stop_qemu(os.path.join(folder, 'qemu.pid')):
+                removed.append('qemu of %s' % name)
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    for ns in namespaces_with(prefix):
+        run(['ip', 'netns', 'del', ns], check=False)
+        removed.append('netns %s' % ns)
+    return removed
+
+
+def teardown_all():
+    with _active_lock:
+        vms = list(_active.values())
+    for vm in vms:
+        vm.down()
+
+
+def _on_signal(signum, _frame):
+    teardown_all()
+    raise SystemExit(128 + signum)
+
+
+def install_handlers():
+    """Teardown on exit and on SIGTERM/SIGINT (call from the main thread)."""
+    atexit.register(teardown_all)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _on_signal)
+
+
+def lay_out_collection(target_root):
+    """The work tree as target_root/ansible_collections/tuntap/qemu (the files git lists,
+    tracked and untracked, as tests/run.sh lays it out)."""
+    collection = os.path.join(target_root, 'ansible_collections', 'tuntap', 'qemu')
+    os.makedirs(collection, exist_ok=True)
+    listed = run(['git', '-C', REPO, 'ls-files', '-z', '-co', '--exclude-standard']).stdout
+    for path in listed.split('\0'):
+        source = os.path.join(REPO, path)
+        if not path or not (os.path.isfile(source) or os.path.islink(source)):
+            continue
+        target = os.path.join(collection, path)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.copy2(source, target, follow_symlinks=False)
+    return target_root
+
+
+class Vm:
+    """One Debian host VM on its own namespace LAN. Use as a context manager."""
+
+    def __init__(self, image, prefix=None, memory=1536, collections_path=None, log=None):
+        self.image = image
+        self.prefix = prefix or new_prefix()
+        if not PREFIX.match(self.prefix):
+            raise RealHostError('prefix %r must match %s' % (self.prefix, PREFIX.pattern))
+        self.switch = self.prefix + 'sw'
+        self.controller = self.prefix + 'ctl'
+        self.peer = self.prefix + 'peer'
+        self.state = os.path.join(STATE_ROOT, self.prefix.rstrip('-'))
+        self.pidfile = os.path.join(self.state, 'qemu.pid')
+        self.overlay = os.path.join(self.state, 'overlay.qcow2')
+        self.serial_log = os.path.join(self.state, 'serial.log')
+        self.key = os.path.join(image, 'id_ed25519')
+        self.memory = memory
+        self.collections_path = collections_path
+        self.mac = '52:54:00:44:00:50'
+        self.boot_seconds = None
+        self.children = []
+        self.log = log or (lambda message: print(message, flush=True))
+
+    # ------------------------------------------------------------ lifecycle
+    def __enter__(self):
+        try:
+            self.up()
+        except BaseException:
+            self.down()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.down()
+
+    def up(self):
+        with _active_lock:
+            _active[self.prefix] = self
+        cleanup_prefix(self.prefix)
+        os.makedirs(os.path.join(self.state, 'cp'), exist_ok=True)
+        self.make_lan()
+        self.start_qemu()
+        self.wait_for_ssh()
+
+    def down(self):
+        for child in self.children:
+            if child.poll() is None:
+                child.terminate()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.wait(5)
+                if child.poll() is None:
+                    child.kill()
+        self.children = []
+        stop_qemu(self.pidfile)
+        for ns in (self.controller, self.peer, self.switch):
+            if ns in namespaces_with(ns):
+                run(['ip', 'netns', 'del', ns], check=False)
+        shutil.rmtree(self.state, ignore_errors=True)
+        with _active_lock:
+            _active.pop(self.prefix, None)
+
+    def make_lan(self):
+        for ns in (self.switch, self.controller, self.peer):
+            run(['ip', 'netns', 'add', ns])
+            run(['ip', 'link', 'set', 'lo', 'up'], netns=ns)
+        run(['ip', 'link', 'add', 'lan0', 'type', 'bridge'], netns=self.switch)
+        run(['ip', 'link', 'set', 'lan0', 'up'], netns=self.switch)
+        for port, ns, addresses in (('p-ctl', self.controller, [CONTROLLER_ADDRESS]),
+                                    ('p-peer', self.peer, [PEER_ADDRESS, GATEWAY_ADDRESS])):
+            run(['ip', 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns],
+                netns=self.switch)
+            run(['ip', 'link', 'set', port, 'master', 'lan0', 'up'], netns=self.switch)
+            for address in addresses:
+                run(['ip', 'addr', 'add', '%s/%d' % (address, PREFIX_LEN), 'dev', 'eth0'], netns=ns)
+            run(['ip', 'link', 'set', 'eth0', 'up'], netns=ns)
+        run(['ip', 'tuntap', 'add', 'dev', 'vm0', 'mode', 'tap'], netns=self.switch)
+        run(['ip', 'link', 'set', 'vm0', 'master', 'lan0', 'up'], netns=self.switch)
+
+    def qemu_argv(self):
+        image = self.image
+        append = 'root=/dev/vda rw console=ttyS0 net.ifnames=0 panic=-1 quiet'
+        return ['qemu-system-x86_64',
+                '-name', 'ttqhost-%s' % self.prefix.rstrip('-'),
+                '-machine', 'pc', '-accel', accelerator(), '-cpu', 'max,svm=off,vmx=off',
+                '-m', str(self.memory), '-smp', '1',
+                '-nodefaults', '-no-user-config', '-display', 'none',
+                '-kernel', os.path.join(image, 'vmlinuz'),
+                '-initrd', os.path.join(image, 'initrd.img'),
+                '-append', append,
+                '-drive', 'file=%s,if=virtio,format=qcow2,cache=unsafe,discard=unmap' % self.overlay,
+                '-netdev', 'tap,id=n0,ifname=vm0,script=no,downscript=no',
+                '-device', 'virtio-net-pci,netdev=n0,mac=%s' % self.mac,
+                '-serial', 'file:%s' % self.serial_log,
+                '-pidfile', self.pidfile, '-daemonize']
+
+    def start_qemu(self):
+        run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'raw', '-b',
+             os.path.join(self.image, 'root.img'), self.overlay])
+        self.started = time.monotonic()
+        run(self.qemu_argv(), netns=self.switch)
+
+    def serial_tail(self, lines=40):
+        try:
+            with open(self.serial_log, errors='replace') as handle:
+                return '\n'.join(handle.read().splitlines()[-lines:])
+        except OSError:
+            return '(no serial log)'
+
+    def alive(self):
+        return qemu_of_pidfile(self.pidfile) is not None
+
+    # ------------------------------------------------------------ reaching the VM
+    def ssh_argv(self, *command):
+        return (['ssh', '-i', self.key] + SSH_OPTIONS + ['-o', 'ConnectTimeout=3',
+                                                         '%s@%s' % (USER, HOST_ADDRESS)] + list(command))
+
+    def ssh(self, *command, check=True, timeout=120, input_text=None):
+        return run(self.ssh_argv(*command), netns=self.controller, check=check, timeout=timeout,
+                   input_text=input_text)
+
+    def wait_for_ssh(self, timeout=BOOT_TIMEOUT):
+        """TCP 22 and a login from the controller, then an Ansible ping."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self.alive():
+                raise RealHostError('%s: QEMU is not running; serial log:\n%s' % (self.prefix, self.serial_tail()))
+            try:
+                if self.ssh('true', check=False, timeout=15).returncode == 0:
+                    break
+            except subprocess.TimeoutExpired:
+                pass
+            if time.monotonic() > deadline:
+                raise RealHostError('%s: no SSH at %s after %ds; serial log:\n%s'
+                                    % (self.prefix, HOST_ADDRESS, timeout, self.serial_tail()))
+            time.sleep(1)
+        self.boot_seconds = time.monotonic() - self.started
+        result = self.ansible('-m', 'ansible.builtin.ping', check=False)
+        if result.returncode != 0:
+            raise RealHostError('%s: SSH works but the Ansible ping failed:\n%s' % (self.prefix, result.stdout[-3000:]))
+
+    # ------------------------------------------------------------ Ansible from the controller
+    def ansible_env(self):
+        env = {
+            'PATH': '%s/bin:%s' % (VENV, os.environ.get('PATH', '/usr/bin:/bin')),
+            'ANSIBLE_SSH_CONTROL_PATH_DIR': os.path.join(self.state, 'cp'),
+            'ANSIBLE_PIPELINING': 'True', 'ANSIBLE_NOCOLOR': '1', 'ANSIBLE_FORCE_COLOR': '0',
+            'ANSIBLE_RETRY_FILES_ENABLED': 'False', 'ANSIBLE_HOST_KEY_CHECKING': 'False',
+            'ANSIBLE_LOCAL_TEMP': os.path.join(self.state, 'ansible-tmp'),
+        }
+        if self.collections_path:
+            env['ANSIBLE_COLLECTIONS_PATH'] = self.collections_path
+        return env
+
+    def host_vars(self):
+        """How the controller reaches this VM: the ordinary ssh connection with become."""
+        return {
+            'ansible_host': HOST_ADDRESS, 'ansible_user': USER, 'ansible_connection': 'ssh',
+            'ansible_ssh_private_key_file': self.key, 'ansible_become': True,
+            'ansible_ssh_common_args': ' '.join(SSH_OPTIONS[:6]),
+            'ansible_python_interpreter': '/usr/bin/python3',
+        }
+
+    def write_inventory(self, name='inventory.json', hostvars=None, group='hypervisors'):
+        """An inventory of this one host (hostname ttqhost) with hostvars on top of host_vars()."""
+        host = dict(self.host_vars(), **(hostvars or {}))
+        path = os.path.join(self.state, name)
+        with open(path, 'w') as handle:
+            json.dump({'all': {'children': {group: {'hosts': {'ttqhost': host}}}}}, handle, indent=1)
+        return path
+
+    def _ansible_argv(self, tool, args):
+        return ['env'] + ['%s=%s' % item for item in sorted(self.ansible_env().items())] + [
+            os.path.join(VENV, 'bin', tool)] + list(args)
+
+    def ansible(self, *args, inventory=None, check=True, timeout=300):
+        inventory = inventory or self.write_inventory('ping.json')
+        return run(self._ansible_argv('ansible', ['-i', inventory, 'ttqhost'] + list(args)),
+                   netns=self.controller, check=check, timeout=timeout)
+
+    def playbook(self, playbook, inventory, extra_args=(), log_path=None, timeout=900):
+        """Run ansible-playbook from the controller namespace; (rc, output, seconds)."""
+        argv = self._ansible_argv('ansible-playbook', ['-i', inventory, playbook] + list(extra_args))
+        started = time.monotonic()
+        process = self.spawn(argv, netns=self.controller)
+        try:
+            output, _ = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate()
+            output += '\n[realhost] ansible-playbook killed after %ds\n' % timeout
+        self.children.remove(process)
+        if log_path:
+            with open(log_path, 'w') as handle:
+                handle.write(output)
+        return process.returncode, output, time.monotonic() - started
+
+    def spawn(self, argv, netns=None):
+        """A child process this VM ends at teardown (by its Popen object, i.e. its pid)."""
+        if netns:
+            argv = ['ip', 'netns', 'exec', netns] + list(argv)
+        process = subprocess.Popen(argv, env=ENV, text=True, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT)
+        self.children.append(process)
+        return process
+
+
+def recap(output, host='ttqhost'):
+    """{ok, changed, unreachable, failed, ...} of host in a PLAY RECAP, or None."""
+    match = None
+    for match in re.finditer(r'^%s\s*:\s*(.*)$' % re.escape(host), output, re.M):
+        pass
+    if match is None:
+        return None
+    return dict((key, int(value)) for key, value in re.findall(r'(\w+)=(\d+)', match.group(1)))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('command', choices=['up', 'cleanup'])
+    parser.add_argument('--prefix')
+    parser.add_argument('--uplink', default='static', choices=sorted(build_image.UPLINKS))
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        raise SystemExit('realhost.py creates network namespaces: run it as root')
+    if args.command == 'cleanup':
+        if not args.prefix:
+            raise SystemExit('cleanup needs --prefix (the prefix of the run to clean up, e.g. ttqr1234-)')
+        for item in cleanup_prefix(args.prefix):
+            print('removed %s' % item)
+        return 0
+    image, built = build_image.build(uplink=args.uplink)
+    if built:
+        print('image built in %.0fs' % built)
+    vm = Vm(image, prefix=args.prefix)
+    vm.up()
+    print('VM up in %.1fs; serial log %s' % (vm.boot_seconds, vm.serial_log))
+    print('ssh: ip netns exec %s %s' % (vm.controller, ' '.join(vm.ssh_argv())))
+    print('remove it with: %s cleanup --prefix %s' % (sys.argv[0], vm.prefix))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
