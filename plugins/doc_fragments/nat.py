@@ -54,16 +54,47 @@ options:
       - Make the rules come back at boot, from the same rules as the running ones.
       - With V(nftables) the file O(nft_file) holds the whole table (the rules of every task,
         as they are after this call) and replaces the table atomically each time it is
-        loaded; O(nftables_conf) includes it through a marker-delimited block appended to
+        loaded, so loading it twice changes nothing. At boot the systemd unit
+        C(tuntap-qemu-nft.service) loads it (see O(boot_unit)), whether or not the
+        C(nftables) service is enabled (Debian installs it disabled).
+      - O(nftables_conf) includes the file too, through a marker-delimited block appended to
         the admin's file (every other line stays as it is; a minimal file is created when
-        there is none). The C(nftables) service loads C(/etc/nftables.conf) at boot once
-        it is enabled (C(systemctl enable nftables)), which this module does not do.
+        there is none). So where the admin enabled the C(nftables) service, its start and
+        C(systemctl restart nftables) or C(reload) (Debian's default file begins with
+        C(flush ruleset)) bring the table back too. C(systemctl stop nftables) runs
+        C(nft flush ruleset), which removes our table as well; it comes back with the next
+        start, the next boot or the next converge.
       - With V(iptables) the executable script O(hook_file) re-adds every missing rule when
-        ifupdown brings an interface up, so also at boot.
-      - When no rule is left, the file is removed and so is the include block.
+        ifupdown brings an interface up, so also at boot (C(networking.service) runs
+        C(ifup -a), which brings up C(lo) and every C(auto) interface, and C(ifup@.service) each
+        C(allow-hotplug) one). It always exits 0, so a rule that fails to load cannot fail the
+        interface; the failure is printed (to the journal of the unit that ran ifup).
+      - When no rule is left, the file is removed and so are the include block and the unit.
       - V(false) leaves the files as they are (neither written nor removed).
     type: bool
     default: true
+  boot_unit:
+    description:
+      - The systemd unit that loads O(nft_file) at boot (V(nftables) backend, O(persistent=true)):
+        C(tuntap-qemu-nft.service) in O(systemd_unit_dir), C(Type=oneshot),
+        C(ExecStart=nft -f) O(nft_file), ordered after C(nftables.service) and before
+        C(network-pre.target), enabled by the symlink that C(systemctl enable) makes
+        (C(sysinit.target.wants/tuntap-qemu-nft.service)), written and removed with the file.
+        The first line of the unit marks it as ours; a unit of that name without the mark
+        fails the call. After a change a running systemd is told with C(systemctl daemon-reload);
+        the unit is not started (the rules are loaded already).
+      - V(auto) manages it when systemd is PID 1 (C(/run/systemd/system) exists) and the
+        module runs in PID 1's network namespace (a unit of PID 1's systemd loads the table
+        there, not into another namespace); else nothing is written and nothing is removed.
+      - V(systemd) manages it in any case (an image or chroot, the namespace lab with its own
+        O(systemd_unit_dir)); V(none) leaves it alone.
+    type: str
+    choices: [auto, systemd, none]
+    default: auto
+  systemd_unit_dir:
+    description: The folder of the unit of O(boot_unit).
+    type: path
+    default: /etc/systemd/system
   nft_file:
     description: The persistent file of the V(nftables) backend.
     type: path

@@ -229,10 +229,13 @@ class IptablesBackend:
 
 HOOK_HEADER = '''#!/bin/sh
 # Managed by tuntap.qemu (masquerade and port_forward modules, iptables backend).
-# ifupdown runs this script each time an interface comes up (so also at boot). It adds
-# each NAT rule below that `iptables -C` does not find, so running it any number of
-# times adds nothing twice. Rendered from the same rules as the running ones; local
-# changes are overwritten.
+# ifupdown runs this script each time an interface comes up (so also at boot:
+# networking.service runs `ifup -a`, for lo, every auto interface and once with
+# IFACE=--all; ifup@.service runs `ifup` for each allow-hotplug one). It adds each NAT
+# rule below that `iptables -C` does not find, so running it any number of times adds
+# nothing twice. It always exits 0: ifupdown runs if-up.d with run-parts --exit-on-error,
+# where a failing script fails the interface and skips the scripts after it. Rendered
+# from the same rules as the running ones; local changes are overwritten.
 status=0
 forward_chain() {
     # Docker's DOCKER-USER chain when it exists (as at the last converge), else FORWARD.
@@ -265,7 +268,10 @@ def render_hook(rules, command_paths):
         verb = '-I %s 1' % chain_word if placement(rule) == 'insert' else '-A %s' % chain_word
         lines.append('%s -w -t %s -C %s %s 2>/dev/null || %s -w -t %s %s %s || status=1\n'
                      % (program, table, chain_word, args, program, table, verb, args))
-    lines.append('exit $status\n')
+    lines.append('if [ "$status" -ne 0 ]; then\n'
+                 '    echo "tuntap-qemu: some NAT rules could not be added (IFACE=$IFACE)" >&2\n'
+                 'fi\n'
+                 'exit 0\n')
     return ''.join(lines)
 
 

@@ -5,7 +5,8 @@
 validate (pure) -> choose the backend -> read our rules once -> plan (nat_rules) ->
 persistent files and foreign chains planned from the same rules -> fail on any error
 (nothing touched) -> apply unless check mode: one nft batch (or the iptables commands),
-the foreign accept rules, then the files.
+the foreign accept rules, then the files (with the nftables backend on a systemd host
+also our boot unit, nft_boot_unit, and its enable link).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import socket
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.tuntap.qemu.plugins.module_utils import (
-    files, iptables, links, names, nat_rules, nft)
+    files, iptables, links, names, nat_rules, nft, nft_boot_unit)
 from ansible_collections.tuntap.qemu.plugins.module_utils.netfilter_commands import (
     Commands, DEFAULT_COMMANDS, NetfilterError)
 
@@ -34,6 +35,8 @@ def common_argument_spec():
         nft_file=dict(type='path', default=nft.DEFAULT_NFT_FILE),
         nftables_conf=dict(type='path', default=nft.DEFAULT_NFTABLES_CONF),
         hook_file=dict(type='path', default=iptables.DEFAULT_HOOK_FILE),
+        boot_unit=dict(type='str', choices=list(nft_boot_unit.MODES), default='auto'),
+        systemd_unit_dir=dict(type='path', default=nft_boot_unit.DEFAULT_UNIT_DIR),
         backup=dict(type='bool', default=False),
         commands=dict(type='dict', options=dict(
             (name, dict(type='str', default=value)) for name, value in DEFAULT_COMMANDS.items())),
@@ -280,6 +283,9 @@ class Converge:
         for item in outcome['files']:
             if not item['changed']:
                 continue
+            if item.get('kind') == 'link':
+                nft_boot_unit.write_link(item)
+                continue
             backup = files.write_atomic(self.module, item['path'], item['after'],
                                         backup=self.params['backup'], mode=item['mode'])
             if item['after'] is not None:
@@ -287,6 +293,23 @@ class Converge:
                 os.chmod(item['path'], item['mode'])
             if backup:
                 item['backup_file'] = backup
+        if any(item.get('kind') == 'unit' and item['changed'] for item in outcome['files']):
+            self._daemon_reload()
+
+    def _daemon_reload(self):
+        """Tell a running systemd about the changed unit (the boot needs no reload)."""
+        if (os.path.realpath(self.params['systemd_unit_dir']) != nft_boot_unit.DEFAULT_UNIT_DIR
+                or not nft_boot_unit.systemd_booted()
+                or nft_boot_unit.same_network_namespace_as_init() is not True):
+            return
+        systemctl = self.module.get_bin_path('systemctl', required=False)
+        if systemctl is None:
+            self.warnings.append('systemctl was not found: run systemctl daemon-reload')
+            return
+        rc, _out, err = self.commands.run([systemctl, 'daemon-reload'])
+        if rc != 0:
+            self.warnings.append('systemctl daemon-reload failed (exit %d): %s; the unit is '
+                                 'in place for the next boot' % (rc, err.strip()))
 
     # ------------------------------------------------------------ nftables
     def _plan_nft(self):
@@ -427,6 +450,7 @@ class Converge:
                 conf_after = nft.conf_without_include(conf_before)
             self._add_file(outcome, conf, conf_after, 0o755 if conf_before is None else None,
                            before=conf_before)
+            self._plan_boot_unit(outcome, nft_file, bool(after_rules))
         else:
             hook = self._path('hook_file')
             if hook is None:
@@ -436,6 +460,31 @@ class Converge:
                 if any(rule['family'] == family for rule in after_rules):
                     paths[family] = outcome['backend'].command(family)
             self._add_file(outcome, hook, iptables.render_hook(after_rules, paths), 0o755)
+
+    def _plan_boot_unit(self, outcome, nft_file, present):
+        """Our systemd unit that loads nft_file at boot, and its enable link."""
+        requested = self.params['boot_unit']
+        booted = same_netns = None
+        if requested == 'auto':
+            booted = nft_boot_unit.systemd_booted()
+            same_netns = nft_boot_unit.same_network_namespace_as_init() if booted else None
+        mode, reason = nft_boot_unit.choose_mode(requested, booted, same_netns)
+        outcome['boot_unit'] = {'mode': mode, 'reason': reason}
+        if mode == 'none':
+            return
+        unit_dir = self.params['systemd_unit_dir']
+        if not os.path.isabs(unit_dir):
+            self.errors.append('systemd_unit_dir: %r is not an absolute path' % unit_dir)
+            return
+        nft_program = self.commands.require('nft', 'boot_unit')
+        plan = nft_boot_unit.plan_unit(mode, unit_dir, nft_program, nft_file, present,
+                                       nft_boot_unit.read_current(unit_dir))
+        self.errors.extend(plan['errors'])
+        outcome['boot_unit'].update(path=plan['unit']['path'], enabled=present)
+        unit = dict(plan['unit'], mode=0o644, kind='unit')
+        link = dict(plan['link'], mode=None, kind='link')
+        # Enable after writing the unit; disable before removing it.
+        outcome['files'].extend([unit, link] if present else [link, unit])
 
     def _path(self, option):
         path = self.params[option]
@@ -477,6 +526,8 @@ class Converge:
                             'exists': item['after'] is not None}
                            for item in outcome['files']],
         }
+        if 'boot_unit' in outcome:
+            result['boot_unit'] = outcome['boot_unit']
         for item in outcome['files']:
             if item.get('backup_file'):
                 result.setdefault('backup_files', []).append(item['backup_file'])
@@ -491,7 +542,10 @@ class Converge:
                              'after_header': 'iptables-nft forward rules of this task',
                              'before': _lines_text(before), 'after': _lines_text(after)})
             for item in outcome['files']:
-                diff.append(files.text_diff(item['path'], item['before'], item['after']))
+                if item.get('kind') == 'link':
+                    diff.append(nft_boot_unit.link_diff(item))
+                else:
+                    diff.append(files.text_diff(item['path'], item['before'], item['after']))
             result['diff'] = diff
         return result
 

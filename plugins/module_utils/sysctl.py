@@ -5,6 +5,7 @@ persistent one in a file of /etc/sysctl.d, computed from one desired state."""
 
 from __future__ import annotations
 
+import fnmatch
 import os
 
 from ansible_collections.tuntap.qemu.plugins.module_utils import files
@@ -86,3 +87,87 @@ def plan_forwarding(params, proc_sys=PROC_SYS):
         plan['file_after'] = render_sysctl_file(want)
         plan['file_changed'] = plan['file_before'] != plan['file_after']
     return plan
+
+
+# ---------------------------------------------------------------- the boot
+
+# Where systemd-sysctl.service reads *.conf at boot, in priority order: a name in an earlier
+# folder hides the same name in a later one; all names are then applied in lexical order, so
+# a later name wins a key (Debian's /etc/sysctl.d/99-sysctl.conf links to /etc/sysctl.conf).
+BOOT_DIRS = ('/etc/sysctl.d', '/run/sysctl.d', '/usr/local/lib/sysctl.d', '/usr/lib/sysctl.d')
+
+# Keys that set the same value: writing net.ipv4.conf.all.forwarding sets ip_forward.
+ALIASES = {
+    'net.ipv4.ip_forward': ('net.ipv4.ip_forward', 'net.ipv4.conf.all.forwarding'),
+    'net.ipv6.conf.all.forwarding': ('net.ipv6.conf.all.forwarding',),
+}
+
+
+def boot_order(listing, dirs=BOOT_DIRS):
+    """Pure: the paths systemd-sysctl applies, in order. listing maps a folder to its names."""
+    chosen = {}
+    for folder in dirs:
+        for name in listing.get(folder, []):
+            if name.endswith('.conf') and name not in chosen:
+                chosen[name] = os.path.join(folder, name)
+    return [chosen[name] for name in sorted(chosen)]
+
+
+def assignments(text):
+    """Pure: [(key, value)] of a sysctl.d file (keys with dots; a leading '-' dropped)."""
+    result = []
+    for line in (text or '').splitlines():
+        line = line.strip()
+        if not line or line[0] in '#;' or '=' not in line:
+            continue
+        key, value = line.split('=', 1)
+        key = key.strip().lstrip('-')
+        if '/' in key and ('.' not in key or key.index('/') < key.index('.')):
+            key = key.replace('/', '.')
+        result.append((key, value.strip()))
+    return result
+
+
+def boot_overrides(ordered, our_path, values):
+    """Pure: warnings for files that systemd-sysctl applies after ours and that set one of
+    our keys (or an alias) to another value, so the boot would not end with ours.
+
+    ordered  [(path, text)] in the order of boot_order
+    values   {key: value} that our file sets
+    """
+    warnings = []
+    seen_ours = False
+    for path, text in ordered:
+        if path == our_path:
+            seen_ours = True
+            continue
+        if not seen_ours:
+            continue
+        for key, value in assignments(text):
+            for ours, wanted in sorted(values.items()):
+                if any(fnmatch.fnmatchcase(alias, key) for alias in ALIASES.get(ours, (ours,))) \
+                        and value != wanted:
+                    warnings.append('%s sets %s = %s after %s at boot (systemd-sysctl applies '
+                                    'the files in name order), so %s is not %s after a '
+                                    'reboot; change that file or name sysctl_file so that it '
+                                    'sorts after it' % (path, key, value, our_path, ours, wanted))
+    return warnings
+
+
+def read_boot_overrides(our_path, values, dirs=BOOT_DIRS):
+    """boot_overrides for the files of this host ([] when our file is not in `dirs`)."""
+    if os.path.dirname(our_path) not in dirs:
+        return []
+    listing = {}
+    for folder in dirs:
+        try:
+            listing[folder] = os.listdir(folder)
+        except OSError:
+            continue
+    ordered = []
+    for path in boot_order(listing, dirs):
+        ordered.append((path, files.read_text(path) if path != our_path else None))
+    if our_path not in [path for path, _text in ordered]:
+        ordered.append((our_path, None))
+        ordered.sort(key=lambda item: os.path.basename(item[0]))
+    return boot_overrides(ordered, our_path, values)

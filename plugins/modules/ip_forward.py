@@ -56,6 +56,13 @@ options:
 notes:
   - With the C(tuntap.qemu.netns) connection, C(/etc/netns/NAME/sysctl.d) (when it exists) is
     what the module sees as C(/etc/sysctl.d), so each namespace host can keep its own file.
+  - At boot C(systemd-sysctl.service) applies the C(*.conf) files of C(/etc/sysctl.d),
+    C(/run/sysctl.d), C(/usr/local/lib/sysctl.d) and C(/usr/lib/sysctl.d) in name order, before
+    C(networking.service) brings up the interfaces; a later name wins a key. When
+    O(sysctl_file) is in one of those folders and a file applied after it sets one of its keys
+    (or C(net.ipv4.conf.all.forwarding), an alias of C(net.ipv4.ip_forward)) to another value,
+    the module warns, naming that file. Debian's C(/etc/sysctl.d/99-sysctl.conf) is
+    C(/etc/sysctl.conf), whose forwarding lines are commented out by default.
   - A firewall may still drop forwarded packets; see the masquerade module for NAT.
 seealso:
   - module: tuntap.qemu.tap_device
@@ -128,6 +135,10 @@ def main():
         module.fail_json(msg='; '.join(plan['errors']), errors=plan['errors'])
 
     result = {'changed': plan['runtime_changed'] or plan['file_changed']}
+    if params['persistent']:
+        wanted = sysctl.desired_values(params['family'], params['state'] == 'enabled')
+        for warning in sysctl.read_boot_overrides(params['sysctl_file'], wanted):
+            module.warn(warning)
     if not module.check_mode:
         if plan['runtime_changed']:
             sysctl.write_runtime(plan['runtime_after'])

@@ -104,11 +104,6 @@ EXAMPLES = r'''
     source: [10.10.0.0/24]
     out_interface: wg0
     state: absent
-
-- name: Load the rules at boot on Debian (the nftables service is disabled by default)
-  ansible.builtin.systemd_service:
-    name: nftables
-    enabled: true
 '''
 
 RETURN = r'''
@@ -161,6 +156,28 @@ persistent:
       type: bool
     exists:
       description: Whether the file exists after the call.
+      type: bool
+boot_unit:
+  description:
+    - Whether the systemd unit C(tuntap-qemu-nft.service) that loads O(nft_file) at boot is
+      managed (see O(boot_unit)), and why; with the V(nftables) backend and O(persistent=true).
+  returned: with the nftables backend and O(persistent=true)
+  type: dict
+  contains:
+    mode:
+      description: V(systemd) (the unit and its enable link are managed) or V(none).
+      type: str
+      sample: systemd
+    reason:
+      description: Why, for O(boot_unit=auto).
+      type: str
+      sample: systemd is PID 1
+    path:
+      description: The unit file (mode V(systemd) only).
+      type: str
+      sample: /etc/systemd/system/tuntap-qemu-nft.service
+    enabled:
+      description: Whether the unit is there and enabled after the call (it goes with the last rule).
       type: bool
 backup_files:
   description: Backup copies made with O(backup=true).

@@ -67,3 +67,67 @@ def test_relative_file_is_an_error(proc_sys, tmp_path):
 def test_render_is_sorted_and_stable():
     text = sysctl.render_sysctl_file({'net.ipv6.conf.all.forwarding': '1', 'net.ipv4.ip_forward': '1'})
     assert text.splitlines()[-2:] == ['net.ipv4.ip_forward = 1', 'net.ipv6.conf.all.forwarding = 1']
+
+
+# ---------------------------------------------------------------- the boot
+
+@pytest.mark.parametrize('listing, order', [
+    ({'/etc/sysctl.d': ['99-sysctl.conf', '60-tuntap-qemu-forwarding.conf', 'README'],
+      '/usr/lib/sysctl.d': ['50-default.conf', '50-pid-max.conf']},
+     ['/usr/lib/sysctl.d/50-default.conf', '/usr/lib/sysctl.d/50-pid-max.conf',
+      '/etc/sysctl.d/60-tuntap-qemu-forwarding.conf', '/etc/sysctl.d/99-sysctl.conf']),
+    # A name in /etc hides the same name in /usr/lib.
+    ({'/etc/sysctl.d': ['50-default.conf'], '/usr/lib/sysctl.d': ['50-default.conf']},
+     ['/etc/sysctl.d/50-default.conf']),
+])
+def test_boot_order(listing, order):
+    assert sysctl.boot_order(listing) == order
+
+
+@pytest.mark.parametrize('text, pairs', [
+    ('# c\n; c\n\nnet.ipv4.ip_forward = 1\n', [('net.ipv4.ip_forward', '1')]),
+    ('-net/ipv4/ip_forward=0\n', [('net.ipv4.ip_forward', '0')]),
+    ('#net.ipv4.ip_forward=1\n', []),
+    ('net.ipv4.conf.*.forwarding = 0\n', [('net.ipv4.conf.*.forwarding', '0')]),
+])
+def test_assignments(text, pairs):
+    assert sysctl.assignments(text) == pairs
+
+
+OURS = '/etc/sysctl.d/60-tuntap-qemu-forwarding.conf'
+ON = {'net.ipv4.ip_forward': '1'}
+
+
+@pytest.mark.parametrize('ordered, values, count', [
+    # Debian 12 as installed: /etc/sysctl.conf has the line commented out.
+    ([(OURS, None), ('/etc/sysctl.d/99-sysctl.conf', '#net.ipv4.ip_forward=1\n')], ON, 0),
+    # A later file turns it off again: warned.
+    ([(OURS, None), ('/etc/sysctl.d/99-sysctl.conf', 'net.ipv4.ip_forward=0\n')], ON, 1),
+    # ... also through the alias and a glob.
+    ([(OURS, None), ('/etc/sysctl.d/70-x.conf', 'net.ipv4.conf.all.forwarding = 0\n')], ON, 1),
+    ([(OURS, None), ('/etc/sysctl.d/70-x.conf', 'net.ipv4.conf.*.forwarding = 0\n')], ON, 1),
+    # A later file with the same value, or an earlier one with another: ours wins.
+    ([(OURS, None), ('/etc/sysctl.d/70-x.conf', 'net.ipv4.ip_forward = 1\n')], ON, 0),
+    ([('/etc/sysctl.d/10-x.conf', 'net.ipv4.ip_forward = 0\n'), (OURS, None)], ON, 0),
+    # bridged_lan turns forwarding off; a later file that turns it on is warned too.
+    ([(OURS, None), ('/etc/sysctl.d/99-sysctl.conf', 'net.ipv4.ip_forward=1\n')],
+     {'net.ipv4.ip_forward': '0'}, 1),
+])
+def test_boot_overrides(ordered, values, count):
+    warnings = sysctl.boot_overrides(ordered, OURS, values)
+    assert len(warnings) == count
+    if count:
+        assert ordered[-1][0] in warnings[0] and OURS in warnings[0]
+
+
+def test_read_boot_overrides(tmp_path):
+    etc, lib = tmp_path / 'etc', tmp_path / 'lib'
+    etc.mkdir()
+    lib.mkdir()
+    (lib / '99-late.conf').write_text('net.ipv4.ip_forward = 0\n')
+    ours = str(etc / '60-fwd.conf')
+    dirs = (str(etc), str(lib))
+    # Our file not written yet (check mode, first run): still compared in its place.
+    assert len(sysctl.read_boot_overrides(ours, ON, dirs)) == 1
+    # A file outside the boot folders (the lab's /etc/netns/NS/sysctl.d) is not compared.
+    assert sysctl.read_boot_overrides(str(tmp_path / 'elsewhere.conf'), ON, dirs) == []
