@@ -36,6 +36,8 @@ BRIDGED = ('bridged_nat', 'bridged_lan')
 TOPOLOGY = 'tuntap_qemu_topology'
 UPLINK = 'tuntap_qemu_uplink'
 UPLINK_ADDRESS = 'tuntap_qemu_uplink_address'
+UPLINK_GATEWAY = 'tuntap_qemu_uplink_gateway'
+UPLINK_READDRESS = 'tuntap_qemu_uplink_readdress'
 BRIDGE = 'tuntap_qemu_bridge'
 BRIDGE_ADDRESS = 'tuntap_qemu_bridge_address'
 POOL = 'tuntap_qemu_pool'
@@ -43,8 +45,8 @@ GUEST_USER = 'tuntap_qemu_guest_user'
 GUEST_GROUP = 'tuntap_qemu_guest_group'
 GUESTS = 'tuntap_qemu_guests'
 # The host variables the plan reads; the action plugin fetches exactly these.
-HOST_VARIABLES = (TOPOLOGY, UPLINK, UPLINK_ADDRESS, BRIDGE, BRIDGE_ADDRESS, POOL,
-                  GUEST_USER, GUEST_GROUP, GUESTS)
+HOST_VARIABLES = (TOPOLOGY, UPLINK, UPLINK_ADDRESS, UPLINK_GATEWAY, UPLINK_READDRESS, BRIDGE,
+                  BRIDGE_ADDRESS, POOL, GUEST_USER, GUEST_GROUP, GUESTS)
 
 DEFAULT_UPLINK = 'eth0'
 DEFAULT_BRIDGE = 'br0'
@@ -121,6 +123,7 @@ def _read_host(name, variables, problems):
         error('host variables are not a mapping: %r' % (variables,))
         variables = {}
     host = {'host': name, 'topology': None, 'uplink': DEFAULT_UPLINK, 'uplink_net': None,
+            'uplink_gateway': None, 'uplink_readdress': False,
             'bridge': None, 'bridge_net': None, 'pool': None, 'pool_broken': False,
             'guest_user': None, 'guest_group': None, 'guests': []}
 
@@ -147,6 +150,19 @@ def _read_host(name, variables, problems):
         error('%s: missing; bridged_lan needs the host\'s LAN address with its prefix '
               '(such as 10.0.0.11/24): it moves to the bridge, and guests must be in its subnet'
               % UPLINK_ADDRESS)
+
+    # A missing or broken uplink address is reported once, above.
+    address_reported = address is not None or topology == 'bridged_lan'
+    host['uplink_gateway'] = _uplink_gateway(host, variables.get(UPLINK_GATEWAY), address_reported, error)
+    readdress = variables.get(UPLINK_READDRESS)
+    if readdress is not None and not isinstance(readdress, bool):
+        error('%s: %r is not a boolean' % (UPLINK_READDRESS, readdress))
+    elif readdress:
+        if topology != 'bridged_lan':
+            error('%s: only bridged_lan moves the host\'s address (to the bridge); change the '
+                  'uplink\'s address in its own configuration first' % UPLINK_READDRESS)
+        else:
+            host['uplink_readdress'] = True
 
     if host['topology'] in BRIDGED:
         bridge = variables.get(BRIDGE)
@@ -190,6 +206,31 @@ def _read_host(name, variables, problems):
     host['guests'] = [_read_guest(host, index, guest, error) for index, guest in enumerate(guests)]
     _check_taps(host, error)
     return host
+
+
+def _uplink_gateway(host, value, address_reported, error):
+    """The LAN router of the uplink's default route: an IPv4 address in the uplink subnet
+    other than the host's own. Empty means none (the role's default)."""
+    if value is None or value == '':
+        return None
+    gateway = _parse_ip(value) if isinstance(value, str) else None
+    if gateway is None or gateway.version != 4:
+        error('%s: %r is not an IPv4 address' % (UPLINK_GATEWAY, value))
+        return None
+    uplink_net = host['uplink_net']
+    if uplink_net is None:
+        if not address_reported:
+            error('%s: %r needs %s (the host\'s LAN address, in whose subnet the router is)'
+                  % (UPLINK_GATEWAY, value, UPLINK_ADDRESS))
+        return None
+    if gateway not in uplink_net.cidr:
+        error('%s: %r is outside the uplink subnet %s (%s)'
+              % (UPLINK_GATEWAY, value, uplink_net.cidr, UPLINK_ADDRESS))
+        return None
+    if gateway == uplink_net.ip:
+        error('%s: %r is the host\'s own address (%s)' % (UPLINK_GATEWAY, value, UPLINK_ADDRESS))
+        return None
+    return str(gateway)
 
 
 def _interface_address(path, value, error):
@@ -710,20 +751,48 @@ def _host_plan(host):
     if topology == 'bridged_nat':
         bridge_net = host['bridge_net']
         bridge = {'name': host['bridge'], 'addresses': [names.normalize_address(bridge_net)],
-                  'ports': [tap['name'] for tap in taps], 'uplink': None}
+                  'ports': [tap['name'] for tap in taps], 'uplink': None, 'gateway': None,
+                  'readdress': False}
         nat.append({'source': str(bridge_net.cidr), 'out_interface': uplink})
     elif topology == 'bridged_lan':
         bridge = {'name': host['bridge'], 'addresses': [names.normalize_address(uplink_net)],
-                  'ports': [tap['name'] for tap in taps] + [uplink], 'uplink': uplink}
+                  'ports': [tap['name'] for tap in taps] + [uplink], 'uplink': uplink,
+                  'gateway': host['uplink_gateway'], 'readdress': host['uplink_readdress']}
+    uplink_address = names.normalize_address(uplink_net) if uplink_net is not None else None
     return {
         'topology': topology,
         'uplink': uplink,
-        'uplink_address': names.normalize_address(uplink_net) if uplink_net is not None else None,
+        'uplink_address': uplink_address,
+        'uplink_gateway': host['uplink_gateway'],
+        'uplink_check': _uplink_check(host, uplink_address),
         'forwarding': topology != 'bridged_lan',
         'taps': taps,
         'bridge': bridge,
         'nat': nat,
         'guests': guests,
+    }
+
+
+def _uplink_check(host, uplink_address):
+    """The uplink_info parameters that compare the host with its inventory before anything
+    changes (None when the inventory names no uplink address, or bridged_lan readdresses the
+    host on purpose). bridged_lan moves everything the uplink holds and persists only the
+    inventory's address and gateway, so there they must match exactly."""
+    if uplink_address is None or host['uplink_readdress']:
+        return None
+    bridged_lan = host['topology'] == 'bridged_lan'
+    return {
+        'name': host['uplink'],
+        'bridge': host['bridge'] if bridged_lan else None,
+        'addresses': [uplink_address],
+        'gateway': host['uplink_gateway'],
+        'exact': bridged_lan,
+        'hint': ('%s: the inventory (%s %s%s) is not what the host holds; nothing was changed. '
+                 'Correct the inventory%s'
+                 % (host['host'], UPLINK_ADDRESS, uplink_address,
+                    ', %s %s' % (UPLINK_GATEWAY, host['uplink_gateway']) if host['uplink_gateway'] else '',
+                    ', or set %s: true to change the host\'s address on purpose' % UPLINK_READDRESS
+                    if bridged_lan else '')),
     }
 
 

@@ -73,9 +73,15 @@ def _bridge_stanza(bridge, gateway=None):
 
 
 def render_interfaces(plan, uplink_gateway=None):
-    """The interfaces.d file of one host plan, as text."""
+    """The interfaces.d file of one host plan, as text.
+
+    The bridged_lan gateway is the plan's (bridge.gateway), the one the converge checked the
+    host against; `uplink_gateway` is only for plans that carry none.
+    """
     blocks = []
     bridge = plan.get('bridge')
+    if bridge and 'gateway' in bridge:
+        uplink_gateway = bridge['gateway']
     if bridge and bridge.get('uplink'):
         # bridged_lan: the uplink carries no address of its own any more; it is a port.
         blocks.append(['auto %s' % bridge['uplink'],

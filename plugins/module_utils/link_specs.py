@@ -8,6 +8,8 @@ that a bad item anywhere fails the call before anything is touched.
 
 from __future__ import annotations
 
+import ipaddress
+
 from ansible_collections.tuntap.qemu.plugins.module_utils import names
 
 # Options of one tap; a list entry of `devices` may set any of them, the top-level
@@ -126,6 +128,20 @@ def bridge_spec(params):
         elif params.get('stp') and forward_delay < 2:
             errors.append('forward_delay: %r seconds is below 2, the minimum with stp=true'
                           % forward_delay)
+    gateway = params.get('gateway')
+    readdress = bool(params.get('readdress'))
+    if gateway is not None:
+        if not uplink:
+            errors.append('gateway: %r needs uplink (the router of the LAN the uplink is on)' % gateway)
+        else:
+            try:
+                if ipaddress.ip_address(gateway).version != 4:
+                    errors.append('gateway: %r is not an IPv4 address' % gateway)
+            except ValueError:
+                errors.append('gateway: %r is not an IP address' % gateway)
+    if readdress and not (uplink and params.get('addresses')):
+        errors.append('readdress: needs uplink and addresses (the addresses the bridge takes '
+                      'instead of the uplink\'s)')
     spec = {
         'name': params['name'],
         'path': 'name',
@@ -140,5 +156,8 @@ def bridge_spec(params):
         'move_ports': params.get('move_ports'),
         'uplink': uplink or None,
         'uplink_routes': None,
+        'bridge_routes': None,
+        'gateway': gateway,
+        'readdress': readdress,
     }
     return spec, errors

@@ -133,14 +133,16 @@ def read_snapshot_pyroute2(ipr):
 # Routes the kernel makes itself (for addresses, from router advertisements) come back on
 # their own on the bridge; the others move with the uplink's addresses.
 RTPROT_KERNEL = 2
+RTPROT_BOOT = 3
 RTPROT_RA = 9
 RT_TABLE_MAIN = 254
+RTNH_F_ONLINK = 4  # ifupdown's `gateway` line adds its default route with `onlink`
 
 
 def read_routes(ipr, ifname):
     """Routes of the main table through `ifname` that someone configured (not proto kernel
     or ra), as plain dicts: family, dst ('default' or 'ADDR/LEN'), gateway, metric, proto,
-    scope."""
+    scope, onlink (moved with the route, so the bridge has what ifupdown gives it at boot)."""
     index = socket.if_nametoindex(ifname)
     routes = []
     for family in (socket.AF_INET, socket.AF_INET6):
@@ -155,6 +157,7 @@ def read_routes(ipr, ifname):
                 'metric': msg.get_attr('RTA_PRIORITY'),
                 'proto': msg['proto'],
                 'scope': msg['scope'],
+                'onlink': bool(msg['flags'] & RTNH_F_ONLINK),
             })
     return routes
 
@@ -166,6 +169,8 @@ def describe_route(route):
         text += ' via %s' % route['gateway']
     if route.get('metric') is not None:
         text += ' metric %d' % route['metric']
+    if route.get('onlink'):
+        text += ' onlink'
     return text
 
 
@@ -360,7 +365,37 @@ def plan_bridge(plan, spec):
     uplink = spec.get('uplink')
     moving = plan.snapshot[uplink]['addresses'] if uplink else []
     routes = (spec.get('uplink_routes') or []) if moving else []
-    if moving:
+    readdress = bool(uplink and spec.get('readdress'))
+    if uplink and spec.get('addresses') is not None and not readdress:
+        # The addresses (and gateway) the caller persists must be what the host really has:
+        # a takeover of other addresses than those written for the boot strands the host at
+        # its next reboot (uplink_check explains).
+        # uplink_check describes routes with describe_route() of this module.
+        from ansible_collections.tuntap.qemu.plugins.module_utils import uplink_check
+
+        holder = uplink_check.lan_holder(plan.snapshot, uplink, name)
+        held_routes = routes if holder == uplink else (spec.get('bridge_routes') or [])
+        _facts, errors = uplink_check.check_uplink(plan.snapshot, held_routes, {
+            'name': uplink, 'bridge': name, 'addresses': spec['addresses'],
+            'gateway': spec.get('gateway'), 'exact': True})
+        if errors:
+            plan.errors.extend('uplink: %s; nothing was changed (readdress=true changes the '
+                               "host's address on purpose)" % error for error in errors)
+            return
+    if readdress:
+        # On purpose: the bridge gets the requested addresses and default route; the uplink's
+        # own go, and none of its routes move.
+        desired['addresses'] = sorted(spec['addresses'])
+        gateway = spec.get('gateway')
+        routes = []
+        if gateway and not any(route['dst'] == 'default' and route['family'] == 4
+                               and route.get('gateway') == gateway
+                               for route in spec.get('bridge_routes') or []):
+            routes = [{'family': 4, 'dst': 'default', 'gateway': gateway, 'metric': None,
+                       'proto': RTPROT_BOOT, 'scope': 0, 'onlink': False}]
+        if have is None:
+            desired['mac'] = plan.snapshot[uplink]['mac']
+    elif moving:
         desired['addresses'] = sorted(set(desired['addresses']) | set(moving))
         if have is None:
             # The bridge takes the uplink's MAC: neighbours' ARP caches stay valid.
@@ -394,15 +429,17 @@ def plan_bridge(plan, spec):
     for port in base['ports']:
         if port not in desired['ports']:
             plan.actions.append(('set', port, {'master': ''}))
-    if moving:
+    if moving or (readdress and routes):
         # The bridge holds the addresses already (above) when the uplink becomes its port;
         # routes move with a replace (no moment without them), then the uplink lets go.
         for route in routes:
             plan.actions.append(('route_replace', name, route))
         for address in moving:
             plan.actions.append(('addr_del', uplink, address))
-        plan.record(uplink, {'addresses': moving, 'routes': [describe_route(r) for r in routes]},
-                    {'addresses': [], 'routes': []})
+        if moving:
+            moved = [] if readdress else routes
+            plan.record(uplink, {'addresses': moving, 'routes': [describe_route(r) for r in moved]},
+                        {'addresses': [], 'routes': []})
         desired['routes'] = [describe_route(r) for r in routes]
     plan.record(name, have, desired)
 
@@ -482,6 +519,8 @@ def _route_kwargs(route, oif):
         kwargs['gateway'] = route['gateway']
     if route.get('metric') is not None:
         kwargs['priority'] = route['metric']
+    if route.get('onlink'):
+        kwargs['flags'] = RTNH_F_ONLINK
     return kwargs
 
 

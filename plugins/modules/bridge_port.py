@@ -74,7 +74,25 @@ options:
         the bridge, such as V(eth0) in the bridged_lan topology. Routes the kernel makes on its
         own (for addresses, from router advertisements) are not moved; they come back on the bridge.
       - Once the uplink is a port without addresses, nothing more is moved.
+      - With O(addresses), the takeover first checks that the uplink (or, once it is done, the
+        bridge) holds exactly these addresses, that its IPv4 default route is via O(gateway)
+        (or that it has none without O(gateway)), and that no other configured route goes
+        through it. Anything else would move at runtime but not come back from a configuration
+        written from the same inventory, so it is an error and nothing is changed.
     type: str
+  gateway:
+    description:
+      - With O(uplink) and O(addresses), the IPv4 router of the uplink's default route, as the
+        caller persists it (Debian's C(gateway) line).
+    type: str
+  readdress:
+    description:
+      - With O(uplink) and O(addresses), change the host's LAN address on purpose - the bridge
+        takes O(addresses) and a default route via O(gateway) instead of what the uplink holds,
+        whose addresses are removed.
+      - Over SSH to the old address this cuts the connection.
+    type: bool
+    default: false
   addresses:
     description:
       - Complete list of addresses of the bridge in ADDRESS/PREFIX form, such as the guests'
@@ -113,6 +131,15 @@ EXAMPLES = r'''
   tuntap.qemu.bridge_port:
     name: br0
     uplink: eth0
+    ports: [tap0, tap1]
+    forward_delay: 0
+
+- name: Bridged LAN that first checks the host holds what the inventory persists
+  tuntap.qemu.bridge_port:
+    name: br0
+    uplink: eth0
+    addresses: [10.0.0.11/24]
+    gateway: 10.0.0.1
     ports: [tap0, tap1]
     forward_delay: 0
 
@@ -183,6 +210,8 @@ def main():
             link_state=dict(type='str', choices=['up', 'down'], default='up'),
             addresses=dict(type='list', elements='str'),
             uplink=dict(type='str'),
+            gateway=dict(type='str'),
+            readdress=dict(type='bool', default=False),
         ),
         supports_check_mode=True,
     )
@@ -192,6 +221,7 @@ def main():
     link_module.fail_on_errors(module, errors)
     if spec['uplink'] and spec['state'] == 'present':
         spec['uplink_routes'] = link_module.uplink_routes(spec['uplink'])
+        spec['bridge_routes'] = link_module.uplink_routes(spec['name'])
     plan, snapshot = link_module.converge_links(module, [spec], links.plan_bridge)
     result = link_module.result_for(module, plan, snapshot, [spec['name']])
     for device in result['devices']:

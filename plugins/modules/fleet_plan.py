@@ -136,6 +136,16 @@ plan:
     uplink_address:
       description: The host's LAN address with prefix (C(tuntap_qemu_uplink_address)), or null.
       type: str
+    uplink_gateway:
+      description: The LAN router of the host's default route (C(tuntap_qemu_uplink_gateway)), or null.
+      type: str
+    uplink_check:
+      description:
+        - The options of M(tuntap.qemu.uplink_info) that compare the host with its inventory
+          before anything changes (name, bridge, addresses, gateway, exact, hint), or null when
+          the inventory names no uplink address or bridged_lan readdresses on purpose
+          (C(tuntap_qemu_uplink_readdress)). bridged_lan needs an exact match.
+      type: dict
     forwarding:
       description: Whether the host routes - true for routed, routed_nat and bridged_nat, false for bridged_lan.
       type: bool
@@ -182,6 +192,12 @@ plan:
         uplink:
           description: For bridged_lan the port whose addresses and routes move to the bridge (the uplink), else null.
           type: str
+        gateway:
+          description: For bridged_lan the router of the default route that moves with the addresses, else null.
+          type: str
+        readdress:
+          description: For bridged_lan, whether the bridge takes the inventory's address on purpose (C(tuntap_qemu_uplink_readdress)).
+          type: bool
     nat:
       description:
         - Networks to masquerade out of the uplink - each guest subnet for routed_nat, the

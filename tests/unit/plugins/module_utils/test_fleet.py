@@ -38,6 +38,7 @@ FLEET = {
     'hv4': {
         'tuntap_qemu_topology': 'bridged_lan',
         'tuntap_qemu_uplink_address': '10.0.0.14/24',
+        'tuntap_qemu_uplink_gateway': '10.0.0.1',
         'tuntap_qemu_guest_user': 'qemu',
         'tuntap_qemu_guest_group': 'kvm',
         'tuntap_qemu_guests': [
@@ -70,6 +71,9 @@ def guest(name, tap, address, gateway, derived, mac=None, user=None, group=None,
 EXPECTED_PLAN = {
     'hv1': {
         'topology': 'routed', 'uplink': 'eth0', 'uplink_address': '10.0.0.11/24', 'forwarding': True,
+        'uplink_gateway': None,
+        'uplink_check': {'name': 'eth0', 'bridge': None, 'addresses': ['10.0.0.11/24'], 'gateway': None, 'exact': False,
+                         'hint': 'hv1: the inventory (tuntap_qemu_uplink_address 10.0.0.11/24) is not what the host holds; nothing was changed. Correct the inventory'},
         'taps': [
             {'name': 'tap0', 'user': None, 'group': None, 'addresses': ['192.168.0.1/24'], 'bridge': None},
             {'name': 'tap1', 'user': None, 'group': None, 'addresses': ['192.168.1.254/24'], 'bridge': None},
@@ -85,6 +89,9 @@ EXPECTED_PLAN = {
     'hv2': {
         # The pool skips 192.168.0.0/24 and 192.168.1.0/24 (hv1's guests).
         'topology': 'routed_nat', 'uplink': 'eth0', 'uplink_address': '10.0.0.12/24', 'forwarding': True,
+        'uplink_gateway': None,
+        'uplink_check': {'name': 'eth0', 'bridge': None, 'addresses': ['10.0.0.12/24'], 'gateway': None, 'exact': False,
+                         'hint': 'hv2: the inventory (tuntap_qemu_uplink_address 10.0.0.12/24) is not what the host holds; nothing was changed. Correct the inventory'},
         'taps': [
             {'name': 'tap0', 'user': None, 'group': None, 'addresses': ['192.168.2.1/24'], 'bridge': None},
             {'name': 'vnet4', 'user': None, 'group': None, 'addresses': ['192.168.3.1/24'], 'bridge': None},
@@ -99,11 +106,15 @@ EXPECTED_PLAN = {
     },
     'hv3': {
         'topology': 'bridged_nat', 'uplink': 'ens3', 'uplink_address': '10.0.0.13/24', 'forwarding': True,
+        'uplink_gateway': None,
+        'uplink_check': {'name': 'ens3', 'bridge': None, 'addresses': ['10.0.0.13/24'], 'gateway': None, 'exact': False,
+                         'hint': 'hv3: the inventory (tuntap_qemu_uplink_address 10.0.0.13/24) is not what the host holds; nothing was changed. Correct the inventory'},
         'taps': [
             {'name': 'tap0', 'user': None, 'group': None, 'addresses': [], 'bridge': 'virbr0'},
             {'name': 'tap1', 'user': None, 'group': None, 'addresses': [], 'bridge': 'virbr0'},
         ],
-        'bridge': {'name': 'virbr0', 'addresses': ['192.168.100.1/24'], 'ports': ['tap0', 'tap1'], 'uplink': None},
+        'bridge': {'name': 'virbr0', 'addresses': ['192.168.100.1/24'], 'ports': ['tap0', 'tap1'], 'uplink': None,
+                   'gateway': None, 'readdress': False},
         'nat': [{'source': '192.168.100.0/24', 'out_interface': 'ens3'}],
         'guests': [
             guest('vm5', 'tap0', '192.168.100.2/24', '192.168.100.1', ['gateway', 'mac', 'tap']),
@@ -112,11 +123,15 @@ EXPECTED_PLAN = {
     },
     'hv4': {
         'topology': 'bridged_lan', 'uplink': 'eth0', 'uplink_address': '10.0.0.14/24', 'forwarding': False,
+        'uplink_gateway': '10.0.0.1',
+        'uplink_check': {'name': 'eth0', 'bridge': 'br0', 'addresses': ['10.0.0.14/24'], 'gateway': '10.0.0.1', 'exact': True,
+                         'hint': "hv4: the inventory (tuntap_qemu_uplink_address 10.0.0.14/24, tuntap_qemu_uplink_gateway 10.0.0.1) is not what the host holds; nothing was changed. Correct the inventory, or set tuntap_qemu_uplink_readdress: true to change the host's address on purpose"},
         'taps': [
             {'name': 'tap0', 'user': 'qemu', 'group': 'kvm', 'addresses': [], 'bridge': 'br0'},
             {'name': 'tap1', 'user': 'alice', 'group': 'kvm', 'addresses': [], 'bridge': 'br0'},
         ],
-        'bridge': {'name': 'br0', 'addresses': ['10.0.0.14/24'], 'ports': ['tap0', 'tap1', 'eth0'], 'uplink': 'eth0'},
+        'bridge': {'name': 'br0', 'addresses': ['10.0.0.14/24'], 'ports': ['tap0', 'tap1', 'eth0'], 'uplink': 'eth0',
+                   'gateway': '10.0.0.1', 'readdress': False},
         'nat': [],
         'guests': [
             guest('vm7', 'tap0', '10.0.0.101/24', '10.0.0.1', ['mac', 'tap'], user='qemu', group='kvm', run_as='root'),
@@ -185,6 +200,21 @@ def add_guest(host, **entry):
 # (id, change, [error fragments, each must be in one error]); the fleet has exactly as
 # many errors as fragments.
 ERROR_CASES = [
+    # the uplink's router (issue 14: checked against the host, persisted for bridged_lan)
+    ('uplink gateway outside the uplink subnet', set_host('hv4', tuntap_qemu_uplink_gateway='10.45.0.1'),
+     ["hv4: tuntap_qemu_uplink_gateway: '10.45.0.1' is outside the uplink subnet 10.0.0.0/24 "
+      '(tuntap_qemu_uplink_address)']),
+    ('uplink gateway is the host', set_host('hv4', tuntap_qemu_uplink_gateway='10.0.0.14'),
+     ["hv4: tuntap_qemu_uplink_gateway: '10.0.0.14' is the host's own address (tuntap_qemu_uplink_address)"]),
+    ('uplink gateway not IPv4', set_host('hv4', tuntap_qemu_uplink_gateway='fd00::1'),
+     ["hv4: tuntap_qemu_uplink_gateway: 'fd00::1' is not an IPv4 address"]),
+    ('uplink gateway without the address',
+     set_host('hv1', tuntap_qemu_uplink_address=None, tuntap_qemu_uplink_gateway='10.0.0.1'),
+     ["hv1: tuntap_qemu_uplink_gateway: '10.0.0.1' needs tuntap_qemu_uplink_address"]),
+    ('readdress outside bridged_lan', set_host('hv2', tuntap_qemu_uplink_readdress=True),
+     ['hv2: tuntap_qemu_uplink_readdress: only bridged_lan moves the host\'s address']),
+    ('readdress not a boolean', set_host('hv4', tuntap_qemu_uplink_readdress='yes'),
+     ["hv4: tuntap_qemu_uplink_readdress: 'yes' is not a boolean"]),
     # fleet-wide
     ('duplicate MAC across hosts', set_guest('hv2', 1, mac='52:54:00:aa:bb:08'),
      ["hv4: tuntap_qemu_guests[1].mac: '52:54:00:AA:BB:08' is also used by hv2 vm4"]),
@@ -494,3 +524,25 @@ def test_qemu_options_pass_through_only_when_given():
 
 def test_empty_fleet():
     assert fleet.plan_fleet({}) == ({}, [])
+
+
+def test_readdress_plans_no_uplink_check_and_a_readdressing_bridge():
+    plan, errors = fleet.plan_fleet(fleet_with(set_host('hv4', tuntap_qemu_uplink_readdress=True)))
+    assert errors == []
+    assert plan['hv4']['uplink_check'] is None
+    assert plan['hv4']['bridge']['readdress'] is True
+    assert plan['hv4']['bridge']['addresses'] == ['10.0.0.14/24']
+    assert plan['hv4']['bridge']['gateway'] == '10.0.0.1'
+
+
+def test_no_uplink_address_no_check():
+    plan, errors = fleet.plan_fleet(fleet_with(set_host('hv1', tuntap_qemu_uplink_address=None)))
+    assert errors == []
+    assert plan['hv1']['uplink_check'] is None and plan['hv1']['uplink_gateway'] is None
+
+
+def test_empty_gateway_is_none():
+    plan, errors = fleet.plan_fleet(fleet_with(set_host('hv4', tuntap_qemu_uplink_gateway='')))
+    assert errors == []
+    assert plan['hv4']['bridge']['gateway'] is None
+    assert plan['hv4']['uplink_check']['gateway'] is None

@@ -274,3 +274,87 @@ def test_uplink_errors():
 ])
 def test_address_kwargs_set_the_ipv4_broadcast(cidr, kwargs):
     assert links.address_kwargs(cidr) == kwargs
+
+
+ONLINK_DEFAULT = dict(DEFAULT_ROUTE, metric=None, onlink=True)
+
+
+def takeover(snapshot=None, uplink_routes=(), bridge_routes=(), **params):
+    spec, errors = link_specs.bridge_spec(bridge_params(name='br5', uplink='eth0', ports=['tap1'],
+                                                        forward_delay=0, **params))
+    assert errors == []
+    spec['uplink_routes'] = list(uplink_routes)
+    spec['bridge_routes'] = list(bridge_routes)
+    plan = links.LinkPlan(copy.deepcopy(snapshot or SNAPSHOT))
+    links.plan_bridge(plan, spec)
+    return plan
+
+
+def test_takeover_with_the_inventory_address_and_gateway_moves_the_onlink_route():
+    plan = takeover(uplink_routes=[ONLINK_DEFAULT], addresses=['10.0.0.2/24'], gateway='10.0.0.1')
+    assert plan.errors == []
+    assert ('route_replace', 'br5', ONLINK_DEFAULT) in plan.actions
+    assert plan.after['br5']['addresses'] == ['10.0.0.2/24']
+    assert plan.after['br5']['routes'] == ['default via 10.0.0.1 onlink']
+
+
+@pytest.mark.parametrize('params, routes, message', [
+    # issue 14: the inventory names another subnet than the uplink really has.
+    ({'addresses': ['10.45.0.50/24'], 'gateway': '10.45.0.1'}, [ONLINK_DEFAULT],
+     'uplink: eth0 holds 10.0.0.2/24, not 10.45.0.50/24'),
+    ({'addresses': ['10.0.0.2/24'], 'gateway': '10.0.0.9'}, [ONLINK_DEFAULT],
+     'the default route of eth0 is via 10.0.0.1, not 10.0.0.9'),
+    ({'addresses': ['10.0.0.2/24']}, [ONLINK_DEFAULT],
+     'eth0 has the default route via 10.0.0.1, which would move to the bridge now but not come back'),
+    ({'addresses': ['10.0.0.2/24'], 'gateway': '10.0.0.1'}, [],
+     'eth0 has no IPv4 default route, but the gateway is 10.0.0.1'),
+    ({'addresses': ['10.0.0.2/24'], 'gateway': '10.0.0.1'},
+     [ONLINK_DEFAULT, {'family': 4, 'dst': '10.9.0.0/16', 'gateway': '10.0.0.3', 'metric': None, 'proto': 4, 'scope': 0}],
+     'eth0 has the route(s) 10.9.0.0/16 via 10.0.0.3, which would move'),
+])
+def test_takeover_refuses_what_the_inventory_does_not_hold(params, routes, message):
+    plan = takeover(uplink_routes=routes, **params)
+    assert plan.actions == []
+    assert any(message in error for error in plan.errors), plan.errors
+    assert all(error.endswith("nothing was changed (readdress=true changes the host's address on purpose)")
+               for error in plan.errors)
+
+
+def test_takeover_check_reads_the_bridge_once_it_holds_the_addresses():
+    snapshot = copy.deepcopy(SNAPSHOT)
+    snapshot['br5'] = link('br5', 8, 'bridge', addresses=['10.0.0.2/24'], forward_delay=0)
+    snapshot['eth0'].update(addresses=[], master='br5', master_index=8)
+    snapshot['tap1'].update(master='br5', master_index=8)
+    plan = takeover(snapshot, bridge_routes=[ONLINK_DEFAULT], addresses=['10.0.0.2/24'], gateway='10.0.0.1')
+    assert (plan.errors, plan.actions) == ([], [])
+    plan = takeover(snapshot, bridge_routes=[ONLINK_DEFAULT], addresses=['10.45.0.50/24'])
+    assert plan.actions == []
+    assert any('eth0 (through the bridge br5, which holds its addresses) holds 10.0.0.2/24, not 10.45.0.50/24'
+               in error for error in plan.errors), plan.errors
+
+
+def test_readdress_gives_the_bridge_the_requested_address_on_purpose():
+    plan = takeover(uplink_routes=[ONLINK_DEFAULT], addresses=['10.45.0.50/24'], gateway='10.45.0.1',
+                    readdress=True)
+    assert plan.errors == []
+    new_default = {'family': 4, 'dst': 'default', 'gateway': '10.45.0.1', 'metric': None,
+                   'proto': links.RTPROT_BOOT, 'scope': 0, 'onlink': False}
+    assert plan.actions[-3:] == [('set', 'tap1', {'master': 'br5'}), ('route_replace', 'br5', new_default),
+                                 ('addr_del', 'eth0', '10.0.0.2/24')]
+    assert ('addr_add', 'br5', '10.45.0.50/24') in plan.actions
+    assert ('addr_add', 'br5', '10.0.0.2/24') not in plan.actions
+
+
+@pytest.mark.parametrize('params, message', [
+    ({'gateway': '10.0.0.1'}, "gateway: '10.0.0.1' needs uplink"),
+    ({'uplink': 'eth0', 'gateway': 'fd00::1'}, "gateway: 'fd00::1' is not an IPv4 address"),
+    ({'uplink': 'eth0', 'gateway': 'router'}, "gateway: 'router' is not an IP address"),
+    ({'uplink': 'eth0', 'readdress': True}, 'readdress: needs uplink and addresses'),
+])
+def test_takeover_spec_errors(params, message):
+    _spec, errors = link_specs.bridge_spec(bridge_params(**params))
+    assert any(message in error for error in errors), errors
+
+
+def test_describe_route_onlink():
+    assert links.describe_route(ONLINK_DEFAULT) == 'default via 10.0.0.1 onlink'

@@ -1,0 +1,132 @@
+# Copyright: tuntap.qemu contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Does the host's uplink hold what the inventory says it holds?
+
+The roles converge the host from the inventory, and they persist the inventory's uplink
+address and gateway (bridged_lan writes them into the bridge's stanza). At runtime the
+bridged_lan takeover moves whatever the uplink really holds. When the two differ, the host
+works until its next boot and then comes up on the wrong subnet. So before anything
+changes, the addresses and the default route of the uplink (or, once the takeover is done,
+of the bridge that holds them) are compared with the inventory; any difference is an error
+and nothing is touched.
+
+    holder = lan_holder(snapshot, 'eth0', bridge='br0')
+    facts, errors = check_uplink(snapshot, routes_of_holder, spec)
+
+Pure functions over a link snapshot (links.read_snapshot()) and routes
+(links.read_routes()); nothing here touches the kernel.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from ansible_collections.tuntap.qemu.plugins.module_utils import links, names
+
+
+def _interface(text):
+    return ipaddress.ip_interface(text)
+
+
+def spec_errors(params):
+    """Errors of the uplink_info parameters (name, bridge, addresses, gateway)."""
+    errors = []
+    for key in ('name', 'bridge'):
+        if params.get(key) is not None:
+            message = names.ifname_error(key, params[key])
+            if message:
+                errors.append(message)
+    for index, address in enumerate(params.get('addresses') or []):
+        _net, message = names.parse_interface_address('addresses[%d]' % index, address)
+        if message:
+            errors.append(message)
+    gateway = params.get('gateway')
+    if gateway is not None:
+        try:
+            if ipaddress.ip_address(gateway).version != 4:
+                errors.append('gateway: %r is not an IPv4 address' % gateway)
+        except ValueError:
+            errors.append('gateway: %r is not an IP address' % gateway)
+    return errors
+
+
+def lan_holder(snapshot, uplink, bridge=None):
+    """The link that holds the host's LAN addresses: the uplink itself, or the bridge it is a
+    port of once the takeover moved them there (a port without addresses of its own).
+    None when the uplink does not exist."""
+    link = snapshot.get(uplink)
+    if link is None:
+        return None
+    master = link.get('master')
+    if link['addresses'] or master is None:
+        return uplink
+    if bridge is not None and master != bridge:
+        return uplink
+    master_link = snapshot.get(master)
+    if master_link is None or master_link.get('kind') != 'bridge':
+        return uplink
+    return master
+
+
+def _default_routes(routes, family):
+    return [route for route in routes if route['dst'] == 'default' and route['family'] == family]
+
+
+def check_uplink(snapshot, routes, spec):
+    """(facts, errors) for one uplink.
+
+    spec: name (the uplink), bridge (a bridge that may hold its addresses already, or None),
+    addresses (what it must hold, ADDRESS/PREFIX; None = not checked), gateway (the IPv4
+    router of its default route; None = not checked, except with exact), exact (bridged_lan:
+    everything the uplink holds moves to the bridge at runtime, and only what is named here
+    comes back at boot, so it must hold exactly these addresses, its IPv4 default route must
+    be via `gateway` (or absent without one) and no other configured route may go through it).
+    routes: links.read_routes() of the holder (lan_holder()).
+    """
+    name = spec['name']
+    holder = lan_holder(snapshot, name, spec.get('bridge'))
+    if holder is None:
+        return {'name': name, 'exists': False}, ['%s: no such interface on this host' % name]
+    have = sorted(snapshot[holder]['addresses'], key=lambda text: (_interface(text).version, _interface(text)))
+    defaults = _default_routes(routes, 4)
+    have_gateway = defaults[0].get('gateway') if defaults else None
+    facts = {
+        'name': name,
+        'exists': True,
+        'holder': holder,
+        'master': snapshot[name].get('master'),
+        'addresses': have,
+        'gateway': have_gateway,
+        'routes': [links.describe_route(route) for route in routes],
+    }
+    where = name if holder == name else '%s (through the bridge %s, which holds its addresses)' % (name, holder)
+    held = ', '.join(have) or 'no address'
+    errors = []
+    wanted = spec.get('addresses')
+    if wanted is not None:
+        wanted_set = set(_interface(address) for address in wanted)
+        have_set = set(_interface(address) for address in have)
+        missing = sorted(wanted_set - have_set, key=lambda item: (item.version, item))
+        if missing:
+            errors.append('%s holds %s, not %s' % (where, held, ', '.join(str(item) for item in missing)))
+        extra = sorted(have_set - wanted_set, key=lambda item: (item.version, item))
+        if spec.get('exact') and extra and not missing:
+            errors.append('%s also holds %s, which would move to the bridge now but not come back '
+                          'at boot' % (where, ', '.join(str(item) for item in extra)))
+    gateway = spec.get('gateway')
+    if gateway is not None:
+        if not defaults:
+            errors.append('%s has no IPv4 default route, but the gateway is %s' % (where, gateway))
+        elif ipaddress.ip_address(gateway) != ipaddress.ip_address(have_gateway or '0.0.0.0'):
+            errors.append('the default route of %s is via %s, not %s'
+                          % (where, have_gateway or 'no gateway', gateway))
+    elif spec.get('exact') and defaults:
+        errors.append('%s has the default route via %s, which would move to the bridge now but '
+                      'not come back at boot without the gateway' % (where, have_gateway))
+    if spec.get('exact'):
+        others = [route for route in routes
+                  if not (route['dst'] == 'default' and route['family'] == 4)]
+        if others:
+            errors.append('%s has the route(s) %s, which would move to the bridge now but not '
+                          'come back at boot' % (where, ', '.join(links.describe_route(route) for route in others)))
+    return facts, errors

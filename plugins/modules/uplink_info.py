@@ -1,0 +1,141 @@
+#!/usr/bin/python
+# Copyright: tuntap.qemu contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: uplink_info
+short_description: The host's uplink as it is, checked against what the inventory says
+version_added: 0.2.0
+description:
+  - Reads the addresses and routes of the uplink, or of the bridge that holds them once the
+    bridged LAN takeover moved them there (the uplink is then a port without addresses of its
+    own), and returns them. Changes nothing.
+  - With O(addresses) and O(gateway), fails when the host does not hold them, naming what it
+    holds instead. The topology roles run it before any other change, so an inventory whose
+    uplink address is not the host's real one is refused before it can be persisted - a
+    bridged_lan host would otherwise come up on the wrong subnet at its next boot.
+author:
+  - tuntap.qemu developers (!UNKNOWN)
+extends_documentation_fragment:
+  - tuntap.qemu.attributes
+  - tuntap.qemu.attributes.all
+  - tuntap.qemu.attributes.netlink
+options:
+  name:
+    description: The uplink, such as V(eth0).
+    type: str
+    required: true
+  bridge:
+    description: A bridge that may hold the uplink's addresses already (bridged_lan), such as V(br0).
+    type: str
+  addresses:
+    description: Addresses (ADDRESS/PREFIX) the uplink or its bridge must hold.
+    type: list
+    elements: str
+  gateway:
+    description: The IPv4 router its default route must go through.
+    type: str
+  exact:
+    description:
+      - The uplink must hold exactly O(addresses), have its IPv4 default route via O(gateway)
+        or none without it, and no other configured route - what the bridged LAN takeover
+        moves must be what is persisted from the inventory.
+    type: bool
+    default: false
+  hint:
+    description: Text appended to a mismatch error, such as which inventory variables to correct.
+    type: str
+notes:
+  - Routes the kernel adds on its own (for addresses, from router advertisements) are not
+    counted; they come back by themselves.
+seealso:
+  - module: tuntap.qemu.bridge_port
+'''
+
+EXAMPLES = r'''
+- name: The host holds the inventory's LAN address and gateway (fails naming what it holds)
+  tuntap.qemu.uplink_info:
+    name: eth0
+    bridge: br0
+    addresses: [10.0.0.11/24]
+    gateway: 10.0.0.1
+    exact: true
+    hint: fix tuntap_qemu_uplink_address or tuntap_qemu_uplink_gateway
+
+- name: What eth0 holds
+  tuntap.qemu.uplink_info:
+    name: eth0
+  register: uplink
+'''
+
+RETURN = r'''
+uplink:
+  description: The uplink as it is.
+  returned: always
+  type: dict
+  contains:
+    name:
+      description: The uplink.
+      type: str
+      sample: eth0
+    exists:
+      description: Whether the interface exists.
+      type: bool
+    holder:
+      description: The link that holds the host's LAN addresses - the uplink, or its bridge.
+      type: str
+      sample: br0
+    master:
+      description: The bridge the uplink is a port of, or null.
+      type: str
+    addresses:
+      description: Addresses of the holder (not IPv6 link-local).
+      type: list
+      elements: str
+      sample: [10.0.0.11/24]
+    gateway:
+      description: The router of the holder's IPv4 default route, or null.
+      type: str
+      sample: 10.0.0.1
+    routes:
+      description: The configured routes through the holder, as C(ip route) shows them.
+      type: list
+      elements: str
+      sample: [default via 10.0.0.1 onlink]
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.tuntap.qemu.plugins.module_utils import link_module, links, uplink_check
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            name=dict(type='str', required=True),
+            bridge=dict(type='str'),
+            addresses=dict(type='list', elements='str'),
+            gateway=dict(type='str'),
+            exact=dict(type='bool', default=False),
+            hint=dict(type='str'),
+        ),
+        supports_check_mode=True,
+    )
+    link_module.require_libraries(module)
+    params = module.params
+    link_module.fail_on_errors(module, uplink_check.spec_errors(params))
+    snapshot = links.read_snapshot()
+    holder = uplink_check.lan_holder(snapshot, params['name'], params['bridge'])
+    routes = link_module.uplink_routes(holder) if holder else []
+    facts, errors = uplink_check.check_uplink(snapshot, routes, params)
+    if errors:
+        if params['hint']:
+            errors = errors + [params['hint']]
+        module.fail_json(msg='; '.join(errors), errors=errors, uplink=facts)
+    module.exit_json(changed=False, uplink=facts)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,96 @@
+# Copyright: tuntap.qemu contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""uplink_check: the host's uplink compared with the inventory before anything changes."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.tuntap.qemu.plugins.module_utils import uplink_check
+
+
+def link(name, kind, addresses=(), master=None):
+    return {'name': name, 'kind': kind, 'addresses': list(addresses), 'master': master}
+
+
+ROUTE = {'family': 4, 'dst': 'default', 'gateway': '10.44.0.1', 'metric': None, 'proto': 3,
+         'scope': 0, 'onlink': True}
+STATIC = {'family': 4, 'dst': '10.9.0.0/16', 'gateway': '10.44.0.2', 'metric': None, 'proto': 4,
+          'scope': 0, 'onlink': False}
+BEFORE = {'eth0': link('eth0', None, ['10.44.0.50/24'])}
+AFTER = {'eth0': link('eth0', None, [], master='br0'), 'br0': link('br0', 'bridge', ['10.44.0.50/24'])}
+TWO = {'eth0': link('eth0', None, ['10.44.0.50/24', '10.44.0.51/24'])}
+
+
+def spec(**values):
+    base = {'name': 'eth0', 'bridge': None, 'addresses': None, 'gateway': None, 'exact': False}
+    base.update(values)
+    return base
+
+
+@pytest.mark.parametrize('snapshot, bridge, holder', [
+    (BEFORE, None, 'eth0'),
+    (BEFORE, 'br0', 'eth0'),
+    (AFTER, 'br0', 'br0'),
+    (AFTER, None, 'br0'),
+    (AFTER, 'br1', 'eth0'),
+    ({}, None, None),
+])
+def test_lan_holder(snapshot, bridge, holder):
+    assert uplink_check.lan_holder(snapshot, 'eth0', bridge) == holder
+
+
+@pytest.mark.parametrize('snapshot, routes, values', [
+    (BEFORE, [ROUTE], {'addresses': ['10.44.0.50/24']}),
+    (BEFORE, [ROUTE], {'addresses': ['10.44.0.50/24'], 'gateway': '10.44.0.1', 'exact': True}),
+    (AFTER, [ROUTE], {'bridge': 'br0', 'addresses': ['10.44.0.50/24'], 'gateway': '10.44.0.1', 'exact': True}),
+    (TWO, [ROUTE, STATIC], {'addresses': ['10.44.0.51/24']}),   # NAT topologies: one of them
+    (BEFORE, [], {'addresses': ['10.44.0.50/24'], 'exact': True}),
+    (BEFORE, [ROUTE], {}),
+])
+def test_matching_uplinks_pass(snapshot, routes, values):
+    facts, errors = uplink_check.check_uplink(snapshot, routes, spec(**values))
+    assert errors == []
+    assert facts['exists'] is True
+
+
+@pytest.mark.parametrize('snapshot, routes, values, message', [
+    (BEFORE, [ROUTE], {'addresses': ['10.45.0.50/24'], 'gateway': '10.45.0.1'},
+     'eth0 holds 10.44.0.50/24, not 10.45.0.50/24'),
+    (BEFORE, [ROUTE], {'addresses': ['10.45.0.50/24'], 'gateway': '10.45.0.1'},
+     'the default route of eth0 is via 10.44.0.1, not 10.45.0.1'),
+    (BEFORE, [ROUTE], {'addresses': ['10.44.0.50/25']}, 'eth0 holds 10.44.0.50/24, not 10.44.0.50/25'),
+    (AFTER, [ROUTE], {'bridge': 'br0', 'addresses': ['10.45.0.50/24'], 'exact': True},
+     'eth0 (through the bridge br0, which holds its addresses) holds 10.44.0.50/24, not 10.45.0.50/24'),
+    (TWO, [ROUTE], {'addresses': ['10.44.0.50/24'], 'gateway': '10.44.0.1', 'exact': True},
+     'eth0 also holds 10.44.0.51/24, which would move to the bridge now but not come back at boot'),
+    (BEFORE, [ROUTE, STATIC], {'addresses': ['10.44.0.50/24'], 'gateway': '10.44.0.1', 'exact': True},
+     'eth0 has the route(s) 10.9.0.0/16 via 10.44.0.2, which would move to the bridge now but not come '
+     'back at boot'),
+    (BEFORE, [ROUTE], {'addresses': ['10.44.0.50/24'], 'exact': True},
+     'eth0 has the default route via 10.44.0.1, which would move to the bridge now but not come back at '
+     'boot without the gateway'),
+    (BEFORE, [], {'gateway': '10.44.0.1'}, 'eth0 has no IPv4 default route, but the gateway is 10.44.0.1'),
+    ({}, [], {'addresses': ['10.44.0.50/24']}, 'eth0: no such interface on this host'),
+])
+def test_mismatches_are_errors(snapshot, routes, values, message):
+    _facts, errors = uplink_check.check_uplink(snapshot, routes, spec(**values))
+    assert message in errors, errors
+
+
+def test_facts_say_what_the_host_holds():
+    facts, _errors = uplink_check.check_uplink(AFTER, [ROUTE], spec(bridge='br0'))
+    assert facts == {'name': 'eth0', 'exists': True, 'holder': 'br0', 'master': 'br0',
+                     'addresses': ['10.44.0.50/24'], 'gateway': '10.44.0.1',
+                     'routes': ['default via 10.44.0.1 onlink']}
+
+
+@pytest.mark.parametrize('params, message', [
+    ({'name': 'eth/0'}, "name: interface name 'eth/0' contains '/'"),
+    ({'name': 'eth0', 'addresses': ['10.0.0.1']}, "addresses[0]: '10.0.0.1' is not an interface address"),
+    ({'name': 'eth0', 'gateway': 'fd00::1'}, "gateway: 'fd00::1' is not an IPv4 address"),
+    ({'name': 'eth0', 'gateway': 'x'}, "gateway: 'x' is not an IP address"),
+])
+def test_spec_errors(params, message):
+    errors = uplink_check.spec_errors(params)
+    assert any(error.startswith(message) for error in errors), errors
