@@ -56,6 +56,7 @@ BRIDGE_UTILS_HOOK_FOLDERS = ('if-pre-up.d', 'if-down.d', 'if-post-down.d')
 IFUPDOWN_HOOK_FOLDERS = ('if-pre-up.d', 'if-up.d', 'if-down.d', 'if-post-down.d')
 # The only sysctl keys the boot simulation applies: per network namespace, and all that
 # tuntap.qemu.ip_forward writes. Anything else in a lab's sysctl.d is refused.
+NFT_BOOT_UNIT = 'tuntap-qemu-nft.service'
 BOOT_SYSCTL_KEY = re.compile(r'^net\.ipv[46]\.(ip_forward|conf\.[^./]+\.forwarding)$')
 
 # The lab fleet: one hypervisor per topology, two guests each, all on the LAN 10.0.0.0/24.
@@ -263,6 +264,11 @@ class Lab:
                 # have an /etc/nftables.d to mount it over).
                 'tuntap_qemu_nftables_conf': '/etc/netns/%s/nftables.conf' % ns,
                 'tuntap_qemu_nft_file': os.path.join(self.state_dir, name, 'tuntap-qemu.nft'),
+                # The unit that loads that file at boot, written as on a systemd host (there is
+                # no systemd as PID 1 here) into the lab's stand-in for /etc/systemd/system,
+                # which boot_hypervisor reads.
+                'tuntap_qemu_nft_boot_unit': 'systemd',
+                'tuntap_qemu_nft_unit_dir': self.unit_dir(name),
                 'tuntap_qemu_guest_runtime_root': os.path.join(self.guests_dir),
             }
             if 'bridge_address' in hv:
@@ -343,15 +349,24 @@ class Lab:
         run(['ip', 'link', 'set', 'lo', 'up'], netns=ns)
         self.plug_uplink(name, ns, hv['uplink_address'], sorted(self.hypervisors).index(name) + 1, mac)
 
+    def unit_dir(self, name):
+        """Hypervisor `name`'s systemd unit folder (its /etc/systemd/system)."""
+        return os.path.join(self.state_dir, name, 'systemd', 'system')
+
     def ifupdown_state(self, name):
         """ifupdown's state folder of hypervisor `name` (its /run/network)."""
         return os.path.join(self.state_dir, name, 'ifupdown')
 
     def boot_hypervisor(self, name):
         """Run hypervisor `name`'s boot path on its persistent files, in the order of a Debian
-        boot: systemd-sysctl (the files of its sysctl.d), nftables.service (nft -f
-        /etc/nftables.conf) and networking.service (ifup -a with the interfaces files).
+        12 boot, loading only what such a boot loads: systemd-sysctl (the files of its
+        sysctl.d), the enabled units that load nftables rules - nftables.service
+        (nft -f /etc/nftables.conf) only when it is enabled, which Debian's package is not,
+        then tuntap-qemu-nft.service (the command of its ExecStart) - and networking.service
+        (ifup -a with the interfaces files).
 
+        A unit counts as enabled when a <target>.wants link of the hypervisor's unit folder
+        (unit_dir, its /etc/systemd/system) names it, as `systemctl enable` makes it.
         Everything runs through `ip netns exec` in the hypervisor's namespace, which mounts
         /etc/netns/<namespace>/network over /etc/network. Only the sysctl.d files of the
         namespace are applied, never `sysctl --system` (it would also apply the host's
@@ -374,11 +389,15 @@ class Lab:
                                    'network namespace)' % (name, path, ', '.join(refused)))
             run(['sysctl', '-p', path], netns=ns)
         timings['sysctl'] = time.monotonic() - started
-        started = time.monotonic()
-        nftables_conf = os.path.join(etc, 'nftables.conf')
-        if os.path.exists(nftables_conf):
-            run(['nft', '-f', nftables_conf], netns=ns)
-        timings['nftables'] = time.monotonic() - started
+        units = enabled_units(self.unit_dir(name))
+        if 'nftables.service' in units:
+            started = time.monotonic()
+            run(['nft', '-f', os.path.join(etc, 'nftables.conf')], netns=ns)
+            timings['nftables.service'] = time.monotonic() - started
+        if NFT_BOOT_UNIT in units:
+            started = time.monotonic()
+            run(nft_unit_command(os.path.join(self.unit_dir(name), NFT_BOOT_UNIT)), netns=ns)
+            timings[NFT_BOOT_UNIT] = time.monotonic() - started
         started = time.monotonic()
         # ifup reads /etc/network/interfaces: make sure it is the namespace's.
         with open(os.path.join(etc, 'network', 'interfaces')) as handle:
@@ -517,6 +536,32 @@ class Lab:
 
 def network_of(cidr):
     return str(ipaddress.ip_interface(cidr).network)
+
+
+def enabled_units(unit_dir):
+    """Names of the units that a *.wants folder of unit_dir links to (enabled units)."""
+    names = set()
+    if not os.path.isdir(unit_dir):
+        return names
+    for folder in os.listdir(unit_dir):
+        wants = os.path.join(unit_dir, folder)
+        if folder.endswith('.wants') and os.path.isdir(wants):
+            names.update(entry for entry in os.listdir(wants)
+                         if os.path.exists(os.path.join(wants, entry)))
+    return names
+
+
+def nft_unit_command(path):
+    """The argv of the ExecStart of our nft boot unit: refused unless it is `nft -f FILE`."""
+    with open(path) as handle:
+        lines = [line.strip() for line in handle]
+    if not lines or not lines[0].startswith('# Managed by tuntap.qemu'):
+        raise RuntimeError('%s is not a unit of tuntap.qemu' % path)
+    commands = [line[len('ExecStart='):].split() for line in lines if line.startswith('ExecStart=')]
+    if len(commands) != 1 or len(commands[0]) != 3 or os.path.basename(commands[0][0]) != 'nft' \
+            or commands[0][1] != '-f':
+        raise RuntimeError('%s: ExecStart is not "nft -f FILE": %s' % (path, commands))
+    return commands[0]
 
 
 def sysctl_keys(path):

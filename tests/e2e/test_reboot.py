@@ -6,9 +6,13 @@ Then, for every hypervisor, its state (links, addresses, routes, nftables rulese
 forwarding sysctls; read with `ip -j` / `nft -j` inside its namespace and normalized) is
 recorded, the machine is "rebooted" - guests ended by their pidfiles, namespace deleted and
 created again with only lo and its uplink eth0 with the address it had before any converge
-(Lab.recreate_hypervisor) - and the boot path runs on the files the converge wrote:
-the namespace's sysctl.d files, `nft -f /etc/nftables.conf` and Debian's `ifup -a`
-(Lab.boot_hypervisor). The state must be what the converge made. Then site.yml starts the
+(Lab.recreate_hypervisor) - and the boot path runs on the files the converge wrote, loading
+only what a Debian 12 boot loads (Lab.boot_hypervisor): systemd-sysctl's sysctl.d files, the
+units enabled in the hypervisor's unit folder that load nftables rules (our
+tuntap-qemu-nft.service, which the converge writes and enables as on a systemd host; never
+nftables.service, which Debian installs disabled and the roles leave alone) and
+networking.service's `ifup -a`. The state must be what the converge made, and the boot path
+must have run exactly those steps. Then site.yml starts the
 guests again and changes nothing else, the guests' pings pass again, and one more site.yml
 run changes nothing.
 
@@ -235,7 +239,7 @@ def _new_lab(letter):
 @pytest.fixture(scope='module')
 def rebooted_lab():
     """A converged lab whose four hypervisors were rebooted: (lab, {hv: state after the
-    converge}, {hv: state after the boot path})."""
+    converge}, {hv: state after the boot path}, {hv: the steps the boot path ran})."""
     assert shutil.which('brctl') and os.path.exists(tuntap_lab.BRIDGE_UTILS_HOOK), \
         "bridge_ports needs Debian's bridge-utils (tests/run.sh installs it)"
     lab = _new_lab('r')
@@ -246,7 +250,7 @@ def rebooted_lab():
         rc, changed = lab.converge('site.yml')
         assert rc == 0 and changed > 0
         print('site.yml %.1f s' % (time.monotonic() - started))
-        converged, booted = {}, {}
+        converged, booted, steps = {}, {}, {}
         for name, hv in sorted(lab.hypervisors.items()):
             converged[name] = network_state(hv['namespace'])
         for name, hv in sorted(lab.hypervisors.items()):
@@ -254,11 +258,12 @@ def rebooted_lab():
             lab.recreate_hypervisor(name)
             recreated = time.monotonic() - started
             timings = lab.boot_hypervisor(name)
+            steps[name] = list(timings)
             booted[name] = network_state(hv['namespace'])
             print('%s (%s): power cycle %.2f s, boot path %s' % (
                 name, hv['topology'], recreated,
                 ', '.join('%s %.2f s' % (step, seconds) for step, seconds in timings.items())))
-        yield lab, converged, booted
+        yield lab, converged, booted, steps
     finally:
         lab.down()
 
@@ -303,10 +308,30 @@ def checked_lab():
 
 @pytest.mark.parametrize('hypervisor', sorted(tuntap_lab.HYPERVISORS))
 def test_boot_path_restores_the_converged_state(rebooted_lab, hypervisor):
-    _lab, converged, booted = rebooted_lab
+    _lab, converged, booted, _steps = rebooted_lab
     assert converged[hypervisor]['links'], 'no state recorded'
     diff = state_diff(converged[hypervisor], booted[hypervisor], ('after the converge', 'after the boot path'))
     assert booted[hypervisor] == converged[hypervisor], '%s after its reboot:\n%s' % (hypervisor, diff)
+
+
+# What a Debian 12 boot runs: systemd-sysctl, our nft unit where the topology has NAT (the
+# converge enabled it), networking.service. nftables.service stays disabled, as installed.
+BOOT_STEPS = {
+    'routed': ['sysctl', 'ifup'],
+    'routed_nat': ['sysctl', 'tuntap-qemu-nft.service', 'ifup'],
+    'bridged_nat': ['sysctl', 'tuntap-qemu-nft.service', 'ifup'],
+    'bridged_lan': ['sysctl', 'ifup'],
+}
+
+
+@pytest.mark.parametrize('hypervisor', sorted(tuntap_lab.HYPERVISORS))
+def test_boot_path_loads_only_what_a_debian_boot_loads(rebooted_lab, hypervisor):
+    lab, _converged, _booted, steps = rebooted_lab
+    topology = lab.hypervisors[hypervisor]['topology']
+    assert steps[hypervisor] == BOOT_STEPS[topology], steps[hypervisor]
+    units = tuntap_lab.enabled_units(lab.unit_dir(hypervisor))
+    assert 'nftables.service' not in units
+    assert (tuntap_lab.NFT_BOOT_UNIT in units) == (topology in ('routed_nat', 'bridged_nat'))
 
 
 def test_site_yml_after_the_reboot_only_starts_the_guests(restarted_lab):
