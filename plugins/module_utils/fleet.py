@@ -56,7 +56,8 @@ POOL_SUBNET_PREFIX = 24
 QEMU_STRINGS = ('kernel', 'initrd', 'append', 'disk', 'machine')
 QEMU_CHOICES = {'disk_format': ('raw', 'qcow2'), 'accel': ('kvm', 'tcg', 'auto')}
 QEMU_INTEGERS = ('memory', 'cpus')
-QEMU_OPTIONS = QEMU_STRINGS + tuple(sorted(QEMU_CHOICES)) + QEMU_INTEGERS + ('extra_args',)
+QEMU_BOOLEANS = ('autostart',)
+QEMU_OPTIONS = QEMU_STRINGS + tuple(sorted(QEMU_CHOICES)) + QEMU_INTEGERS + QEMU_BOOLEANS + ('extra_args',)
 GUEST_KEYS = ('name', 'tap', 'user', 'group', 'run_as', 'mac', 'address', 'gateway') + QEMU_OPTIONS
 
 
@@ -342,6 +343,10 @@ def _qemu_options(path, entry, error):
                 error('%s: %r is not a positive whole number' % (where, value))
                 continue
             value = number
+        elif key in QEMU_BOOLEANS:
+            if not isinstance(value, bool):
+                error('%s: %r is not true or false' % (where, value))
+                continue
         elif not isinstance(value, list) or not all(isinstance(arg, str) for arg in value):
             error('%s: %r is not a list of strings' % (where, value))
             continue

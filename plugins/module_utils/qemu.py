@@ -2,8 +2,8 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """QEMU guests on tap devices: argv builder, QMP client, process lifecycle.
 
-The guest runs daemonized (-daemonize -pidfile) with a QMP socket in its runtime
-directory.  A guest counts as running only when the pid in its pidfile is alive, is a
+The guest runs daemonized (-daemonize -pidfile), or in the foreground under its systemd unit
+(guest_unit.py), with a pidfile and a QMP socket in its runtime directory either way.  A guest counts as running only when the pid in its pidfile is alive, is a
 QEMU started for this guest name (checked in /proc/PID/cmdline, so a recycled pid or a
 stale pidfile is not trusted), and answers `query-status` on QMP.
 """
@@ -77,8 +77,9 @@ def paths(runtime_dir):
     }
 
 
-def build_argv(guest, accel, files):
-    """The QEMU command line for a guest spec (see qemu_guest's options)."""
+def build_argv(guest, accel, files, daemonize=True):
+    """The QEMU command line for a guest spec (see qemu_guest's options); without
+    `daemonize` QEMU stays in the foreground, as its systemd unit runs it."""
     argv = [guest['binary'],
             '-name', 'guest=%s,process=qemu-%s' % (guest['name'], guest['name']),
             '-machine', guest['machine'],
@@ -86,8 +87,7 @@ def build_argv(guest, accel, files):
             '-m', str(guest['memory']),
             '-smp', str(guest['cpus']),
             '-nodefaults',
-            '-display', 'none',
-            '-daemonize',
+            '-display', 'none'] + (['-daemonize'] if daemonize else []) + [
             '-pidfile', files['pidfile'],
             '-qmp', 'unix:%s,server=on,wait=off' % files['qmp_socket'],
             '-serial', 'file:%s' % files['serial_log']]
@@ -128,6 +128,16 @@ def read_pid(pidfile):
     except (FileNotFoundError, PermissionError):
         return None
     return int(text) if text.isdigit() else None
+
+
+def process_argv(pid):
+    """The command line of process `pid` as a list of str, or None when it is gone."""
+    try:
+        with open('/proc/%d/cmdline' % pid, 'rb') as handle:
+            data = handle.read()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    return [arg.decode('utf-8', 'surrogateescape') for arg in data.split(b'\0')[:-1]]
 
 
 def process_is_guest(pid, name):
@@ -203,7 +213,9 @@ def query_status(files):
 
 
 def observe(files, name):
-    """The guest as it is: {'state': running|stopped, 'pid', 'status', 'argv'}."""
+    """The guest as it is: {'state': running|unresponsive|stopped, 'pid', 'status', 'argv',
+    'cmdline'}; argv is the command line recorded at the daemonized start, cmdline the one
+    the running process has."""
     pid = running_pid(files, name)
     argv = None
     try:
@@ -212,13 +224,14 @@ def observe(files, name):
     except (FileNotFoundError, ValueError):
         pass
     if pid is None:
-        return {'state': 'stopped', 'pid': None, 'status': None, 'argv': argv}
+        return {'state': 'stopped', 'pid': None, 'status': None, 'argv': argv, 'cmdline': None}
+    cmdline = process_argv(pid)
     try:
         status = query_status(files).get('status')
     except QemuError as exc:
         # Alive but deaf: not a guest we can manage; stop() will end it by pid.
-        return {'state': 'unresponsive', 'pid': pid, 'status': str(exc), 'argv': argv}
-    return {'state': 'running', 'pid': pid, 'status': status, 'argv': argv}
+        return {'state': 'unresponsive', 'pid': pid, 'status': str(exc), 'argv': argv, 'cmdline': cmdline}
+    return {'state': 'running', 'pid': pid, 'status': status, 'argv': argv, 'cmdline': cmdline}
 
 
 # ---------------------------------------------------------------- lifecycle

@@ -1,14 +1,21 @@
 # Copyright: tuntap.qemu contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The converge of the qemu_guest module: observe -> plan -> validate -> act."""
+"""The converge of the qemu_guest module: observe -> plan -> validate -> act.
+
+A guest runs daemonized, or with autostart as a systemd unit (guest_unit.py) where systemd is
+the init system; switching between the two stops the old QEMU before the new one starts."""
 
 from __future__ import annotations
 
+import glob
+import grp
 import os
+import pwd
 import shutil
 import time
 
-from ansible_collections.tuntap.qemu.plugins.module_utils import guest_plan, link_module, links, qemu
+from ansible_collections.tuntap.qemu.plugins.module_utils import (
+    files, guest_plan, guest_unit, link_module, links, qemu)
 
 
 def _fail(module, errors, **extra):
@@ -24,12 +31,12 @@ def _resolve_binary(module, guest, errors):
     guest['binary'] = found
 
 
-def _wait_for_qmp(files, timeout=10.0):
+def _wait_for_qmp(paths, timeout=10.0):
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
         try:
-            return qemu.query_status(files)
+            return qemu.query_status(paths)
         except qemu.QemuError as exc:
             last = exc
             time.sleep(0.1)
@@ -57,12 +64,53 @@ def _read_carriers(ipr, snapshot, guest):
                 link['carrier'] = bool(carrier)
 
 
+def _account(run_as):
+    """(user, group) names for the unit's User=/Group=, or None for root."""
+    if run_as is None:
+        return None
+    uid, gid = run_as[0], run_as[1]
+    try:
+        user = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        user = str(uid)
+    try:
+        group = grp.getgrgid(gid).gr_name
+    except KeyError:
+        group = str(gid)
+    return user, group
+
+
+def _other_units(name):
+    """Unit files of our other guests (the helper script stays while any is left)."""
+    pattern = os.path.join(guest_unit.UNIT_DIR, '%s*.service' % guest_unit.UNIT_PREFIX)
+    own = guest_unit.unit_path(name)
+    return [path for path in glob.glob(pattern) if path != own]
+
+
+def _observe_unit(module, name, booted):
+    """The guest's unit as it is ({'path', 'before', 'status', 'systemctl'}), None without systemd.
+
+    Without systemd as PID 1 nothing under /etc/systemd is read or written: in the namespace
+    lab that folder is the machine's own.
+    """
+    if not booted:
+        return None
+    systemctl = guest_unit.Systemctl(module)
+    path = guest_unit.unit_path(name)
+    try:
+        status = systemctl.status(guest_unit.unit_name(name))
+    except guest_unit.SystemctlError as exc:
+        module.fail_json(msg=str(exc))
+    return {'path': path, 'name': guest_unit.unit_name(name), 'before': files.read_text(path),
+            'status': status, 'systemctl': systemctl}
+
+
 def converge(module):
     """Converge one guest; returns the module result."""
     link_module.require_libraries(module)
     params = module.params
     guest, errors = guest_plan.guest_spec(params)
-    files = guest_plan.runtime_paths(params)
+    paths = guest_plan.runtime_paths(params)
     run_as, error = guest_plan.resolve_run_as('run_as', params['run_as'])
     if error:
         errors.append(error)
@@ -70,15 +118,52 @@ def converge(module):
         errors.append('stop_timeout: %r must not be negative' % params['stop_timeout'])
     if params['state'] == 'running':
         _resolve_binary(module, guest, errors)
+    # Units only where PID 1 is systemd and runs in this network namespace; elsewhere nothing
+    # under /etc/systemd is read or written (in the lab that folder is the machine's own).
+    systemd, same_netns = guest_unit.systemd_booted(), guest_unit.same_netns_as_init()
+    booted = systemd and same_netns is True
+    mode, warning = guest_unit.service_mode(params['autostart'], systemd, same_netns, guest['name'])
     if errors:
         _fail(module, errors)
+    if warning:
+        module.warn(warning)
     try:
         accel, reason = qemu.choose_accel(params['accel'])
     except qemu.QemuError as exc:
         _fail(module, [str(exc)])
-    argv = qemu.build_argv(guest, accel, files)
-    observed = qemu.observe(files, guest['name'])
-    action = guest_plan.plan_action(params['state'], observed, argv, params['restart_on_change'])
+    argv = qemu.build_argv(guest, accel, paths, daemonize=mode == 'daemon')
+    observed = qemu.observe(paths, guest['name'])
+    unit = _observe_unit(module, guest['name'], booted)
+    wanted = mode == 'systemd' and params['state'] != 'absent'
+
+    before = unit['before'] if unit else None
+    after = helper_before = helper_after = None
+    if wanted:
+        if before is not None and not guest_unit.is_ours(before):
+            _fail(module, ['autostart: %s exists and is not managed by tuntap.qemu (no "%s" header); '
+                           'remove it or rename the guest' % (unit['path'], guest_unit.MARK)])
+        python = guest_unit.helper_python()
+        after = guest_unit.render_unit(guest['name'], argv, paths, [nic['tap'] for nic in guest['nics']],
+                                       _account(run_as), params['stop_timeout'], python)
+        helper_before = files.read_text(guest_unit.HELPER_PATH)
+        helper_after = guest_unit.render_helper(python)
+    steps = None
+    if unit is not None:
+        steps = guest_unit.plan_unit(params['state'], wanted, before, after, unit['status'], observed,
+                                     argv, params['restart_on_change'])
+    if wanted:
+        action = steps.action
+    else:
+        # The daemonized mode decides; a QEMU that the unit's stop takes along counts as stopped.
+        daemon_observed = observed
+        if steps is not None and steps.stop and observed['pid'] == unit['status'].main_pid:
+            daemon_observed = dict(observed, state='stopped', pid=None)
+        action = guest_plan.plan_action(params['state'], daemon_observed, argv, params['restart_on_change'])
+        if daemon_observed is not observed and observed['state'] != 'stopped':
+            action = {'start': 'restart', None: 'stop'}.get(action, action)
+    remove_helper = (steps is not None and steps.remove and not _other_units(guest['name'])
+                     and guest_unit.is_ours(files.read_text(guest_unit.HELPER_PATH)))
+    write_helper = wanted and helper_before != helper_after
 
     if action in ('start', 'restart'):
         ipr = links.open_netlink()
@@ -91,51 +176,127 @@ def converge(module):
         errors = guest_plan.tap_errors(snapshot, guest, run_as, own_pid)
         if errors:
             _fail(module, errors)
-    if action == 'remove' and observed['state'] == 'stopped' and not os.path.isdir(files['runtime_dir']):
+    if action == 'remove' and observed['state'] == 'stopped' and not os.path.isdir(paths['runtime_dir']):
         action = None
+    unit_changes = steps is not None and guest_unit.unit_changed(steps)
 
     result = {
-        'changed': action is not None,
+        'changed': action is not None or unit_changes or write_helper or remove_helper,
         'action': action,
+        'mode': mode,
         'argv': argv,
         'cmdline': qemu.command_line(argv),
         'accel': {'name': accel, 'reason': reason},
         'macs': [nic['mac'] for nic in guest['nics']],
-        'qmp_socket': files['qmp_socket'],
-        'serial_log': files['serial_log'],
-        'pidfile': files['pidfile'],
+        'qmp_socket': paths['qmp_socket'],
+        'serial_log': paths['serial_log'],
+        'pidfile': paths['pidfile'],
         'pid': observed['pid'],
         'state': 'running' if observed['state'] != 'stopped' else 'stopped',
+        'unit': ({'name': unit['name'], 'path': unit['path'], 'enabled': True,
+                  'active': params['state'] == 'running'} if wanted else None),
     }
     if module._diff:
         after_state = {'start': 'running', 'restart': 'running', 'stop': 'stopped',
                        'remove': 'absent'}.get(action, result['state'])
-        result['diff'] = {
+        state_diff = {
             'before': {'state': observed['state'], 'argv': observed['argv']},
             'after': {'state': after_state, 'argv': argv if after_state == 'running' else observed['argv']},
         }
-    if action is None or module.check_mode:
+        if unit is not None:
+            state_diff['before']['unit'] = {'enabled': unit['status'].enabled, 'active': unit['status'].active}
+            state_diff['after']['unit'] = ({'enabled': True, 'active': after_state == 'running'}
+                                           if wanted else {'enabled': False, 'active': False})
+        file_diffs = []
+        if unit is not None and before != after and (wanted or steps.remove):
+            file_diffs.append(files.text_diff(unit['path'], before, after))
+        if write_helper or remove_helper:
+            file_diffs.append(files.text_diff(guest_unit.HELPER_PATH, helper_before if wanted else
+                                              files.read_text(guest_unit.HELPER_PATH), helper_after))
+        result['diff'] = [state_diff] + file_diffs if file_diffs else state_diff
+    if not result['changed'] or module.check_mode:
         if action is not None:
             result['state'] = {'stop': 'stopped', 'remove': 'absent'}.get(action, 'running')
         return result
 
     try:
-        if action in ('stop', 'restart', 'remove'):
-            result['stopped_by'] = qemu.stop(files, guest['name'], params['stop_timeout'])
-            result['pid'] = None
-            result['state'] = 'stopped'
-        if action == 'remove':
-            shutil.rmtree(files['runtime_dir'], ignore_errors=True)
-            result['state'] = 'absent'
-        if action in ('start', 'restart'):
-            qemu.prepare_runtime_dir(files, *(run_as[:2] if run_as else (None, None)))
-            result['pid'] = qemu.start(argv, files, run_as)
-            status = _wait_for_qmp(files)
-            result['state'] = 'running'
-            result['status'] = status.get('status')
-    except qemu.QemuError as exc:
+        if wanted:
+            _apply_unit(module, unit, steps, paths, guest['name'], params, after, helper_after,
+                        write_helper, result)
+        else:
+            if steps is not None:
+                _remove_unit(module, unit, steps, remove_helper)
+            _apply_daemon(action, paths, guest['name'], params, argv, run_as, result)
+    except (qemu.QemuError, guest_unit.SystemctlError) as exc:
         # No half-started guest: whatever got started for this name goes again.
-        qemu.stop(files, guest['name'], timeout=0)
-        module.fail_json(msg=str(exc), changed=True, argv=argv, cmdline=result['cmdline'],
-                         serial_log=files['serial_log'])
+        if wanted and (steps.start or steps.restart):
+            try:
+                unit['systemctl'].run('stop', unit['name'])
+            except guest_unit.SystemctlError:
+                pass
+        qemu.stop(paths, guest['name'], timeout=0)
+        hint = ' (journalctl -u %s)' % unit['name'] if wanted else ''
+        module.fail_json(msg=str(exc) + hint, changed=True, argv=argv, cmdline=result['cmdline'],
+                         serial_log=paths['serial_log'])
     return result
+
+
+def _apply_daemon(action, paths, name, params, argv, run_as, result):
+    """Today's daemonized mode: stop, remove, start QEMU with -daemonize."""
+    if action in ('stop', 'restart', 'remove'):
+        result['stopped_by'] = qemu.stop(paths, name, params['stop_timeout'])
+        result['pid'] = None
+        result['state'] = 'stopped'
+    if action == 'remove':
+        shutil.rmtree(paths['runtime_dir'], ignore_errors=True)
+        result['state'] = 'absent'
+    if action in ('start', 'restart'):
+        qemu.prepare_runtime_dir(paths, *(run_as[:2] if run_as else (None, None)))
+        result['pid'] = qemu.start(argv, paths, run_as)
+        status = _wait_for_qmp(paths)
+        result['state'] = 'running'
+        result['status'] = status.get('status')
+
+
+def _remove_unit(module, unit, steps, remove_helper):
+    """Stop, disable and remove the guest's unit (autostart=false or state=absent)."""
+    systemctl = unit['systemctl']
+    if steps.stop:
+        systemctl.run('stop', unit['name'])
+    if steps.disable:
+        systemctl.run('disable', unit['name'])
+    if steps.remove:
+        files.write_atomic(module, unit['path'], None)
+    if remove_helper:
+        files.write_atomic(module, guest_unit.HELPER_PATH, None)
+    if steps.reload:
+        systemctl.run('daemon-reload')
+
+
+def _apply_unit(module, unit, steps, paths, name, params, after, helper_after, write_helper, result):
+    """The guest as a systemd unit: a daemonized QEMU of it goes first, then the files,
+    daemon-reload only when they changed, enable, and start, restart or stop."""
+    systemctl = unit['systemctl']
+    if steps.stop_daemon:
+        result['stopped_by'] = qemu.stop(paths, name, params['stop_timeout'])
+    if write_helper:
+        files.write_atomic(module, guest_unit.HELPER_PATH, helper_after, mode=0o755)
+    if steps.write:
+        files.write_atomic(module, unit['path'], after)
+    if steps.reload:
+        systemctl.run('daemon-reload')
+    if steps.enable:
+        systemctl.run('enable', unit['name'])
+    if steps.stop:
+        systemctl.run('stop', unit['name'])
+        result['pid'] = None
+        result['state'] = 'stopped'
+    elif steps.stop_daemon:
+        result['pid'] = None
+        result['state'] = 'stopped'
+    if steps.start or steps.restart:
+        systemctl.run('restart' if steps.restart else 'start', unit['name'])
+        status = _wait_for_qmp(paths)
+        result['pid'] = qemu.running_pid(paths, name)
+        result['state'] = 'running'
+        result['status'] = status.get('status')

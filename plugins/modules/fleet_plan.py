@@ -216,7 +216,7 @@ plan:
         - The guests in inventory order with every default filled in, plus the
           M(tuntap.qemu.qemu_guest) options the inventory gives (C(kernel), C(initrd),
           C(append), C(disk), C(disk_format), C(memory), C(cpus), C(machine), C(accel),
-          C(extra_args)), only when given.
+          C(autostart), C(extra_args)), only when given.
       type: list
       elements: dict
       contains:

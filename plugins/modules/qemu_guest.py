@@ -19,6 +19,10 @@ description:
   - A running guest whose command line differs from the request is restarted (see O(restart_on_change)).
   - Stopping is graceful - ACPI C(system_powerdown), then QMP C(quit) - and ends with a
     SIGKILL of that pid only when the guest does not go within O(stop_timeout).
+  - With O(autostart) the guest is a systemd service, C(tuntap-qemu-guest-NAME.service) in
+    C(/etc/systemd/system), enabled so that it starts at boot after the network and its taps.
+    Where systemd is not the init system (no C(/run/systemd/system), as in containers and the
+    namespace lab) the guest runs daemonized instead, with a warning.
   - Before anything starts, the taps are checked - they must exist (QEMU as root would
     silently create a new, unconnected tap), be taps, be up, not be held by another
     process, and be openable by O(run_as). Each problem is a clear error and no guest is half-started.
@@ -38,6 +42,9 @@ options:
       - V(running) starts the guest (or restarts it when its command line changed);
         V(stopped) stops it and keeps its runtime directory (serial log);
         V(absent) stops it and removes the runtime directory.
+      - With O(autostart), V(stopped) keeps the unit enabled (the guest starts again at the
+        next boot, as libvirt's autostart is separate from running); V(absent) stops,
+        disables and removes the unit.
     type: str
     choices: [running, stopped, absent]
     default: running
@@ -126,9 +133,35 @@ options:
     type: bool
     default: true
   stop_timeout:
-    description: Seconds to wait for the guest to power down before QMP C(quit), then SIGKILL.
+    description:
+      - Seconds to wait for the guest to power down before QMP C(quit), then SIGKILL.
+      - With O(autostart) the unit's C(ExecStop=) waits as long, and its C(TimeoutStopSec=)
+        is O(stop_timeout) + 20 s (5 s for the quit, then SIGTERM and SIGKILL by systemd).
     type: int
     default: 30
+  autostart:
+    description:
+      - Run the guest as a systemd service that starts at boot, one unit per guest,
+        C(/etc/systemd/system/tuntap-qemu-guest-NAME.service), marked as ours by its name and
+        a C(# Managed by tuntap.qemu) header (a unit file of that name without it is refused).
+      - "The unit: C(Wants=)/C(After=network-online.target), C(After=networking.service)
+        (ifupdown's C(auto tapN) stanzas make the taps), an C(ExecStartPre=) that waits up
+        to 60 s for the taps to exist and be up, C(User=)/C(Group=) of O(run_as), QEMU in the
+        foreground (no C(-daemonize)) with the same pidfile and QMP socket in the runtime
+        directory, which the unit creates at every start (C(/run) is a tmpfs),
+        C(ExecStop=) through QMP C(system_powerdown) then C(quit) (the script
+        C(/usr/local/libexec/tuntap-qemu/qemu-guest-unit), installed with the first unit and
+        removed with the last), C(Restart=on-failure), C(WantedBy=multi-user.target)."
+      - The unit is written atomically; C(systemctl daemon-reload) runs only when it changed;
+        it is enabled and, for O(state=running), started. A change of the unit (the command
+        line, O(run_as), O(stop_timeout)) restarts a running guest when O(restart_on_change).
+      - A guest that runs daemonized is stopped before its unit starts, and a guest that runs
+        under its unit is stopped (and the unit disabled and removed) before it runs
+        daemonized with O(autostart=false), so that two QEMUs never share a tap.
+      - Without systemd as the init system (no C(/run/systemd/system)) the guest runs
+        daemonized with a warning, and nothing under C(/etc/systemd) is read or written.
+    type: bool
+    default: false
 notes:
   - The guest side of the network (address, netmask, gateway) is rendered by the
     C(tuntap.qemu.guest_interfaces) and C(tuntap.qemu.guest_kernel_ip) filters.
@@ -158,6 +191,15 @@ EXAMPLES = r'''
       - tap: tap1
         mac: 52:54:00:12:34:56
       - tap: tap2
+
+- name: Guest vm2 as a systemd service that starts at boot (tuntap-qemu-guest-vm2.service)
+  tuntap.qemu.qemu_guest:
+    name: vm2
+    autostart: true
+    run_as: qemu
+    nics:
+      - tap: tap3
+    disk: /var/lib/guests/vm2.qcow2
 
 - name: Stop it (ACPI powerdown, then quit, then kill)
   tuntap.qemu.qemu_guest:
@@ -212,6 +254,34 @@ action:
   description: What the call did - V(start), V(restart), V(stop), V(remove), or null.
   returned: always
   type: str
+mode:
+  description:
+    - How the guest runs - V(systemd) (O(autostart) where systemd is the init system) or
+      V(daemon) (daemonized; also the fallback for O(autostart) without systemd).
+  returned: always
+  type: str
+  sample: systemd
+unit:
+  description: The guest's systemd unit after the call; null when it has none (V(daemon) mode).
+  returned: always
+  type: dict
+  contains:
+    name:
+      description: Unit name.
+      type: str
+      sample: tuntap-qemu-guest-vm2.service
+    path:
+      description: Unit file.
+      type: str
+      sample: /etc/systemd/system/tuntap-qemu-guest-vm2.service
+    enabled:
+      description: Whether the unit is enabled (starts at boot).
+      type: bool
+      sample: true
+    active:
+      description: Whether the unit is active (the guest runs under it).
+      type: bool
+      sample: true
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -245,6 +315,7 @@ def main():
             runtime_dir=dict(type='path'),
             restart_on_change=dict(type='bool', default=True),
             stop_timeout=dict(type='int', default=30),
+            autostart=dict(type='bool', default=False),
         ),
         supports_check_mode=True,
     )

@@ -5,6 +5,8 @@
 #   guest_lifecycle.yml     once per target Python: start, stop, stale pidfile, kill -9, changed
 #                           option, absent; the guest pings its tap
 #   guest_refused.yml       once per target Python: every refused request starts no QEMU
+#   guest_autostart_fallback.yml  once per target Python: autostart=true without systemd as
+#                           init runs the guest daemonized with a warning, writes no unit
 #   guest_unprivileged.yml  once: QEMU as nobody, in a private mount namespace that has a
 #                           /dev/net/tun of its own with mode 0666 (private_tun.sh)
 # The test guest (a Debian cloud kernel and a busybox initramfs) comes from
@@ -139,7 +141,7 @@ with open(vars_file, 'w') as handle:
                'qg_runtime_root': runtime_root, 'qg_unrelated_pid': int(sleep_pid)}, handle)
 PY
 
-netns_run_playbooks guest_lifecycle.yml guest_refused.yml -- -e "@$vars_file" "$@"
+netns_run_playbooks guest_lifecycle.yml guest_refused.yml guest_autostart_fallback.yml -- -e "@$vars_file" "$@"
 # QEMU as nobody once, with the first target Python (the module runs as root either way).
 TUNTAP_TARGET_PYTHON=${NETNS_PYTHONS[0]} qg_run_with_private_tun guest_unprivileged.yml -e "@$vars_file" "$@"
 

@@ -361,11 +361,12 @@ ERROR_CASES = [
     ('bridged_lan gateway outside the LAN', set_guest('hv4', 0, gateway='10.0.1.1'),
      ['hv4: tuntap_qemu_guests[0].gateway: 10.0.1.1 is outside the guest subnet 10.0.0.0/24']),
     ('qemu options of the wrong type', set_guest('hv1', 0, memory='lots', cpus=0, kernel=['a'],
-                                                 accel='xen', extra_args='-no-reboot'),
+                                                 accel='xen', extra_args='-no-reboot', autostart='yes'),
      ["hv1: tuntap_qemu_guests[0].memory: 'lots' is not a positive whole number",
       'hv1: tuntap_qemu_guests[0].cpus: 0 is not a positive whole number',
       "hv1: tuntap_qemu_guests[0].kernel: ['a'] is not a string",
       "hv1: tuntap_qemu_guests[0].accel: 'xen' is not one of kvm, tcg, auto",
+      "hv1: tuntap_qemu_guests[0].autostart: 'yes' is not true or false",
       "hv1: tuntap_qemu_guests[0].extra_args: '-no-reboot' is not a list of strings"]),
 ]
 
@@ -510,7 +511,8 @@ def test_qemu_options_pass_through_only_when_given():
     plan, errors = fleet.plan_fleet({'hv1': {'tuntap_qemu_topology': 'routed', 'tuntap_qemu_guests': [
         {'name': 'a', 'address': '192.168.0.10/24', 'memory': '512', 'cpus': 2, 'accel': 'tcg',
          'disk': '/srv/a.qcow2', 'disk_format': 'qcow2', 'extra_args': ['-no-reboot'],
-         'append': 'console=ttyS0', 'initrd': '/srv/initrd', 'kernel': '/srv/vmlinuz', 'machine': 'pc'},
+         'append': 'console=ttyS0', 'initrd': '/srv/initrd', 'kernel': '/srv/vmlinuz', 'machine': 'pc',
+         'autostart': False},
         {'name': 'b', 'address': '192.168.1.10/24'},
     ]}})
     assert errors == []
@@ -518,7 +520,7 @@ def test_qemu_options_pass_through_only_when_given():
     assert dict((key, first[key]) for key in fleet.QEMU_OPTIONS) == {
         'memory': 512, 'cpus': 2, 'accel': 'tcg', 'disk': '/srv/a.qcow2', 'disk_format': 'qcow2',
         'extra_args': ['-no-reboot'], 'append': 'console=ttyS0', 'initrd': '/srv/initrd',
-        'kernel': '/srv/vmlinuz', 'machine': 'pc'}
+        'kernel': '/srv/vmlinuz', 'machine': 'pc', 'autostart': False}
     assert not set(fleet.QEMU_OPTIONS) & set(second)
 
 
