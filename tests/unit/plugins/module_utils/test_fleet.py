@@ -68,12 +68,17 @@ def guest(name, tap, address, gateway, derived, mac=None, user=None, group=None,
     return result
 
 
+NAT_HINT = ('%s: the inventory (tuntap_qemu_uplink_address %s) is not what the host holds; nothing was '
+            'changed. Correct the inventory')
+LAN_HINT = ('%s: the inventory (tuntap_qemu_uplink_address 10.0.0.14/24, tuntap_qemu_uplink_gateway '
+            '10.0.0.1) is not what the host holds; nothing was changed. Correct the inventory, or set '
+            "tuntap_qemu_uplink_readdress: true to change the host's address on purpose")
 EXPECTED_PLAN = {
     'hv1': {
         'topology': 'routed', 'uplink': 'eth0', 'uplink_address': '10.0.0.11/24', 'forwarding': True,
         'uplink_gateway': None,
         'uplink_check': {'name': 'eth0', 'bridge': None, 'addresses': ['10.0.0.11/24'], 'gateway': None, 'exact': False,
-                         'hint': 'hv1: the inventory (tuntap_qemu_uplink_address 10.0.0.11/24) is not what the host holds; nothing was changed. Correct the inventory'},
+                         'hint': NAT_HINT % ('hv1', '10.0.0.11/24')},
         'taps': [
             {'name': 'tap0', 'user': None, 'group': None, 'addresses': ['192.168.0.1/24'], 'bridge': None},
             {'name': 'tap1', 'user': None, 'group': None, 'addresses': ['192.168.1.254/24'], 'bridge': None},
@@ -91,7 +96,7 @@ EXPECTED_PLAN = {
         'topology': 'routed_nat', 'uplink': 'eth0', 'uplink_address': '10.0.0.12/24', 'forwarding': True,
         'uplink_gateway': None,
         'uplink_check': {'name': 'eth0', 'bridge': None, 'addresses': ['10.0.0.12/24'], 'gateway': None, 'exact': False,
-                         'hint': 'hv2: the inventory (tuntap_qemu_uplink_address 10.0.0.12/24) is not what the host holds; nothing was changed. Correct the inventory'},
+                         'hint': NAT_HINT % ('hv2', '10.0.0.12/24')},
         'taps': [
             {'name': 'tap0', 'user': None, 'group': None, 'addresses': ['192.168.2.1/24'], 'bridge': None},
             {'name': 'vnet4', 'user': None, 'group': None, 'addresses': ['192.168.3.1/24'], 'bridge': None},
@@ -108,7 +113,7 @@ EXPECTED_PLAN = {
         'topology': 'bridged_nat', 'uplink': 'ens3', 'uplink_address': '10.0.0.13/24', 'forwarding': True,
         'uplink_gateway': None,
         'uplink_check': {'name': 'ens3', 'bridge': None, 'addresses': ['10.0.0.13/24'], 'gateway': None, 'exact': False,
-                         'hint': 'hv3: the inventory (tuntap_qemu_uplink_address 10.0.0.13/24) is not what the host holds; nothing was changed. Correct the inventory'},
+                         'hint': NAT_HINT % ('hv3', '10.0.0.13/24')},
         'taps': [
             {'name': 'tap0', 'user': None, 'group': None, 'addresses': [], 'bridge': 'virbr0'},
             {'name': 'tap1', 'user': None, 'group': None, 'addresses': [], 'bridge': 'virbr0'},
@@ -125,7 +130,7 @@ EXPECTED_PLAN = {
         'topology': 'bridged_lan', 'uplink': 'eth0', 'uplink_address': '10.0.0.14/24', 'forwarding': False,
         'uplink_gateway': '10.0.0.1',
         'uplink_check': {'name': 'eth0', 'bridge': 'br0', 'addresses': ['10.0.0.14/24'], 'gateway': '10.0.0.1', 'exact': True,
-                         'hint': "hv4: the inventory (tuntap_qemu_uplink_address 10.0.0.14/24, tuntap_qemu_uplink_gateway 10.0.0.1) is not what the host holds; nothing was changed. Correct the inventory, or set tuntap_qemu_uplink_readdress: true to change the host's address on purpose"},
+                         'hint': LAN_HINT % 'hv4'},
         'taps': [
             {'name': 'tap0', 'user': 'qemu', 'group': 'kvm', 'addresses': [], 'bridge': 'br0'},
             {'name': 'tap1', 'user': 'alice', 'group': 'kvm', 'addresses': [], 'bridge': 'br0'},
