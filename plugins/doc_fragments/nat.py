@@ -81,8 +81,13 @@ options:
         C(network-pre.target), enabled by the symlink that C(systemctl enable) makes
         (C(sysinit.target.wants/tuntap-qemu-nft.service)), written and removed with the file.
         The first line of the unit marks it as ours; a unit of that name without the mark
-        fails the call. After a change a running systemd is told with C(systemctl daemon-reload);
-        the unit is not started (the rules are loaded already).
+        fails the call.
+      - Where that systemd runs (O(systemd_unit_dir) is C(/etc/systemd/system), systemd is PID 1
+        and this is its network namespace), a changed unit is followed by
+        C(systemctl daemon-reload), an inactive unit is started (it loads the same table
+        again, so C(systemctl is-active) says C(active) as after a boot), and the unit is
+        stopped before it is removed (it has no C(ExecStop): the rules stay until the batch
+        removes them). Its state is part of the diff and of the change.
       - V(auto) manages it when systemd is PID 1 (C(/run/systemd/system) exists) and the
         module runs in PID 1's network namespace (a unit of PID 1's systemd loads the table
         there, not into another namespace); else nothing is written and nothing is removed.

@@ -265,7 +265,8 @@ class Converge:
             if self.errors:
                 fail(module, self.errors)
             changed = (outcome['runtime_changed'] or outcome['foreign_changed']
-                       or any(item['changed'] for item in outcome['files']))
+                       or any(item['changed'] for item in outcome['files'])
+                       or outcome.get('boot_unit_active', {}).get('changed', False))
             if changed and not module.check_mode:
                 applying = True
                 outcome['apply']()
@@ -280,6 +281,10 @@ class Converge:
         return self._result(backend_name, reason, outcome, changed)
 
     def _write_files(self, outcome):
+        active = outcome.get('boot_unit_active')
+        if active and active['changed'] and not active['after']:
+            # No ExecStop: stopping only tells systemd that the unit goes.
+            self._systemctl_run(active['systemctl'], 'stop')
         for item in outcome['files']:
             if not item['changed']:
                 continue
@@ -293,23 +298,37 @@ class Converge:
                 os.chmod(item['path'], item['mode'])
             if backup:
                 item['backup_file'] = backup
-        if any(item.get('kind') == 'unit' and item['changed'] for item in outcome['files']):
-            self._daemon_reload()
+        systemctl = self._live_systemctl()
+        if systemctl and any(item.get('kind') in ('unit', 'link') and item['changed']
+                             for item in outcome['files']):
+            self._systemctl_run(systemctl, 'daemon-reload')
+        if active and active['changed'] and active['after']:
+            # Loads the file once more: the table it replaces is the same one.
+            self._systemctl_run(active['systemctl'], 'start')
 
-    def _daemon_reload(self):
-        """Tell a running systemd about the changed unit (the boot needs no reload)."""
+    def _live_systemctl(self):
+        """systemctl when the unit folder is that of a running systemd whose network
+        namespace this is (the unit can then be reloaded, read and started); else None."""
+        if not hasattr(self, '_systemctl'):
+            self._systemctl = self._find_live_systemctl()
+        return self._systemctl
+
+    def _find_live_systemctl(self):
         if (os.path.realpath(self.params['systemd_unit_dir']) != nft_boot_unit.DEFAULT_UNIT_DIR
                 or not nft_boot_unit.systemd_booted()
                 or nft_boot_unit.same_network_namespace_as_init() is not True):
-            return
+            return None
         systemctl = self.module.get_bin_path('systemctl', required=False)
         if systemctl is None:
-            self.warnings.append('systemctl was not found: run systemctl daemon-reload')
-            return
-        rc, _out, err = self.commands.run([systemctl, 'daemon-reload'])
+            self.warnings.append('systemctl was not found, although systemd is PID 1: the unit '
+                                 '%s is in place for the next boot' % nft_boot_unit.UNIT_NAME)
+        return systemctl
+
+    def _systemctl_run(self, systemctl, verb):
+        argv = [systemctl, verb] + ([] if verb == 'daemon-reload' else [nft_boot_unit.UNIT_NAME])
+        rc, _out, err = self.commands.run(argv)
         if rc != 0:
-            self.warnings.append('systemctl daemon-reload failed (exit %d): %s; the unit is '
-                                 'in place for the next boot' % (rc, err.strip()))
+            raise NetfilterError('%s failed (exit %d): %s' % (' '.join(argv), rc, err.strip()))
 
     # ------------------------------------------------------------ nftables
     def _plan_nft(self):
@@ -485,6 +504,14 @@ class Converge:
         link = dict(plan['link'], mode=None, kind='link')
         # Enable after writing the unit; disable before removing it.
         outcome['files'].extend([unit, link] if present else [link, unit])
+        systemctl = self._live_systemctl()
+        if systemctl:
+            # Active like after a boot (RemainAfterExit): started once, stopped before it goes.
+            _rc, out, _err = self.commands.run([systemctl, 'is-active', nft_boot_unit.UNIT_NAME])
+            active = out.strip() == 'active'
+            outcome['boot_unit_active'] = {'before': active, 'after': present,
+                                           'changed': active != present, 'systemctl': systemctl}
+            outcome['boot_unit']['active'] = present
 
     def _path(self, option):
         path = self.params[option]
@@ -541,6 +568,12 @@ class Converge:
                 diff.append({'before_header': 'iptables-nft forward rules of this task',
                              'after_header': 'iptables-nft forward rules of this task',
                              'before': _lines_text(before), 'after': _lines_text(after)})
+            active = outcome.get('boot_unit_active')
+            if active:
+                header = '%s (systemd)' % nft_boot_unit.UNIT_NAME
+                diff.append({'before_header': header, 'after_header': header,
+                             'before': 'active\n' if active['before'] else 'inactive\n',
+                             'after': 'active\n' if active['after'] else 'inactive\n'})
             for item in outcome['files']:
                 if item.get('kind') == 'link':
                     diff.append(nft_boot_unit.link_diff(item))

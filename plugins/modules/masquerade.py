@@ -179,6 +179,9 @@ boot_unit:
     enabled:
       description: Whether the unit is there and enabled after the call (it goes with the last rule).
       type: bool
+    active:
+      description: Whether systemd has the unit active after the call; only where that systemd runs (see O(boot_unit)).
+      type: bool
 backup_files:
   description: Backup copies made with O(backup=true).
   returned: when a backup was made

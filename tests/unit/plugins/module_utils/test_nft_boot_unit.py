@@ -139,3 +139,74 @@ def test_read_and_write(tmp_path):
 ])
 def test_link_diff(before, after, expected):
     assert nft_boot_unit.link_diff({'path': LINK, 'before': before, 'after': after}) == expected
+
+
+# ---------------------------------------------------------------- with a running systemd
+
+class FakeModule:
+    def __init__(self):
+        self.check_mode = False
+
+    @staticmethod
+    def get_bin_path(name, required=False):
+        return '/usr/bin/' + name
+
+    @staticmethod
+    def atomic_move(source, destination):
+        import os
+        os.replace(source, destination)
+
+
+class FakeSystemctl:
+    """nft is found; `systemctl is-active` prints `active_now`; every argv is recorded."""
+
+    def __init__(self, active_now):
+        self.active_now = active_now
+        self.ran = []
+
+    def require(self, name, why):
+        return '/usr/sbin/' + name
+
+    def run(self, argv, data=None):
+        self.ran.append(argv[1:])
+        if argv[1] == 'is-active':
+            return (0 if self.active_now else 3), ('active\n' if self.active_now else 'inactive\n'), ''
+        return 0, '', ''
+
+
+@pytest.mark.parametrize('present, active_now, exists_before, calls', [
+    # First converge on a systemd host: written, reloaded, started (active as after a boot).
+    (True, False, False, [['is-active', 'tuntap-qemu-nft.service'], ['daemon-reload'],
+                          ['start', 'tuntap-qemu-nft.service']]),
+    # Converged: only read.
+    (True, True, True, [['is-active', 'tuntap-qemu-nft.service']]),
+    # The last rule went: stopped (no ExecStop), removed, reloaded.
+    (False, True, True, [['is-active', 'tuntap-qemu-nft.service'], ['stop', 'tuntap-qemu-nft.service'],
+                         ['daemon-reload']]),
+])
+def test_converge_with_a_running_systemd(tmp_path, monkeypatch, present, active_now, exists_before,
+                                         calls):
+    from ansible_collections.tuntap.qemu.plugins.module_utils import nat_module
+    unit_dir = str(tmp_path)
+    monkeypatch.setattr(nft_boot_unit, 'DEFAULT_UNIT_DIR', unit_dir)
+    monkeypatch.setattr(nft_boot_unit, 'systemd_booted', lambda *args: True)
+    monkeypatch.setattr(nft_boot_unit, 'same_network_namespace_as_init', lambda *args: True)
+    if exists_before:
+        (tmp_path / 'tuntap-qemu-nft.service').write_text(RENDERED)
+        nft_boot_unit.write_link({'path': nft_boot_unit.link_path(unit_dir),
+                                  'after': nft_boot_unit.unit_path(unit_dir)})
+    converge = object.__new__(nat_module.Converge)
+    converge.module = FakeModule()
+    converge.params = {'boot_unit': 'auto', 'systemd_unit_dir': unit_dir, 'backup': False}
+    converge.commands = FakeSystemctl(active_now)
+    converge.errors, converge.warnings = [], []
+    outcome = {'files': []}
+    converge._plan_boot_unit(outcome, FILE, present)
+    assert converge.errors == []
+    assert outcome['boot_unit']['mode'] == 'systemd' and outcome['boot_unit']['active'] is present
+    assert outcome['boot_unit_active']['changed'] is (active_now != present)
+    converge._write_files(outcome)
+    assert converge.commands.ran == calls
+    current = nft_boot_unit.read_current(unit_dir)
+    assert (current['unit'] == RENDERED) is present
+    assert (current['link'] == nft_boot_unit.unit_path(unit_dir)) is present
