@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command of the tuntap.qemu collection.
 #
-#   tests/run.sh [STAGE...]     STAGE: sanity units integration build e2e molecule
+#   tests/run.sh [STAGE...]     STAGE: sanity units integration build e2e molecule realhost
 #                               (default: all, in that order; e2e and molecule once they exist)
 #   tests/run.sh prepare        only install what the tests and the lab need (lab/run.sh uses it)
 #
@@ -24,12 +24,14 @@ set -euo pipefail
 
 REPO_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${TUNTAP_VENV:-/var/cache/tuntap-qemu/venv}
-ALL_STAGES=(sanity units integration build e2e molecule)
-# openssh-client: ansible-test integration refuses to start without ssh-keygen.
+ALL_STAGES=(sanity units integration build e2e molecule realhost)
+# openssh-client: ansible-test integration refuses to start without ssh-keygen; the
+# realhost stage reaches its VMs with ssh. debootstrap, e2fsprogs (mkfs.ext4 -d) and
+# qemu-utils (qemu-img) build and overlay the realhost stage's Debian image.
 SYSTEM_PACKAGES=(
     python3-venv python3-pip iproute2 nftables iptables ifupdown bridge-utils qemu-system-x86
     busybox-static python3-pyroute2 python3-netaddr python3-nftables procps kmod ca-certificates
-    openssh-client iputils-ping shellcheck
+    openssh-client iputils-ping shellcheck debootstrap dnsmasq-base e2fsprogs qemu-utils
 )
 # ansible-core 2.16 is the oldest release meta/runtime.yml admits; 2.20 drops Python 3.11,
 # the Python of Debian 12.
@@ -348,6 +350,15 @@ stage_molecule() {
     ANSIBLE_COLLECTIONS_PATH=$WORK PATH="$VENV/bin:$PATH" "$VENV/bin/molecule" test --all
 }
 
+# A real Debian 12 host per topology: a VM under QEMU on a namespace LAN, reached over
+# SSH, converged, rebooted for real and compared (tests/realhost/run_stage.py).
+# TUNTAP_REALHOST_ARGS="--only bridged_lan" narrows it.
+stage_realhost() {
+    local args=()
+    read -r -a args <<<"${TUNTAP_REALHOST_ARGS:-}"
+    TUNTAP_VENV=$VENV "$VENV/bin/python" "$REPO_ROOT/tests/realhost/run_stage.py" --collections "$WORK" "${args[@]}"
+}
+
 # ---------------------------------------------------------------- main
 
 main() {
@@ -356,6 +367,7 @@ main() {
         stages=(sanity units integration build)
         [[ -f $REPO_ROOT/tests/e2e/run.sh ]] && stages+=(e2e)
         molecule_root >/dev/null && stages+=(molecule)
+        stages+=(realhost)
     fi
     if ((${#stages[@]} == 1)) && [[ ${stages[0]} == prepare ]]; then
         make_work_dir
@@ -365,7 +377,7 @@ main() {
     fi
     for stage in "${stages[@]}"; do
         case $stage in
-            sanity | units | integration | build | e2e | molecule) ;;
+            sanity | units | integration | build | e2e | molecule | realhost) ;;
             *)
                 say "unknown stage '$stage'; stages: ${ALL_STAGES[*]}" >&2
                 exit 2

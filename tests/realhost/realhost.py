@@ -48,6 +48,7 @@ GATEWAY_ADDRESS = '10.44.0.1'
 PREFIX_LEN = 24
 USER = 'ttq'
 BOOT_TIMEOUT = 240
+DEFAULT_CPU = 'max'
 ENV = dict(os.environ, LC_ALL='C.UTF-8')
 # The prefix names namespaces and the state folder; the links inside a namespace have
 # short fixed names (lan0, vm0, eth0), so the prefix never reaches the 15-byte limit.
@@ -86,6 +87,14 @@ def accelerator():
     """TCG unless TUNTAP_REALHOST_ACCEL says otherwise: /dev/kvm exists on our machines but
     KVM guests do not boot there."""
     return os.environ.get('TUNTAP_REALHOST_ACCEL', 'tcg')
+
+
+def cpu_model():
+    """QEMU's CPU for the host VM (TUNTAP_REALHOST_CPU overrides it). Under TCG, `max`
+    offers svm, so the host's /dev/kvm looks usable: the stage's guests ask for tcg.
+    Measured here: `max,svm=off` breaks the Debian boot (mounts and udev fail), and
+    `qemu64` boots several times slower."""
+    return os.environ.get('TUNTAP_REALHOST_CPU', DEFAULT_CPU)
 
 
 def qemu_of_pidfile(pidfile):
@@ -260,7 +269,7 @@ class Vm:
         append = 'root=/dev/vda rw console=ttyS0 net.ifnames=0 panic=-1 quiet'
         return ['qemu-system-x86_64',
                 '-name', 'ttqhost-%s' % self.prefix.rstrip('-'),
-                '-machine', 'pc', '-accel', accelerator(), '-cpu', 'max,svm=off,vmx=off',
+                '-machine', 'pc', '-accel', accelerator(), '-cpu', cpu_model(),
                 '-m', str(self.memory), '-smp', '1',
                 '-nodefaults', '-no-user-config', '-display', 'none',
                 '-kernel', os.path.join(image, 'vmlinuz'),
@@ -357,28 +366,29 @@ class Vm:
                    netns=self.controller, check=check, timeout=timeout)
 
     def playbook(self, playbook, inventory, extra_args=(), log_path=None, timeout=900):
-        """Run ansible-playbook from the controller namespace; (rc, output, seconds)."""
+        """Run ansible-playbook from the controller namespace; (rc, output, seconds).
+        The output goes to log_path as it comes (default: the VM's state folder)."""
         argv = self._ansible_argv('ansible-playbook', ['-i', inventory, playbook] + list(extra_args))
+        log_path = log_path or os.path.join(self.state, 'playbook.log')
         started = time.monotonic()
-        process = self.spawn(argv, netns=self.controller)
-        try:
-            output, _ = process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            output, _ = process.communicate()
-            output += '\n[realhost] ansible-playbook killed after %ds\n' % timeout
+        with open(log_path, 'w') as log:
+            process = self.spawn(argv, netns=self.controller, stdout=log)
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+                log.write('\n[realhost] ansible-playbook killed after %ds\n' % timeout)
         self.children.remove(process)
-        if log_path:
-            with open(log_path, 'w') as handle:
-                handle.write(output)
+        with open(log_path) as log:
+            output = log.read()
         return process.returncode, output, time.monotonic() - started
 
-    def spawn(self, argv, netns=None):
+    def spawn(self, argv, netns=None, stdout=subprocess.PIPE):
         """A child process this VM ends at teardown (by its Popen object, i.e. its pid)."""
         if netns:
             argv = ['ip', 'netns', 'exec', netns] + list(argv)
-        process = subprocess.Popen(argv, env=ENV, text=True, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT)
+        process = subprocess.Popen(argv, env=ENV, text=True, stdout=stdout, stderr=subprocess.STDOUT)
         self.children.append(process)
         return process
 

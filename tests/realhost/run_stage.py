@@ -1,0 +1,417 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The real-host stage: each topology converged on a real Debian 12 VM, rebooted, compared.
+
+    run_stage.py [--only routed_nat[,bridged_lan]] [--keep] [--jobs 2] [--collections DIR]
+
+For each topology, on a VM of its own (realhost.Vm: its own namespace LAN, reached over
+SSH from a controller namespace):
+  1. the lab's test guest goes to the host (playbooks/prepare.yml, not measured);
+  2. playbooks/site.yml converges (for bridged_lan while the LAN peer pings the host 10/s:
+     at most 1 lost);
+  3. the state is read (host_state), the host reboots for real (ansible.builtin.reboot),
+     the state is read again: it must be equal, or each difference explained by the
+     topology's allow-list (with its reason) -- an unexplained difference fails;
+  4. every inventory guest's QEMU runs again on its tap and answers QMP;
+  5. a second site.yml reports changed=0;
+  6. for routed_nat, the serial console of a guest started at boot shows its network came up.
+One result line per check, PASS or FAIL; the last line counts them, and the exit status is
+non-zero on any failure. Logs stay in /var/tmp/tuntap-qemu-realhost-logs/<run>/.
+
+--collections DIR: a folder with ansible_collections/tuntap/qemu (tests/run.sh passes its
+laid-out copy); without it the work tree is laid out into a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import ipaddress
+import os
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from typing import NamedTuple
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(REPO, 'lab', 'guest'))
+
+import build_guest  # noqa: E402  pylint: disable=wrong-import-position
+import build_image  # noqa: E402  pylint: disable=wrong-import-position
+import guest_boot  # noqa: E402  pylint: disable=wrong-import-position
+import host_state  # noqa: E402  pylint: disable=wrong-import-position
+import realhost  # noqa: E402  pylint: disable=wrong-import-position
+
+LOG_ROOT = '/var/tmp/tuntap-qemu-realhost-logs'
+GUEST_DIR = '/var/lib/tuntap-qemu-test'
+# Measured: the lab guest under TCG inside the TCG VM reaches its network ~95 s after its
+# QEMU starts; the wait counts from the end of the reboot.
+SERIAL_TIMEOUT = 200
+MAX_PING_LOSS = 1
+PEER = realhost.PEER_ADDRESS
+HOST = realhost.HOST_ADDRESS
+
+
+class Guest(NamedTuple):
+    name: str
+    address: str
+    gateway: str | None = None    # as given in the inventory (None: the plan's)
+
+
+class Topology(NamedTuple):
+    """One topology of the stage: its inventory and what is allowed to differ after a boot."""
+    name: str
+    guests: tuple
+    hostvars: dict
+    # The peer's routes back to guest subnets (routed: the LAN routes them to the host).
+    peer_routes: tuple = ()
+    ping_during_converge: bool = False
+    serial_wait: bool = False
+    # (regex on a host_state difference path, reason): explained differences after a boot.
+    allowed: tuple = ()
+
+
+TOPOLOGIES = (
+    Topology('routed_nat',
+             guests=(Guest('vm3', '192.168.3.10/24'), Guest('vm4', '192.168.4.10/24')),
+             hostvars={}, serial_wait=True),
+    Topology('bridged_lan',
+             guests=(Guest('vm7', '10.44.0.101/24', gateway=realhost.GATEWAY_ADDRESS),),
+             hostvars={'tuntap_qemu_guest_user': realhost.USER}, ping_during_converge=True),
+    Topology('routed',
+             guests=(Guest('vm1', '192.168.1.10/24'),),
+             hostvars={'tuntap_qemu_guest_user': realhost.USER},
+             peer_routes=('192.168.1.0/24',)),
+    Topology('bridged_nat',
+             guests=(Guest('vm5', '192.168.5.10/24'),),
+             hostvars={'tuntap_qemu_bridge_address': '192.168.5.1/24'}),
+)
+BY_NAME = dict((topology.name, topology) for topology in TOPOLOGIES)
+
+_print_lock = threading.Lock()
+
+
+def say(message):
+    with _print_lock:
+        print(message, flush=True)
+
+
+class Check(NamedTuple):
+    topology: str
+    name: str
+    ok: bool
+    detail: str
+
+    def line(self):
+        return '%s %s: %s%s' % ('PASS' if self.ok else 'FAIL', self.topology, self.name,
+                                ' (%s)' % self.detail if self.detail else '')
+
+
+def guest_gateway(topology, guest):
+    if guest.gateway:
+        return guest.gateway
+    if topology.name in ('routed', 'routed_nat'):
+        return str(next(ipaddress.ip_interface(guest.address).network.hosts()))
+    if topology.name == 'bridged_nat':
+        return topology.hostvars['tuntap_qemu_bridge_address'].split('/')[0]
+    return None
+
+
+def ping_targets(topology, guest):
+    """What a guest pings from its console: its gateway (bridged_lan: the host), the other
+    guests of its host, the LAN peer."""
+    first = guest_gateway(topology, guest) if topology.name != 'bridged_lan' else HOST
+    others = [other.address.split('/')[0] for other in topology.guests if other is not guest]
+    return [first] + others + [PEER]
+
+
+def inventory_vars(topology):
+    guests = []
+    for guest in topology.guests:
+        spec = {'name': guest.name, 'address': guest.address,
+                'kernel': GUEST_DIR + '/vmlinuz', 'initrd': GUEST_DIR + '/initrd.img',
+                'memory': 160,
+                # The VM's CPU offers svm under TCG (see realhost.cpu_model): no nested KVM.
+                'accel': 'tcg',
+                'append': 'console=ttyS0 quiet panic=-1 ttq.ping=%s ttq.after=stay'
+                          % ','.join(ping_targets(topology, guest)),
+                'extra_args': ['-no-reboot']}
+        if guest.gateway:
+            spec['gateway'] = guest.gateway
+        guests.append(spec)
+    return dict({
+        'tuntap_qemu_topology': topology.name,
+        'tuntap_qemu_uplink': 'eth0',
+        'tuntap_qemu_uplink_address': '%s/%d' % (HOST, realhost.PREFIX_LEN),
+        'tuntap_qemu_uplink_gateway': realhost.GATEWAY_ADDRESS,
+        'tuntap_qemu_install_packages': True,
+        'tuntap_qemu_guests': guests,
+    }, **topology.hostvars)
+
+
+def ping_summary(output):
+    match = re.search(r'(\d+) packets transmitted, (\d+) received', output)
+    if not match:
+        return None
+    sent, received = int(match.group(1)), int(match.group(2))
+    return sent - received, sent
+
+
+class TopologyRun:
+    """The steps of one topology on its own VM; checks collected in self.checks."""
+
+    def __init__(self, topology, image, guest_build, collections, log_dir, keep):
+        self.topology = topology
+        self.image = image
+        self.guest_build = guest_build
+        self.collections = collections
+        self.log_dir = os.path.join(log_dir, topology.name)
+        self.keep = keep
+        self.checks = []
+        self.times = {}
+        os.makedirs(self.log_dir, exist_ok=True)
+
+    def check(self, name, ok, detail=''):
+        item = Check(self.topology.name, name, bool(ok), detail)
+        self.checks.append(item)
+        say(item.line())
+        return item.ok
+
+    def note(self, message):
+        say('[%s] %s' % (self.topology.name, message))
+
+    def playbook(self, vm, name, playbook, inventory):
+        rc, output, seconds = vm.playbook(playbook, inventory, log_path=os.path.join(self.log_dir, name + '.log'))
+        summary = realhost.recap(output)
+        if rc != 0:
+            failed = [line for line in output.splitlines() if line.startswith(('fatal:', 'failed:'))
+                      or '"msg":' in line][:4]
+            self.note('%s failed (exit %d): %s' % (name, rc, ' | '.join(line.strip()[:400] for line in failed)))
+        return rc, summary, seconds
+
+    def run(self):
+        topology = self.topology
+        self.note('booting a VM')
+        vm = realhost.Vm(self.image, collections_path=self.collections, log=self.note)
+        try:
+            vm.up()
+            self.times['boot'] = vm.boot_seconds
+            self.note('VM %s: SSH after %.0fs' % (vm.prefix, vm.boot_seconds))
+            self.steps(vm)
+        except realhost.RealHostError as error:
+            self.check('VM', False, str(error))
+        finally:
+            if self.keep and vm.alive():
+                self.note('kept: ip netns exec %s %s ; remove: %s cleanup --prefix %s'
+                          % (vm.controller, ' '.join(vm.ssh_argv()), os.path.join(HERE, 'realhost.py'), vm.prefix))
+            else:
+                self.save_serial(vm)
+                vm.down()
+        return self.checks
+
+    def save_serial(self, vm):
+        if os.path.exists(vm.serial_log):
+            shutil.copy(vm.serial_log, os.path.join(self.log_dir, 'host-serial.log'))
+
+    def steps(self, vm):
+        topology = self.topology
+        for network in topology.peer_routes:
+            realhost.run(['ip', 'route', 'add', network, 'via', HOST], netns=vm.peer)
+        inventory = vm.write_inventory(hostvars=inventory_vars(topology))
+        prepare_inventory = vm.write_inventory('prepare.json', hostvars={
+            'realhost_guest_dir': GUEST_DIR, 'realhost_guest_kernel': self.guest_build['kernel'],
+            'realhost_guest_initrd': self.guest_build['initrd']})
+        rc, _summary, _seconds = self.playbook(vm, 'prepare', os.path.join(HERE, 'playbooks', 'prepare.yml'),
+                                               prepare_inventory)
+        if not self.check('test guest copied to the host', rc == 0):
+            return
+        site = os.path.join(REPO, 'playbooks', 'site.yml')
+
+        # 1. converge (bridged_lan: while the LAN peer pings the host 10 times a second)
+        pinger = None
+        if topology.ping_during_converge:
+            pinger = vm.spawn(['ping', '-n', '-i', '0.1', HOST], netns=vm.peer)
+            time.sleep(0.5)
+        rc, summary, seconds = self.playbook(vm, 'converge', site, inventory)
+        self.times['converge'] = seconds
+        if pinger is not None:
+            time.sleep(0.5)
+            pinger.send_signal(signal.SIGINT)
+            output, _ = pinger.communicate(timeout=10)
+            vm.children.remove(pinger)
+            loss = ping_summary(output)
+            self.times['ping'] = loss
+            self.check('LAN peer pings the host during the converge',
+                       loss is not None and loss[0] <= MAX_PING_LOSS,
+                       'lost %d of %d, at most %d allowed' % (loss + (MAX_PING_LOSS,)) if loss
+                       else 'no ping summary: %s' % output[-300:])
+        self.check('converge', rc == 0, '%.0fs, %s' % (seconds, summary))
+        before_raw = host_state.collect(vm)
+        before = host_state.normalise(before_raw)
+        self.check_guests('guests run after the converge', before)
+
+        # 2. a real reboot
+        rc, summary, seconds = self.playbook(vm, 'reboot', os.path.join(HERE, 'playbooks', 'reboot.yml'), inventory)
+        self.times['reboot'] = seconds
+        rebooted_at = time.monotonic()
+        if not self.check('reboot', rc == 0, '%.0fs' % seconds):
+            return
+        after_raw = host_state.collect(vm)
+        after = host_state.normalise(after_raw)
+        if after_raw['uptime'] >= before_raw['uptime']:
+            self.check('the host really rebooted', False, 'uptime %.0fs before, %.0fs after'
+                       % (before_raw['uptime'], after_raw['uptime']))
+        self.compare(before, after)
+        boot_guests = self.check_guests('guests are back after the reboot (QEMU on its tap, QMP)', after)
+
+        # 3. idempotence after the reboot
+        rc, summary, seconds = self.playbook(vm, 'converge-again', site, inventory)
+        self.times['converge_again'] = seconds
+        self.check('second converge reports changed=0', rc == 0 and summary is not None and summary.get('changed') == 0,
+                   'exit %d, %s' % (rc, summary))
+
+        # 4. the guest's own console, once in the stage
+        if topology.serial_wait:
+            self.wait_for_guest_network(vm, after_raw, boot_guests, rebooted_at)
+
+    def expected_taps(self):
+        return dict((guest.name, 'tap%d' % index) for index, guest in enumerate(self.topology.guests))
+
+    def check_guests(self, title, state):
+        """Every inventory guest: its QEMU runs (pidfile), on its tap, and QMP says running."""
+        problems = []
+        good = []
+        for name, tap in sorted(self.expected_taps().items()):
+            guest = state['guest'].get(name)
+            if guest is None:
+                problems.append('%s: no runtime folder' % name)
+            elif not guest['running']:
+                problems.append('%s: no QEMU (pidfile)' % name)
+            elif guest['tap'] != tap:
+                problems.append('%s: QEMU on %s, expected %s' % (name, guest['tap'], tap))
+            elif guest['qmp'] != 'running':
+                problems.append('%s: QMP %s' % (name, guest['qmp']))
+            else:
+                good.append(name)
+        self.check(title, not problems, '; '.join(problems) or '%s running on %s' % (
+            ', '.join(good), ', '.join(self.expected_taps()[name] for name in good)))
+        return good
+
+    def compare(self, before, after):
+        explained = host_state.explain(host_state.compare(before, after), self.topology.allowed)
+        unexplained = [item.difference for item in explained if item.reason is None]
+        with open(os.path.join(self.log_dir, 'differences.txt'), 'w') as handle:
+            for item in explained:
+                handle.write('%s   [%s]\n' % (item.difference, item.reason or 'UNEXPLAINED'))
+        for item in explained:
+            self.note('after reboot: %s   [%s]' % (item.difference, item.reason or 'UNEXPLAINED'))
+        self.check('state after the reboot equals the state after the converge', not unexplained,
+                   'equal' if not explained else '%d differences, %d explained, %d unexplained'
+                   % (len(explained), len(explained) - len(unexplained), len(unexplained)))
+
+    def wait_for_guest_network(self, vm, after_raw, boot_guests, rebooted_at):
+        """A guest whose QEMU started at boot (same pid as just after the reboot) prints
+        TTQ-DONE with every ping ok on its serial console."""
+        if not boot_guests:
+            self.check('guest console: network up after the reboot', False, 'no guest came back at boot')
+            return
+        name = boot_guests[0]
+        pid = after_raw['guests'][name]['pid']
+        folder = '%s/%s' % (host_state.DEFAULT_RUNTIME_ROOT, name)
+        deadline = rebooted_at + SERIAL_TIMEOUT
+        report = None
+        while True:
+            result = vm.ssh('sudo', 'sh', '-c', 'cat %s/qemu.pid; echo ---; cat %s/serial.log' % (folder, folder),
+                            check=False, timeout=30)
+            head, _, serial = result.stdout.partition('---\n')
+            if head.strip() != str(pid):
+                self.check('guest console: network up after the reboot', False,
+                           '%s: QEMU pid %s at boot, now %r' % (name, pid, head.strip()))
+                return
+            report = guest_boot.parse_serial(serial)
+            if report['done'] or time.monotonic() > deadline:
+                break
+            time.sleep(5)
+        with open(os.path.join(self.log_dir, '%s-serial.log' % name), 'w') as handle:
+            handle.write(serial)
+        waited = time.monotonic() - rebooted_at
+        results = report['results']
+        failed = sorted(target for target, item in results.items() if item.get('status') != 'ok')
+        ok = bool(report['done']) and not failed and results
+        self.check('guest console: network up after the reboot', ok,
+                   '%s (QEMU since boot): %s; %.0fs after the reboot' % (
+                       name, ', '.join('%s %s' % (target, item.get('status')) for target, item in sorted(results.items()))
+                       or 'no TTQ-RESULT', waited) if report['done'] else
+                   '%s: no TTQ-DONE %.0fs after the reboot; errors %s' % (name, waited, report['errors']))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--only', action='append', metavar='TOPOLOGY[,TOPOLOGY]')
+    parser.add_argument('--keep', action='store_true', help='leave the VMs up (prints how to reach and remove them)')
+    parser.add_argument('--jobs', type=int, default=int(os.environ.get('TUNTAP_REALHOST_JOBS', '2')))
+    parser.add_argument('--collections', help='folder holding ansible_collections/tuntap/qemu')
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        raise SystemExit('the real-host stage creates network namespaces and runs QEMU: run it as root')
+    only = [name for value in args.only or () for name in value.split(',') if name]
+    unknown = sorted(set(only) - set(BY_NAME))
+    if unknown:
+        raise SystemExit('--only: unknown topology %s (known: %s)' % (', '.join(unknown), ', '.join(BY_NAME)))
+    topologies = [topology for topology in TOPOLOGIES if not only or topology.name in only]
+    started = time.monotonic()
+    if not args.keep:
+        realhost.install_handlers()
+
+    image, built = build_image.build()
+    say('host image: %s (%s)' % (image, 'built in %.0fs' % built if built else 'cached'))
+    guest = build_guest.build_guest()
+    say('test guest: %s (%s)' % (guest['kernel'], 'cached' if guest['cached'] else 'built'))
+    temp = None
+    collections = args.collections
+    if not collections:
+        temp = tempfile.mkdtemp(prefix='tuntap-qemu-realhost-')
+        collections = realhost.lay_out_collection(temp)
+    log_dir = os.path.join(LOG_ROOT, 'ttqr%d' % os.getpid())
+    say('logs: %s' % log_dir)
+    runs = [TopologyRun(topology, image, guest, collections, log_dir, args.keep) for topology in topologies]
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            futures = [pool.submit(item.run) for item in runs]
+            for future in futures:
+                future.result()
+    finally:
+        if temp:
+            shutil.rmtree(temp, ignore_errors=True)
+    total = time.monotonic() - started
+
+    say('')
+    say('real-host stage (%s, %d at a time):' % (realhost.accelerator(), args.jobs))
+    say('%-12s %6s %9s %7s %9s %-22s %s' % ('topology', 'boot', 'converge', 'reboot', 'again', 'state', 'ping loss'))
+    for item in runs:
+        times = item.times
+        state = next((check for check in item.checks if check.name.startswith('state after')), None)
+
+        def seconds(key):
+            return '%.0fs' % times[key] if times.get(key) is not None else '-'
+        ping = times.get('ping')
+        say('%-12s %6s %9s %7s %9s %-22s %s' % (
+            item.topology.name, seconds('boot'), seconds('converge'), seconds('reboot'), seconds('converge_again'),
+            ('equal' if state.detail == 'equal' else state.detail.split(',')[0] + (' ok' if state.ok else ' FAIL'))
+            if state else '-', 'lost %d of %d' % ping if ping else '-'))
+    checks = [check for item in runs for check in item.checks]
+    failed = [check for check in checks if not check.ok]
+    say('')
+    for check in failed:
+        say(check.line())
+    say('real-host stage: %d checks passed, %d failed, in %.0fs' % (len(checks) - len(failed), len(failed), total))
+    return 1 if failed or not checks else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
