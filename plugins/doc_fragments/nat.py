@@ -75,8 +75,8 @@ options:
     default: true
   boot_unit:
     description:
-      - The systemd unit that loads O(nft_file) at boot (V(nftables) backend, O(persistent=true)):
-        C(tuntap-qemu-nft.service) in O(systemd_unit_dir), C(Type=oneshot),
+      - The systemd unit that loads O(nft_file) at boot (V(nftables) backend, O(persistent=true)),
+        C(tuntap-qemu-nft.service) in O(systemd_unit_dir), with C(Type=oneshot),
         C(ExecStart=nft -f) O(nft_file), ordered after C(nftables.service) and before
         C(network-pre.target), enabled by the symlink that C(systemctl enable) makes
         (C(sysinit.target.wants/tuntap-qemu-nft.service)), written and removed with the file.
@@ -86,7 +86,7 @@ options:
         and this is its network namespace), a changed unit is followed by
         C(systemctl daemon-reload), an inactive unit is started (it loads the same table
         again, so C(systemctl is-active) says C(active) as after a boot), and the unit is
-        stopped before it is removed (it has no C(ExecStop): the rules stay until the batch
+        stopped before it is removed (it has no C(ExecStop), so the rules stay until the batch
         removes them). Its state is part of the diff and of the change.
       - V(auto) manages it when systemd is PID 1 (C(/run/systemd/system) exists) and the
         module runs in PID 1's network namespace (a unit of PID 1's systemd loads the table
