@@ -22,6 +22,7 @@ MARK = '# Managed by tuntap.qemu'
 HELPER_PATH = '/usr/local/libexec/tuntap-qemu/qemu-guest-unit'
 SYSTEMD_RUN_DIR = '/run/systemd/system'
 INSTALL = '/usr/bin/install'
+RM = '/usr/bin/rm'
 # ExecStartPre waits this long for the guest's taps (ifupdown's networking.service makes them).
 TAP_WAIT_SECONDS = 60
 # After the powerdown timeout: QMP quit and this long for QEMU to go; then systemd's SIGTERM,
@@ -35,13 +36,19 @@ def unit_name(guest):
     return '%s%s.service' % (UNIT_PREFIX, guest)
 
 
-def unit_path(guest, unit_dir=UNIT_DIR):
-    return os.path.join(unit_dir, unit_name(guest))
+def unit_path(guest, unit_dir=None):
+    return os.path.join(unit_dir or UNIT_DIR, unit_name(guest))
 
 
 def is_ours(text):
-    """True when a unit file's text carries our header (None: no file)."""
-    return text is not None and text.startswith(MARK)
+    """True when a file's text carries our header on its first line, or its second after a
+    #! line (None: no file)."""
+    if text is None:
+        return False
+    lines = text.splitlines()[:2]
+    if lines and lines[0].startswith('#!'):
+        lines = lines[1:]
+    return bool(lines) and lines[0].startswith(MARK)
 
 
 # ---------------------------------------------------------------- where systemd runs
@@ -125,12 +132,13 @@ def helper_python():
 
 
 def render_unit(name, argv, files, taps, account=None, stop_timeout=30, python='/usr/bin/python3',
-                helper=HELPER_PATH):
+                helper=None):
     """The unit file of guest `name`.
 
     argv: QEMU's command line without -daemonize; files: qemu.paths(); taps: its tap names;
     account: (user, group) names QEMU runs as, or None for root.
     """
+    helper = helper or HELPER_PATH
     runtime_dir = files['runtime_dir']
     prepare = [INSTALL, '-d', '-m', '0750']
     lines = [
@@ -154,6 +162,8 @@ def render_unit(name, argv, files, taps, account=None, stop_timeout=30, python='
         # /run is a tmpfs: the runtime folder (pidfile, QMP socket, serial log) is made at
         # every start, as root ('+'), owned by the guest's user.
         'ExecStartPre=+%s' % exec_line(prepare + [runtime_dir]),
+        # A pidfile or socket left by a QEMU of another user (run_as changed) would stop this one.
+        'ExecStartPre=+%s' % exec_line([RM, '-f', files['pidfile'], files['qmp_socket']]),
         'ExecStartPre=%s' % exec_line([python, helper, 'wait-taps', str(TAP_WAIT_SECONDS)] + list(taps)),
         'ExecStart=%s' % exec_line(argv, wrap=True),
         # ACPI powerdown through QMP, up to stop_timeout s, then QMP quit; then SIGTERM and,

@@ -116,7 +116,8 @@ def converge(module):
         errors.append(error)
     if params['stop_timeout'] < 0:
         errors.append('stop_timeout: %r must not be negative' % params['stop_timeout'])
-    if params['state'] == 'running':
+    if params['state'] == 'running' or (params['autostart'] and params['state'] == 'stopped'):
+        # A stopped guest with autostart keeps a unit, whose ExecStart needs the full path.
         _resolve_binary(module, guest, errors)
     # Units only where PID 1 is systemd and runs in this network namespace; elsewhere nothing
     # under /etc/systemd is read or written (in the lab that folder is the machine's own).
@@ -269,6 +270,10 @@ def _remove_unit(module, unit, steps, remove_helper):
         files.write_atomic(module, unit['path'], None)
     if remove_helper:
         files.write_atomic(module, guest_unit.HELPER_PATH, None)
+        try:
+            os.rmdir(os.path.dirname(guest_unit.HELPER_PATH))
+        except OSError:
+            pass  # not empty: something else of the admin's is there
     if steps.reload:
         systemctl.run('daemon-reload')
 
@@ -296,7 +301,8 @@ def _apply_unit(module, unit, steps, paths, name, params, after, helper_after, w
         result['state'] = 'stopped'
     if steps.start or steps.restart:
         systemctl.run('restart' if steps.restart else 'start', unit['name'])
-        status = _wait_for_qmp(paths)
+        # Type=exec: systemctl returns once QEMU is exec'd, before its QMP socket listens.
+        status = _wait_for_qmp(paths, timeout=30.0)
         result['pid'] = qemu.running_pid(paths, name)
         result['state'] = 'running'
         result['status'] = status.get('status')

@@ -109,6 +109,22 @@ def unit_lines(text):
     return [line for line in text.replace(' \\\n    ', ' ').splitlines()]
 
 
+@pytest.mark.parametrize('text, ours', [
+    (None, False),
+    ('', False),
+    ('# Managed by tuntap.qemu (module qemu_guest): guest vm1\n[Unit]\n', True),
+    ('#!/usr/bin/python3\n# Managed by tuntap.qemu (module qemu_guest)\n', True),
+    ('[Unit]\n# Managed by tuntap.qemu\n', False),
+    ('#!/bin/sh\necho hi\n', False),
+])
+def test_is_ours(text, ours):
+    assert guest_unit.is_ours(text) is ours
+
+
+def test_helper_script_is_ours():
+    assert guest_unit.is_ours(guest_unit.render_helper())
+
+
 def test_unit_name_and_path():
     assert guest_unit.unit_name('vm1') == 'tuntap-qemu-guest-vm1.service'
     assert guest_unit.unit_path('vm1') == '/etc/systemd/system/tuntap-qemu-guest-vm1.service'
@@ -132,6 +148,7 @@ def test_render_unit(account, stop_timeout, present, absent):
             '[Unit]', 'Wants=network-online.target',
             'After=network-online.target networking.service remote-fs.target',
             '[Service]', 'Type=exec', 'Restart=on-failure',
+            'ExecStartPre=+/usr/bin/rm -f /run/tuntap-qemu/vm1/qemu.pid /run/tuntap-qemu/vm1/qmp.sock',
             'ExecStartPre=/usr/bin/python3 /usr/local/libexec/tuntap-qemu/qemu-guest-unit wait-taps 60 tap0',
             '[Install]', 'WantedBy=multi-user.target']:
         assert line in lines, line
