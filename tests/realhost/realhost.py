@@ -26,6 +26,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -299,8 +300,11 @@ class Vm:
 
     # ------------------------------------------------------------ reaching the VM
     def ssh_argv(self, *command):
+        """ssh to the host running `command` as an argv: each word is quoted for the remote
+        shell (ssh itself joins its arguments with spaces)."""
+        remote = [shlex.join(command)] if command else []
         return (['ssh', '-i', self.key] + SSH_OPTIONS + ['-o', 'ConnectTimeout=3',
-                                                         '%s@%s' % (USER, HOST_ADDRESS)] + list(command))
+                                                         '%s@%s' % (USER, HOST_ADDRESS)] + remote)
 
     def ssh(self, *command, check=True, timeout=120, input_text=None):
         return run(self.ssh_argv(*command), netns=self.controller, check=check, timeout=timeout,

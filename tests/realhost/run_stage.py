@@ -13,7 +13,10 @@ SSH from a controller namespace):
      topology's allow-list (with its reason) -- an unexplained difference fails;
   4. every inventory guest's QEMU runs again on its tap and answers QMP;
   5. a second site.yml reports changed=0;
-  6. for routed_nat, the serial console of a guest started at boot shows its network came up.
+  6. for routed_nat, the serial console of a guest started at boot shows its network came up;
+  7. the NAT topologies run checks_nat (the table and our boot unit after the converge and
+     after the boot with nftables.service disabled as Debian installs it); bridged_nat also
+     the admin's case: nftables.service enabled and restarted, a second reboot, changed=0.
 One result line per check, PASS or FAIL; the last line counts them, and the exit status is
 non-zero on any failure. Logs stay in /var/tmp/tuntap-qemu-realhost-logs/<run>/.
 
@@ -43,6 +46,7 @@ sys.path.insert(0, os.path.join(REPO, 'lab', 'guest'))
 
 import build_guest  # noqa: E402  pylint: disable=wrong-import-position
 import build_image  # noqa: E402  pylint: disable=wrong-import-position
+import checks_nat  # noqa: E402  pylint: disable=wrong-import-position
 import guest_boot  # noqa: E402  pylint: disable=wrong-import-position
 import host_state  # noqa: E402  pylint: disable=wrong-import-position
 import realhost  # noqa: E402  pylint: disable=wrong-import-position
@@ -72,24 +76,31 @@ class Topology(NamedTuple):
     peer_routes: tuple = ()
     ping_during_converge: bool = False
     serial_wait: bool = False
+    # The NAT networks (checks_nat): masqueraded out of eth0, back at boot.
+    nat_subnets: tuple = ()
+    # checks_nat's admin case: nftables.service enabled and restarted, a second reboot.
+    nftables_admin_case: bool = False
     # (regex on a host_state difference path, reason): explained differences after a boot.
     allowed: tuple = ()
 
 
 TOPOLOGIES = (
+    # One guest boots ~95 s of the VM's only vCPU (TCG inside TCG) after the converge and
+    # again after the reboot: one guest per topology, two where a second tap is the point.
     Topology('routed_nat',
-             guests=(Guest('vm3', '192.168.3.10/24'), Guest('vm4', '192.168.4.10/24')),
-             hostvars={}, serial_wait=True),
+             guests=(Guest('vm3', '192.168.3.10/24'),),
+             hostvars={}, serial_wait=True, nat_subnets=('192.168.3.0/24',)),
     Topology('bridged_lan',
              guests=(Guest('vm7', '10.44.0.101/24', gateway=realhost.GATEWAY_ADDRESS),),
              hostvars={'tuntap_qemu_guest_user': realhost.USER}, ping_during_converge=True),
     Topology('routed',
-             guests=(Guest('vm1', '192.168.1.10/24'),),
+             guests=(Guest('vm1', '192.168.1.10/24'), Guest('vm2', '192.168.2.10/24')),
              hostvars={'tuntap_qemu_guest_user': realhost.USER},
-             peer_routes=('192.168.1.0/24',)),
+             peer_routes=('192.168.1.0/24', '192.168.2.0/24')),
     Topology('bridged_nat',
              guests=(Guest('vm5', '192.168.5.10/24'),),
-             hostvars={'tuntap_qemu_bridge_address': '192.168.5.1/24'}),
+             hostvars={'tuntap_qemu_bridge_address': '192.168.5.1/24'},
+             nat_subnets=('192.168.5.0/24',), nftables_admin_case=True),
 )
 BY_NAME = dict((topology.name, topology) for topology in TOPOLOGIES)
 
@@ -182,6 +193,10 @@ class TopologyRun:
         say(item.line())
         return item.ok
 
+    def check_all(self, checks):
+        """checks_nat's [(name, ok, detail)]."""
+        return all([self.check(name, ok, str(detail)) for name, ok, detail in checks])
+
     def note(self, message):
         say('[%s] %s' % (self.topology.name, message))
 
@@ -254,6 +269,8 @@ class TopologyRun:
         before_raw = host_state.collect(vm)
         before = host_state.normalise(before_raw)
         self.check_guests('guests run after the converge', before)
+        if topology.nat_subnets:
+            self.check_all(checks_nat.after_converge(vm, list(topology.nat_subnets)))
 
         # 2. a real reboot
         rc, summary, seconds = self.playbook(vm, 'reboot', os.path.join(HERE, 'playbooks', 'reboot.yml'), inventory)
@@ -263,11 +280,17 @@ class TopologyRun:
             return
         after_raw = host_state.collect(vm)
         after = host_state.normalise(after_raw)
+        # From the reboot command to the host's boot: shutdown (guests stopping) and reset.
+        self.times['shutdown'] = seconds - after_raw['uptime']
+        self.note('reboot %.0fs: about %.0fs to go down, %.0fs from power-on to SSH'
+                  % (seconds, self.times['shutdown'], after_raw['uptime']))
         if after_raw['uptime'] >= before_raw['uptime']:
             self.check('the host really rebooted', False, 'uptime %.0fs before, %.0fs after'
                        % (before_raw['uptime'], after_raw['uptime']))
         self.compare(before, after)
         boot_guests = self.check_guests('guests are back after the reboot (QEMU on its tap, QMP)', after)
+        if topology.nat_subnets:
+            self.check_all(checks_nat.after_boot(vm, list(topology.nat_subnets), nftables_enabled=False))
 
         # 3. idempotence after the reboot
         rc, summary, seconds = self.playbook(vm, 'converge-again', site, inventory)
@@ -278,6 +301,21 @@ class TopologyRun:
         # 4. the guest's own console, once in the stage
         if topology.serial_wait:
             self.wait_for_guest_network(vm, after_raw, boot_guests, rebooted_at)
+
+        # 5. an admin who uses nftables.service: enable, restart, reboot, converge
+        if topology.nftables_admin_case:
+            subnets = list(topology.nat_subnets)
+            self.check_all(checks_nat.admin_enables_nftables(vm, subnets))
+            self.check_all(checks_nat.restart_nftables(vm, subnets))
+            rc, summary, seconds = self.playbook(vm, 'reboot-nftables-enabled',
+                                                 os.path.join(HERE, 'playbooks', 'reboot.yml'), inventory)
+            if not self.check('reboot with nftables.service enabled', rc == 0, '%.0fs' % seconds):
+                return
+            self.check_all(checks_nat.after_boot(vm, subnets, nftables_enabled=True))
+            rc, summary, seconds = self.playbook(vm, 'converge-nftables-enabled', site, inventory)
+            self.check('converge with nftables.service enabled reports changed=0',
+                       rc == 0 and summary is not None and summary.get('changed') == 0,
+                       'exit %d, %s' % (rc, summary))
 
     def expected_taps(self):
         return dict((guest.name, 'tap%d' % index) for index, guest in enumerate(self.topology.guests))
