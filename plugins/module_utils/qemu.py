@@ -87,10 +87,12 @@ def build_argv(guest, accel, files, daemonize=True):
             '-m', str(guest['memory']),
             '-smp', str(guest['cpus']),
             '-nodefaults',
-            '-display', 'none'] + (['-daemonize'] if daemonize else []) + [
-            '-pidfile', files['pidfile'],
-            '-qmp', 'unix:%s,server=on,wait=off' % files['qmp_socket'],
-            '-serial', 'file:%s' % files['serial_log']]
+            '-display', 'none']
+    if daemonize:
+        argv.append('-daemonize')
+    argv += ['-pidfile', files['pidfile'],
+             '-qmp', 'unix:%s,server=on,wait=off' % files['qmp_socket'],
+             '-serial', 'file:%s' % files['serial_log']]
     if guest.get('kernel'):
         argv += ['-kernel', guest['kernel']]
         if guest.get('initrd'):

@@ -106,7 +106,7 @@ def sample_unit(account=('qemu', 'kvm'), stop_timeout=30, binary='/usr/bin/qemu-
 
 def unit_lines(text):
     """The unit's settings with continuation lines joined, as systemd reads them."""
-    return [line for line in text.replace(' \\\n    ', ' ').splitlines()]
+    return text.replace(' \\\n    ', ' ').splitlines()
 
 
 @pytest.mark.parametrize('text, ours', [

@@ -113,6 +113,14 @@ class FakeModule(object):
         return None
 
 
+class FakeNetlink(object):
+    def get_links(self, index):
+        return []
+
+    def close(self):
+        pass
+
+
 @pytest.fixture
 def system(tmp_path, monkeypatch):
     system = FakeSystem()
@@ -121,8 +129,7 @@ def system(tmp_path, monkeypatch):
     monkeypatch.setattr(guest_unit, 'systemd_booted', lambda: True)
     monkeypatch.setattr(guest_unit, 'same_netns_as_init', lambda: True)
     monkeypatch.setattr(link_module, 'require_libraries', lambda module: None)
-    monkeypatch.setattr(links, 'open_netlink', lambda: type('Ipr', (), {'close': lambda self: None,
-                                                                        'get_links': lambda self, index: []})())
+    monkeypatch.setattr(links, 'open_netlink', FakeNetlink)
     monkeypatch.setattr(links, 'read_snapshot', lambda: {'tap0': {
         'name': 'tap0', 'ifindex': 5, 'kind': 'tun', 'mode': 'tap', 'state': 'up',
         'operstate': 'up' if system.guest else 'down', 'owner': None, 'group': None, 'multi_queue': False}})
