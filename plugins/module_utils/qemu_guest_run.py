@@ -200,9 +200,11 @@ def converge(module):
     if module._diff:
         after_state = {'start': 'running', 'restart': 'running', 'stop': 'stopped',
                        'remove': 'absent'}.get(action, result['state'])
+        # Under a unit there is no recorded argv.json: the running process's command line is.
+        before_argv = observed['cmdline'] if wanted and observed['cmdline'] else observed['argv']
         state_diff = {
-            'before': {'state': observed['state'], 'argv': observed['argv']},
-            'after': {'state': after_state, 'argv': argv if after_state == 'running' else observed['argv']},
+            'before': {'state': observed['state'], 'argv': before_argv},
+            'after': {'state': after_state, 'argv': argv if after_state == 'running' else before_argv},
         }
         if unit is not None:
             state_diff['before']['unit'] = {'enabled': unit['status'].enabled, 'active': unit['status'].active}

@@ -204,6 +204,7 @@ def test_changed_command_line_restarts_the_unit(system, tmp_path):
     check = converge(system, tmp_path, check_mode=True, memory=512)
     assert check['action'] == 'restart' and system.calls == ['show'] and system.guest['pid'] == first
     assert '-m 512' in check['diff'][1]['after'] and '-m 256' in check['diff'][1]['before']
+    assert check['diff'][0]['before']['argv'] == system.guest['argv'] and '512' in check['diff'][0]['after']['argv']
     changed = converge(system, tmp_path, memory=512)
     assert changed['action'] == 'restart' and system.calls == ['show', 'daemon-reload', 'restart']
     assert system.guest['pid'] != first and '512' in system.guest['argv']
