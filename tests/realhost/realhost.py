@@ -191,7 +191,11 @@ class Vm:
     """One Debian host VM on its own namespace LAN. Use as a context manager."""
 
     def __init__(self, image, prefix=None, memory=1536, collections_path=None, log=None):
+        """image: a build_image folder; its uplink variant (image.json) decides whether the
+        LAN peer serves DHCP (dnsmasq: 10.44.0.50 for the VM's MAC, router 10.44.0.1)."""
         self.image = image
+        with open(os.path.join(image, 'image.json')) as handle:
+            self.uplink = json.load(handle)['uplink']
         self.prefix = prefix or new_prefix()
         if not PREFIX.match(self.prefix):
             raise RealHostError('prefix %r must match %s' % (self.prefix, PREFIX.pattern))
@@ -228,6 +232,8 @@ class Vm:
         cleanup_prefix(self.prefix)
         os.makedirs(os.path.join(self.state, 'cp'), exist_ok=True)
         self.make_lan()
+        if self.uplink == 'dhcp':
+            self.start_dhcp_server()
         self.start_qemu()
         self.wait_for_ssh()
 
@@ -240,6 +246,11 @@ class Vm:
                 if child.poll() is None:
                     child.kill()
         self.children = []
+        if os.path.isdir(os.path.join(self.state, 'cp')) and self.controller in namespaces_with(self.controller):
+            # The stage's SSH master (mux_options) ends with its connection.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                run(self.ssh_argv()[:-1] + ['-O', 'exit', '%s@%s' % (USER, HOST_ADDRESS)],
+                    netns=self.controller, check=False, timeout=10)
         stop_qemu(self.pidfile)
         for ns in (self.controller, self.peer, self.switch):
             if ns in namespaces_with(ns):
@@ -264,6 +275,17 @@ class Vm:
             run(['ip', 'link', 'set', 'eth0', 'up'], netns=ns)
         run(['ip', 'tuntap', 'add', 'dev', 'vm0', 'mode', 'tap'], netns=self.switch)
         run(['ip', 'link', 'set', 'vm0', 'master', 'lan0', 'up'], netns=self.switch)
+
+    def start_dhcp_server(self):
+        """dnsmasq in the LAN peer, DHCP only (no DNS), the VM's address fixed by its MAC."""
+        self.spawn(['dnsmasq', '--keep-in-foreground', '--no-daemon', '--conf-file=/dev/null',
+                    '--port=0', '--user=root', '--no-resolv', '--no-hosts', '--interface=eth0', '--bind-interfaces',
+                    '--dhcp-range=10.44.0.100,10.44.0.199,255.255.255.0,1h',
+                    '--dhcp-host=%s,%s' % (self.mac, HOST_ADDRESS),
+                    '--dhcp-option=option:router,%s' % GATEWAY_ADDRESS,
+                    '--dhcp-leasefile=%s' % os.path.join(self.state, 'dnsmasq.leases'),
+                    '--pid-file=%s' % os.path.join(self.state, 'dnsmasq.pid')],
+                   netns=self.peer, stdout=subprocess.DEVNULL)
 
     def qemu_argv(self):
         image = self.image
@@ -303,8 +325,22 @@ class Vm:
         """ssh to the host running `command` as an argv: each word is quoted for the remote
         shell (ssh itself joins its arguments with spaces)."""
         remote = [shlex.join(command)] if command else []
-        return (['ssh', '-i', self.key] + SSH_OPTIONS + ['-o', 'ConnectTimeout=3',
-                                                         '%s@%s' % (USER, HOST_ADDRESS)] + remote)
+        return (['ssh', '-i', self.key] + SSH_OPTIONS + self.mux_options() + [
+            '-o', 'ConnectTimeout=3', '%s@%s' % (USER, HOST_ADDRESS)] + remote)
+
+    def mux_options(self):
+        """One SSH connection for the stage's own commands (a key exchange costs about a
+        second under TCG); a master from before a reboot is noticed dead within seconds."""
+        return ['-o', 'ControlMaster=auto', '-o', 'ControlPath=%s' % os.path.join(self.state, 'cp', 'stage-%C'),
+                '-o', 'ControlPersist=60', '-o', 'ServerAliveInterval=2', '-o', 'ServerAliveCountMax=3']
+
+    def copy_to(self, source, target, mode='0644'):
+        """Copy a local file to the host as root (scp to ttq's home, then install)."""
+        staged = '/home/%s/.%s' % (USER, os.path.basename(target))
+        run(['scp', '-q', '-i', self.key] + SSH_OPTIONS + self.mux_options()
+            + [source, '%s@%s:%s' % (USER, HOST_ADDRESS, staged)], netns=self.controller, timeout=120)
+        self.ssh('sudo', 'install', '-D', '-m', mode, staged, target)
+        self.ssh('rm', '-f', staged)
 
     def ssh(self, *command, check=True, timeout=120, input_text=None):
         return run(self.ssh_argv(*command), netns=self.controller, check=check, timeout=timeout,

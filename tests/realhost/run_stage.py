@@ -5,7 +5,7 @@
 
 For each topology, on a VM of its own (realhost.Vm: its own namespace LAN, reached over
 SSH from a controller namespace):
-  1. the lab's test guest goes to the host (playbooks/prepare.yml, not measured);
+  1. the lab's test guest goes to the host (scp, not measured);
   2. playbooks/site.yml converges (for bridged_lan while the LAN peer pings the host 10/s:
      at most 1 lost);
   3. the state is read (host_state), the host reboots for real (ansible.builtin.reboot),
@@ -68,8 +68,8 @@ class Guest(NamedTuple):
 
 
 class Topology(NamedTuple):
-    """One topology of the stage: its inventory and what is allowed to differ after a boot."""
-    name: str
+    """One run of the stage: a topology, its inventory and what may differ after a boot."""
+    name: str                     # the run's name; the topology unless `topology` says
     guests: tuple
     hostvars: dict
     # The peer's routes back to guest subnets (routed: the LAN routes them to the host).
@@ -80,6 +80,11 @@ class Topology(NamedTuple):
     nat_subnets: tuple = ()
     # checks_nat's admin case: nftables.service enabled and restarted, a second reboot.
     nftables_admin_case: bool = False
+    # The NAT backend is iptables: checks_nat's ifupdown hook checks instead of the unit's.
+    iptables: bool = False
+    topology: str | None = None
+    # Not in the default set (the stage's time budget); run it with --only.
+    extra: bool = False
     # (regex on a host_state difference path, reason): explained differences after a boot.
     allowed: tuple = ()
 
@@ -101,6 +106,10 @@ TOPOLOGIES = (
              guests=(Guest('vm5', '192.168.5.10/24'),),
              hostvars={'tuntap_qemu_bridge_address': '192.168.5.1/24'},
              nat_subnets=('192.168.5.0/24',), nftables_admin_case=True),
+    Topology('routed_nat_iptables', topology='routed_nat',
+             guests=(Guest('vm9', '192.168.9.10/24'),),
+             hostvars={'tuntap_qemu_nat_backend': 'iptables'}, nat_subnets=('192.168.9.0/24',),
+             iptables=True, extra=True),
 )
 BY_NAME = dict((topology.name, topology) for topology in TOPOLOGIES)
 
@@ -126,7 +135,7 @@ class Check(NamedTuple):
 def guest_gateway(topology, guest):
     if guest.gateway:
         return guest.gateway
-    if topology.name in ('routed', 'routed_nat'):
+    if (topology.topology or topology.name) in ('routed', 'routed_nat'):
         return str(next(ipaddress.ip_interface(guest.address).network.hosts()))
     if topology.name == 'bridged_nat':
         return topology.hostvars['tuntap_qemu_bridge_address'].split('/')[0]
@@ -156,7 +165,7 @@ def inventory_vars(topology):
             spec['gateway'] = guest.gateway
         guests.append(spec)
     return dict({
-        'tuntap_qemu_topology': topology.name,
+        'tuntap_qemu_topology': topology.topology or topology.name,
         'tuntap_qemu_uplink': 'eth0',
         'tuntap_qemu_uplink_address': '%s/%d' % (HOST, realhost.PREFIX_LEN),
         'tuntap_qemu_uplink_gateway': realhost.GATEWAY_ADDRESS,
@@ -229,6 +238,14 @@ class TopologyRun:
                 vm.down()
         return self.checks
 
+    def save_journal(self, vm, name, boot='-1'):
+        """The host's journal of a boot (Debian 12 keeps it in /var/log/journal) into the logs:
+        what the shutdown waited for."""
+        result = vm.ssh('sudo', 'journalctl', '-b', boot, '-o', 'short-monotonic', '--no-pager',
+                        check=False, timeout=120)
+        with open(os.path.join(self.log_dir, name), 'w') as handle:
+            handle.write(result.stdout)
+
     def save_serial(self, vm):
         if os.path.exists(vm.serial_log):
             shutil.copy(vm.serial_log, os.path.join(self.log_dir, 'host-serial.log'))
@@ -238,12 +255,11 @@ class TopologyRun:
         for network in topology.peer_routes:
             realhost.run(['ip', 'route', 'add', network, 'via', HOST], netns=vm.peer)
         inventory = vm.write_inventory(hostvars=inventory_vars(topology))
-        prepare_inventory = vm.write_inventory('prepare.json', hostvars={
-            'realhost_guest_dir': GUEST_DIR, 'realhost_guest_kernel': self.guest_build['kernel'],
-            'realhost_guest_initrd': self.guest_build['initrd']})
-        rc, _summary, _seconds = self.playbook(vm, 'prepare', os.path.join(HERE, 'playbooks', 'prepare.yml'),
-                                               prepare_inventory)
-        if not self.check('test guest copied to the host', rc == 0):
+        try:
+            vm.copy_to(self.guest_build['kernel'], GUEST_DIR + '/vmlinuz')
+            vm.copy_to(self.guest_build['initrd'], GUEST_DIR + '/initrd.img')
+        except realhost.RealHostError as error:
+            self.check('test guest copied to the host', False, str(error))
             return
         site = os.path.join(REPO, 'playbooks', 'site.yml')
 
@@ -269,7 +285,7 @@ class TopologyRun:
         before_raw = host_state.collect(vm)
         before = host_state.normalise(before_raw)
         self.check_guests('guests run after the converge', before)
-        if topology.nat_subnets:
+        if topology.nat_subnets and not topology.iptables:
             self.check_all(checks_nat.after_converge(vm, list(topology.nat_subnets)))
 
         # 2. a real reboot
@@ -280,6 +296,7 @@ class TopologyRun:
             return
         after_raw = host_state.collect(vm)
         after = host_state.normalise(after_raw)
+        self.save_journal(vm, 'journal-before-reboot.txt')
         # From the reboot command to the host's boot: shutdown (guests stopping) and reset.
         self.times['shutdown'] = seconds - after_raw['uptime']
         self.note('reboot %.0fs: about %.0fs to go down, %.0fs from power-on to SSH'
@@ -289,7 +306,9 @@ class TopologyRun:
                        % (before_raw['uptime'], after_raw['uptime']))
         self.compare(before, after)
         boot_guests = self.check_guests('guests are back after the reboot (QEMU on its tap, QMP)', after)
-        if topology.nat_subnets:
+        if topology.iptables:
+            self.check_all(checks_nat.after_boot_iptables(vm, list(topology.nat_subnets)))
+        elif topology.nat_subnets:
             self.check_all(checks_nat.after_boot(vm, list(topology.nat_subnets), nftables_enabled=False))
 
         # 3. idempotence after the reboot
@@ -390,7 +409,9 @@ class TopologyRun:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--only', action='append', metavar='TOPOLOGY[,TOPOLOGY]')
+    parser.add_argument('--only', action='append', metavar='TOPOLOGY[,TOPOLOGY]',
+                        help='only these runs: %s (default all but %s)' % (
+                            ', '.join(BY_NAME), ', '.join(t.name for t in TOPOLOGIES if t.extra)))
     parser.add_argument('--keep', action='store_true', help='leave the VMs up (prints how to reach and remove them)')
     parser.add_argument('--jobs', type=int, default=int(os.environ.get('TUNTAP_REALHOST_JOBS', '2')))
     parser.add_argument('--collections', help='folder holding ansible_collections/tuntap/qemu')
@@ -401,7 +422,7 @@ def main(argv=None):
     unknown = sorted(set(only) - set(BY_NAME))
     if unknown:
         raise SystemExit('--only: unknown topology %s (known: %s)' % (', '.join(unknown), ', '.join(BY_NAME)))
-    topologies = [topology for topology in TOPOLOGIES if not only or topology.name in only]
+    topologies = [topology for topology in TOPOLOGIES if topology.name in only or not only and not topology.extra]
     started = time.monotonic()
     if not args.keep:
         realhost.install_handlers()
