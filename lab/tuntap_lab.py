@@ -280,6 +280,9 @@ class Lab:
                 'ansible_python_interpreter': python,
                 'tuntap_qemu_install_packages': False,
                 'tuntap_qemu_become': False,
+                # No systemd here: the guests run daemonized (qemu_guest would fall back with
+                # a warning per guest); a real host gets a unit per guest (autostart).
+                'tuntap_qemu_guest_autostart': False,
             },
             'children': {
                 'lan': {'hosts': {'peer': {'ansible_host': self.peer}}},
