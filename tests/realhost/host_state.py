@@ -111,7 +111,12 @@ def collect(vm, runtime_root=DEFAULT_RUNTIME_ROOT):
     """The raw state of vm's host (a realhost.Vm), over SSH with sudo."""
     source = 'RUNTIME_ROOT = %r\n' % runtime_root + COLLECTOR
     result = vm.ssh('sudo', '/usr/bin/python3', '-', input_text=source, timeout=120)
-    return json.loads(result.stdout)
+    # The state is the last line; ssh's own warnings (stderr, merged) come before it.
+    lines = result.stdout.strip().splitlines()
+    try:
+        return json.loads(lines[-1])
+    except (IndexError, ValueError):
+        raise ValueError('the state collector printed no JSON: %s' % result.stdout[-1000:]) from None
 
 
 # ---------------------------------------------------------------- normalise

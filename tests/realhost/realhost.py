@@ -246,11 +246,7 @@ class Vm:
                 if child.poll() is None:
                     child.kill()
         self.children = []
-        if os.path.isdir(os.path.join(self.state, 'cp')) and self.controller in namespaces_with(self.controller):
-            # The stage's SSH master (mux_options) ends with its connection.
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                run(self.ssh_argv()[:-1] + ['-O', 'exit', '%s@%s' % (USER, HOST_ADDRESS)],
-                    netns=self.controller, check=False, timeout=10)
+        self.close_ssh_masters()
         stop_qemu(self.pidfile)
         for ns in (self.controller, self.peer, self.switch):
             if ns in namespaces_with(ns):
@@ -258,6 +254,21 @@ class Vm:
         shutil.rmtree(self.state, ignore_errors=True)
         with _active_lock:
             _active.pop(self.prefix, None)
+
+    def close_ssh_masters(self):
+        """End the SSH masters of this VM (Ansible's and the stage's, all with their
+        sockets in the VM's cp folder) through their sockets: `ssh -O exit`."""
+        folder = os.path.join(self.state, 'cp')
+        if not os.path.isdir(folder) or self.controller not in namespaces_with(self.controller):
+            return
+        for name in sorted(os.listdir(folder)):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                # Ansible's masters live in the mount namespace of its `ip netns exec`,
+                # the stage's in the root one (see in_controller).
+                argv = ['ssh', '-o', 'ControlPath=%s' % os.path.join(folder, name), '-O', 'exit',
+                        '%s@%s' % (USER, HOST_ADDRESS)]
+                run(argv, netns=self.controller, check=False, timeout=10)
+                run(self.in_controller(argv), check=False, timeout=10)
 
     def make_lan(self):
         for ns in (self.switch, self.controller, self.peer):
@@ -329,22 +340,57 @@ class Vm:
             '-o', 'ConnectTimeout=3', '%s@%s' % (USER, HOST_ADDRESS)] + remote)
 
     def mux_options(self):
-        """One SSH connection for the stage's own commands (a key exchange costs about a
-        second under TCG); a master from before a reboot is noticed dead within seconds."""
-        return ['-o', 'ControlMaster=auto', '-o', 'ControlPath=%s' % os.path.join(self.state, 'cp', 'stage-%C'),
-                '-o', 'ControlPersist=60', '-o', 'ServerAliveInterval=2', '-o', 'ServerAliveCountMax=3']
+        """Through the stage's SSH master when it is there (a key exchange costs about a
+        second under TCG), directly when not: clients never become masters, since a master
+        forked by a client would hold the client's output pipe open."""
+        return ['-o', 'ControlMaster=no', '-o', 'ControlPath=%s' % self.stage_socket()]
+
+    def stage_socket(self):
+        return os.path.join(self.state, 'cp', 'stage')
+
+    def open_ssh_master(self):
+        """The stage's SSH master, its output on /dev/null: it runs `true` and stays
+        (ControlPersist; a master made with -N refuses sessions). It ends within seconds
+        when the VM goes away (ServerAlive), and at teardown through -O exit."""
+        argv = (['ssh', '-i', self.key] + SSH_OPTIONS + [
+            '-o', 'ControlMaster=yes', '-o', 'ControlPath=%s' % self.stage_socket(),
+            '-o', 'ControlPersist=300', '-o', 'ServerAliveInterval=2', '-o', 'ServerAliveCountMax=3',
+            '-o', 'ConnectTimeout=3', '%s@%s' % (USER, HOST_ADDRESS), 'true'])
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            subprocess.run(self.in_controller(argv), env=ENV, timeout=20,
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           check=False)
+
+    def ssh_master_alive(self):
+        if not os.path.exists(self.stage_socket()):
+            return False
+        result = subprocess.run(self.in_controller(['ssh', '-o', 'ControlPath=%s' % self.stage_socket(),
+                                                    '-O', 'check', '%s@%s' % (USER, HOST_ADDRESS)]),
+                                env=ENV, check=False, timeout=10,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return result.returncode == 0
 
     def copy_to(self, source, target, mode='0644'):
         """Copy a local file to the host as root (scp to ttq's home, then install)."""
         staged = '/home/%s/.%s' % (USER, os.path.basename(target))
-        run(['scp', '-q', '-i', self.key] + SSH_OPTIONS + self.mux_options()
-            + [source, '%s@%s:%s' % (USER, HOST_ADDRESS, staged)], netns=self.controller, timeout=120)
+        if not self.ssh_master_alive():
+            self.open_ssh_master()
+        run(self.in_controller(['scp', '-q', '-i', self.key] + SSH_OPTIONS + self.mux_options()
+                               + [source, '%s@%s:%s' % (USER, HOST_ADDRESS, staged)]), timeout=120)
         self.ssh('sudo', 'install', '-D', '-m', mode, staged, target)
         self.ssh('rm', '-f', staged)
 
     def ssh(self, *command, check=True, timeout=120, input_text=None):
-        return run(self.ssh_argv(*command), netns=self.controller, check=check, timeout=timeout,
+        if self.boot_seconds is not None and not self.ssh_master_alive():
+            self.open_ssh_master()
+        return run(self.in_controller(self.ssh_argv(*command)), check=check, timeout=timeout,
                    input_text=input_text)
+
+    def in_controller(self, argv):
+        """argv in the controller's network namespace only (nsenter --net). Unlike
+        `ip netns exec`, which gives every command a mount namespace of its own, this keeps
+        one: an SSH master refuses clients from another mount namespace."""
+        return ['nsenter', '--net=/run/netns/%s' % self.controller] + list(argv)
 
     def wait_for_ssh(self, timeout=BOOT_TIMEOUT):
         """TCP 22 and a login from the controller, then an Ansible ping."""
@@ -384,7 +430,8 @@ class Vm:
         return {
             'ansible_host': HOST_ADDRESS, 'ansible_user': USER, 'ansible_connection': 'ssh',
             'ansible_ssh_private_key_file': self.key, 'ansible_become': True,
-            'ansible_ssh_common_args': ' '.join(SSH_OPTIONS[:6]),
+            'ansible_ssh_common_args': ' '.join(SSH_OPTIONS[:6] + [
+                '-o', 'ServerAliveInterval=5', '-o', 'ServerAliveCountMax=6']),
             'ansible_python_interpreter': '/usr/bin/python3',
         }
 
