@@ -3,7 +3,7 @@
 """tuntap.qemu.fleet_plan: validate the tuntap_qemu_* variables of every host, return the plan.
 
 Runs on the controller only (no connection, nothing changes anywhere); the logic is in
-module_utils/fleet.py, the documentation in plugins/modules/fleet_plan.py.
+module_utils/_fleet/ (planner.py), the documentation in plugins/modules/fleet_plan.py.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.tuntap.qemu.plugins.module_utils import fleet
+from ansible_collections.tuntap.qemu.plugins.module_utils._fleet import planner, schema
 
 ARGUMENT_SPEC = {
     'hosts': {'type': 'list', 'elements': 'str'},
@@ -56,7 +56,7 @@ def read_inventory(hosts, hostvars):
         host_vars = hostvars[host]
         variables = {}
         host_errors = []
-        for name in fleet.HOST_VARIABLES:
+        for name in schema.HOST_VARIABLES:
             try:
                 if name in host_vars:
                     variables[name] = plain(host_vars[name])
@@ -92,7 +92,7 @@ class ActionModule(ActionBase):
         if hosts is None:
             hosts = plain(task_vars.get('ansible_play_hosts_all') or [])
         inventory, errors = read_inventory(hosts, task_vars.get('hostvars') or {})
-        plan, plan_errors = fleet.plan_fleet(inventory)
+        plan, plan_errors = planner.plan_fleet(inventory)
         errors = sorted(errors) + plan_errors
 
         result['changed'] = False
@@ -103,7 +103,7 @@ class ActionModule(ActionBase):
                 _count(len(errors), 'problem'), _count(len(hosts), 'host'), '; '.join(errors))
             return result
         result['plan'] = plan
-        result['summary'] = fleet.summary(plan)
+        result['summary'] = planner.summary(plan)
         result['msg'] = 'planned %s with %s' % (
             _count(len(plan), 'host'), _count(sum(len(spec['guests']) for spec in plan.values()), 'guest'))
         return result

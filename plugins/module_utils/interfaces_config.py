@@ -1,6 +1,6 @@
 # Copyright: tuntap.qemu contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A host plan (fleet.py) rendered as Debian ifupdown stanzas for /etc/network/interfaces.d.
+"""A host plan (_fleet/host_plan.py) rendered as Debian ifupdown stanzas for /etc/network/interfaces.d.
 
 The same plan the roles converge at runtime, so what comes back at boot is what the
 converge made: taps created with their owner (`ip tuntap add ... user`, the modern form of

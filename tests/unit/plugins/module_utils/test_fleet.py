@@ -7,7 +7,8 @@ import copy
 
 import pytest
 
-from ansible_collections.tuntap.qemu.plugins.module_utils import fleet
+from ansible_collections.tuntap.qemu.plugins.module_utils._fleet import planner as fleet
+from ansible_collections.tuntap.qemu.plugins.module_utils._fleet import schema
 from ansible_collections.tuntap.qemu.plugins.module_utils.guest_config import stable_mac
 
 # One hypervisor per topology, as docs/inventory.md shows it.
@@ -522,11 +523,11 @@ def test_qemu_options_pass_through_only_when_given():
     ]}})
     assert errors == []
     first, second = plan['hv1']['guests']
-    assert dict((key, first[key]) for key in fleet.QEMU_OPTIONS) == {
+    assert dict((key, first[key]) for key in schema.QEMU_OPTIONS) == {
         'memory': 512, 'cpus': 2, 'accel': 'tcg', 'disk': '/srv/a.qcow2', 'disk_format': 'qcow2',
         'extra_args': ['-no-reboot'], 'append': 'console=ttyS0', 'initrd': '/srv/initrd',
         'kernel': '/srv/vmlinuz', 'machine': 'pc', 'autostart': False}
-    assert not set(fleet.QEMU_OPTIONS) & set(second)
+    assert not set(schema.QEMU_OPTIONS) & set(second)
 
 
 def test_empty_fleet():

@@ -1,0 +1,186 @@
+# Copyright: tuntap.qemu contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""How the guests of a topology are addressed: the three kinds of guest network.
+
+    OWN_SUBNET     routed topologies: every guest has a subnet of its own on its tap, and the
+                   host side of the tap is its gateway; a pool plans /24 subnets
+    BRIDGE_SUBNET  all guests share the subnet of a bridge that holds their gateway; a pool
+                   plans addresses in it
+    LAN            the guests are on the LAN itself (a bridge with the uplink); only the LAN
+                   knows which addresses are free, so nothing is planned
+
+Each answers the same questions for the planner (Topology.guests is one of them): what a
+pool plans, whether a guest's address and gateway fit (resolve), what the host side of its
+tap holds, and which of the host's networks are internal (NAT sources).
+"""
+
+from __future__ import annotations
+
+from ansible_collections.tuntap.qemu.plugins.module_utils import guest_config, names
+from ansible_collections.tuntap.qemu.plugins.module_utils._fleet import nets, schema
+from ansible_collections.tuntap.qemu.plugins.module_utils._fleet.records import Resolved
+
+
+def _lan_text(net):
+    return '%s (%s)' % (net.cidr, schema.UPLINK_ADDRESS) if net is not None else 'the LAN subnet'
+
+
+def _checked_gateway(guest, error):
+    """The given gateway as an IPAddress when it is an address of the guest subnet, else None."""
+    _network, messages = guest_config.guest_network(guest.path, names.normalize_address(guest.net),
+                                                    guest.gateway_given)
+    for message in messages:
+        error(message)
+    if messages:
+        return None
+    return names.netaddr.IPAddress(guest.gateway_given)
+
+
+def _in_subnet(guest, subnet, what, hint, error):
+    """A bridged guest's address must be in `subnet` with the same prefix; False (with an
+    error naming the guest's address) when it is not, or when `subnet` itself is invalid."""
+    if subnet is None:
+        return False
+    net = guest.net
+    if net.cidr == subnet.cidr:
+        return True
+    if nets.overlap(net, subnet):
+        why = 'has prefix /%d but %s is %s' % (net.prefixlen, what, subnet.cidr)
+    else:
+        why = 'is outside %s %s' % (what, subnet.cidr)
+    error('%s.address: %r %s %s' % (guest.path, nets.address_text(guest), why, hint))
+    return False
+
+
+class GuestNetwork(object):
+    """The defaults of a kind of guest network; the kinds below override what differs."""
+
+    name = None
+    pool = None             # what a tuntap_qemu_pool plans: 'subnets', 'addresses' or None
+    lan_visible = False     # guest addresses are on the LAN (unique across the fleet)
+    unique_in_host = False  # guests share one subnet: addresses unique on the host
+    own_subnets = False     # each guest has a subnet of its own (overlaps are errors)
+
+    def missing_address(self, host, guest):
+        """The error for a guest without an address that no pool plans, or None when a pool
+        may plan it (pools.py reports a missing pool)."""
+        return None
+
+    def resolve(self, host, guest, error):
+        """Resolved(guest, gateway) when the guest's address and gateway fit, else None."""
+        raise NotImplementedError
+
+    def tap_addresses(self, resolved):
+        """What the host side of the guest's tap holds."""
+        return []
+
+    def internal_networks(self, host, resolved):
+        """The host's guest networks (CIDR strings), the sources of its NAT."""
+        return []
+
+
+class OwnSubnet(GuestNetwork):
+    """routed: the gateway is the host side of the tap, by default the subnet's first host."""
+
+    name = 'own_subnet'
+    pool = 'subnets'
+    own_subnets = True
+
+    def resolve(self, host, guest, error):
+        net, path = guest.net, guest.path
+        uplink_net = host.uplink_net
+        if uplink_net is not None and nets.overlap(net, uplink_net):
+            error('%s.address: %r is in %s, which overlaps the uplink subnet %s (%s)'
+                  % (path, nets.address_text(guest), net.cidr, uplink_net.cidr, schema.UPLINK_ADDRESS))
+            return None
+        if guest.gateway_given is None:
+            if net.size == 1:
+                error('%s.address: %r leaves no room for the host side of the tap; give a subnet '
+                      'such as /24, or a gateway' % (path, nets.address_text(guest)))
+                return None
+            if net.size == 2:
+                # A /31 (/127): the host side is the other address of the pair.
+                gateway = net.first if int(net.ip) == net.last else net.last
+            else:
+                gateway = net.first + 1
+            gateway = names.netaddr.IPAddress(gateway, net.version)
+            if gateway == net.ip:
+                error('%s.address: %r is the first host address of its subnet, which the host side '
+                      'of the tap takes unless gateway says otherwise' % (path, nets.address_text(guest)))
+                return None
+            return Resolved(guest.with_derived('gateway'), str(gateway))
+        gateway = _checked_gateway(guest, error)
+        if gateway is None:
+            return None
+        if net.size > 2 and (gateway == net.network or (net.version == 4 and gateway == net.broadcast)):
+            error('%s.gateway: %r is not a host address of the guest subnet %s; the gateway is the '
+                  'host side of the tap' % (path, guest.gateway_given, net.cidr))
+            return None
+        return Resolved(guest, str(gateway))
+
+    def tap_addresses(self, resolved):
+        return ['%s/%d' % (resolved.gateway, resolved.guest.net.prefixlen)]
+
+    def internal_networks(self, host, resolved):
+        return [str(item.guest.net.cidr) for item in resolved]
+
+
+class BridgeSubnet(GuestNetwork):
+    """bridged_nat: the guest is in the bridge subnet; the gateway is the bridge address."""
+
+    name = 'bridge_subnet'
+    pool = 'addresses'
+    unique_in_host = True
+
+    def resolve(self, host, guest, error):
+        bridge_net, net, path = host.bridge_net, guest.net, guest.path
+        if not _in_subnet(guest, bridge_net, 'the bridge subnet', '(%s)' % schema.BRIDGE_ADDRESS, error):
+            return None
+        if net.ip == bridge_net.ip:
+            error('%s.address: %r is the bridge address, the host side (%s)'
+                  % (path, nets.address_text(guest), schema.BRIDGE_ADDRESS))
+            return None
+        given = guest.gateway_given
+        if given is not None and nets.parse_ip(given) != bridge_net.ip:
+            error('%s.gateway: %r is not the host side; bridged_nat guests route through the '
+                  'bridge address %s (%s)' % (path, given, bridge_net.ip, schema.BRIDGE_ADDRESS))
+            return None
+        if given is None:
+            guest = guest.with_derived('gateway')
+        return Resolved(guest, str(bridge_net.ip))
+
+    def internal_networks(self, host, resolved):
+        return [str(host.bridge_net.cidr)]
+
+
+class Lan(GuestNetwork):
+    """bridged_lan: the guest is in the LAN subnet; the gateway, if any, is the LAN's router."""
+
+    name = 'lan'
+    lan_visible = True
+
+    def missing_address(self, host, guest):
+        return ('%s.address: missing; a bridged_lan guest needs its LAN address in %s; '
+                'pools do not plan LAN addresses, only the LAN knows which are free'
+                % (guest.path, _lan_text(host.uplink_net)))
+
+    def resolve(self, host, guest, error):
+        uplink_net, path = host.uplink_net, guest.path
+        if not _in_subnet(guest, uplink_net, 'the LAN subnet',
+                          '(%s); bridged_lan guests are on the LAN' % schema.UPLINK_ADDRESS, error):
+            return None
+        if guest.gateway_given is None:
+            return Resolved(guest, None)
+        gateway = _checked_gateway(guest, error)
+        if gateway is None:
+            return None
+        if gateway == uplink_net.ip:
+            error('%s.gateway: %r is this host, which does not route in bridged_lan; give the '
+                  "LAN's router or no gateway" % (path, guest.gateway_given))
+            return None
+        return Resolved(guest, str(gateway))
+
+
+OWN_SUBNET = OwnSubnet()
+BRIDGE_SUBNET = BridgeSubnet()
+LAN = Lan()

@@ -1,0 +1,93 @@
+# Copyright: tuntap.qemu contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A valid Host record -> its plan: exactly what the roles hand to each module (taps for
+tap_device, the bridge for bridge_port, the NAT sources for masquerade, the uplink check for
+uplink_info, the guests for qemu_guest). The plan is plain data (the action plugin returns it)."""
+
+from __future__ import annotations
+
+from ansible_collections.tuntap.qemu.plugins.module_utils import guest_config, names
+from ansible_collections.tuntap.qemu.plugins.module_utils._fleet import schema, topologies
+
+
+def host_plan(host, resolved):
+    """The plan of `host`; resolved: checks.resolve_guests() of it (no None: it is valid)."""
+    topology = host.topology
+    rule = topology.guests
+    taps = [{'name': item.guest.tap, 'user': item.guest.user, 'group': item.guest.group,
+             'addresses': rule.tap_addresses(item), 'bridge': host.bridge} for item in resolved]
+    nat = []
+    if topology.nat:
+        nat = [{'source': source, 'out_interface': host.uplink}
+               for source in rule.internal_networks(host, resolved)]
+    bridge = None
+    if topology.bridge == topologies.INTERNAL:
+        bridge = {'name': host.bridge, 'addresses': [names.normalize_address(host.bridge_net)],
+                  'ports': [tap['name'] for tap in taps], 'uplink': None, 'gateway': None,
+                  'readdress': False}
+    elif topology.bridge == topologies.UPLINK:
+        bridge = {'name': host.bridge, 'addresses': [names.normalize_address(host.uplink_net)],
+                  'ports': [tap['name'] for tap in taps] + [host.uplink], 'uplink': host.uplink,
+                  'gateway': host.uplink_gateway, 'readdress': host.uplink_readdress}
+    uplink_address = names.normalize_address(host.uplink_net) if host.uplink_net is not None else None
+    return {
+        'topology': topology.name,
+        'uplink': host.uplink,
+        'uplink_address': uplink_address,
+        'uplink_gateway': host.uplink_gateway,
+        'uplink_check': _uplink_check(host, uplink_address),
+        'forwarding': topology.forwarding,
+        'taps': taps,
+        'bridge': bridge,
+        'nat': nat,
+        'guests': [_guest_plan(item) for item in resolved],
+    }
+
+
+def _uplink_check(host, uplink_address):
+    """The uplink_info parameters that compare the host with its inventory before anything
+    changes (None when the inventory names no uplink address, or the host is readdressed on
+    purpose). A topology that moves the uplink's addresses to its bridge persists only the
+    inventory's address and gateway, so there they must match exactly."""
+    if uplink_address is None or host.uplink_readdress:
+        return None
+    exact = host.topology.moves_uplink
+    return {
+        'name': host.uplink,
+        'bridge': host.bridge if exact else None,
+        'addresses': [uplink_address],
+        'gateway': host.uplink_gateway,
+        'exact': exact,
+        'hint': ('%s: the inventory (%s %s%s) is not what the host holds; nothing was changed. '
+                 'Correct the inventory%s'
+                 % (host.host, schema.UPLINK_ADDRESS, uplink_address,
+                    ', %s %s' % (schema.UPLINK_GATEWAY, host.uplink_gateway) if host.uplink_gateway else '',
+                    ', or set %s: true to change the host\'s address on purpose' % schema.UPLINK_READDRESS
+                    if exact else '')),
+    }
+
+
+def _guest_plan(resolved):
+    guest = resolved.guest
+    network, _errors = guest_config.guest_network(guest.path, names.normalize_address(guest.net),
+                                                  resolved.gateway)
+    plan = {
+        'name': guest.name,
+        'tap': guest.tap,
+        'mac': guest.mac,
+        'user': guest.user,
+        'group': guest.group,
+        'run_as': guest.run_as,
+        'address': network['address'],
+        'ip': network['ip'],
+        'prefixlen': network['prefixlen'],
+        'netmask': network['netmask'],
+        'network': network['network'],
+        'gateway': network['gateway'],
+        'kernel_ip': (guest_config.render_kernel_ip(network, guest.name)
+                      if network['version'] == 4 else None),
+        'interfaces_stanza': guest_config.render_interfaces_stanza(network),
+        'derived': sorted(guest.derived),
+    }
+    plan.update(guest.options)
+    return plan

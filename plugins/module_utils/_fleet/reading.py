@@ -1,0 +1,272 @@
+# Copyright: tuntap.qemu contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One host's variables -> a Host record, with every problem that needs only this host."""
+
+from __future__ import annotations
+
+from ansible_collections.tuntap.qemu.plugins.module_utils import guest_config, guest_plan, names
+from ansible_collections.tuntap.qemu.plugins.module_utils._fleet import nets, schema, topologies
+from ansible_collections.tuntap.qemu.plugins.module_utils._fleet.records import Guest, Host
+
+
+def read_host(name, variables, error):
+    """The Host record of inventory host `name`; problems go to error(text)."""
+    if not isinstance(variables, dict):
+        error('host variables are not a mapping: %r' % (variables,))
+        variables = {}
+    fields = {'host': name, 'uplink': schema.DEFAULT_UPLINK}
+
+    topology = None
+    value = variables.get(schema.TOPOLOGY)
+    known = topologies.names()
+    if value is None:
+        error('%s: missing; set one of %s' % (schema.TOPOLOGY, ', '.join(known)))
+    elif value not in known:
+        error('%s: %r is not one of %s' % (schema.TOPOLOGY, value, ', '.join(known)))
+    else:
+        topology = topologies.TOPOLOGIES[value]
+    fields['topology'] = topology
+
+    uplink = variables.get(schema.UPLINK)
+    if uplink is not None:
+        message = names.ifname_error(schema.UPLINK, uplink)
+        if message:
+            error(message)
+        else:
+            fields['uplink'] = uplink
+
+    address = variables.get(schema.UPLINK_ADDRESS)
+    if address is not None:
+        fields['uplink_net'] = nets.interface_address(schema.UPLINK_ADDRESS, address, error)
+    elif topology is not None and topology.needs_uplink_address:
+        error('%s: missing; %s needs the host\'s LAN address with its prefix '
+              '(such as 10.0.0.11/24): it moves to the bridge, and guests must be in its subnet'
+              % (schema.UPLINK_ADDRESS, topology.name))
+    # A missing or broken uplink address is reported once, above.
+    address_reported = address is not None or (topology is not None and topology.needs_uplink_address)
+    fields['uplink_gateway'] = _uplink_gateway(fields.get('uplink_net'), variables.get(schema.UPLINK_GATEWAY),
+                                               address_reported, error)
+    readdress = variables.get(schema.UPLINK_READDRESS)
+    if readdress is not None and not isinstance(readdress, bool):
+        error('%s: %r is not a boolean' % (schema.UPLINK_READDRESS, readdress))
+    elif readdress and topology is not None:
+        if not topology.moves_uplink:
+            error('%s: only bridged_lan moves the host\'s address (to the bridge); change the '
+                  'uplink\'s address in its own configuration first' % schema.UPLINK_READDRESS)
+        else:
+            fields['uplink_readdress'] = True
+
+    if topology is not None and topology.bridge is not None:
+        bridge = variables.get(schema.BRIDGE)
+        bridge = schema.DEFAULT_BRIDGE if bridge is None else bridge
+        message = names.ifname_error(schema.BRIDGE, bridge)
+        if message:
+            error(message)
+        elif bridge == fields['uplink']:
+            error('%s: %r is also the uplink (%s)' % (schema.BRIDGE, bridge, schema.UPLINK))
+        else:
+            fields['bridge'] = bridge
+    if topology is not None and topology.needs_bridge_address:
+        bridge_address = variables.get(schema.BRIDGE_ADDRESS)
+        if bridge_address is None:
+            error('%s: missing; %s needs the guests\' gateway on the bridge with its '
+                  'prefix, such as 192.168.0.1/24' % (schema.BRIDGE_ADDRESS, topology.name))
+        else:
+            fields['bridge_net'] = nets.interface_address(schema.BRIDGE_ADDRESS, bridge_address, error)
+        bridge_net, uplink_net = fields.get('bridge_net'), fields.get('uplink_net')
+        if bridge_net is not None and uplink_net is not None and nets.overlap(bridge_net, uplink_net):
+            error('%s: %r overlaps the uplink subnet %s (%s)'
+                  % (schema.BRIDGE_ADDRESS, bridge_address, uplink_net.cidr, schema.UPLINK_ADDRESS))
+
+    pool = variables.get(schema.POOL)
+    if pool is not None:
+        fields['pool'] = _read_pool(topology, fields.get('bridge_net'), pool, error)
+        # A broken pool is reported once, not again as every address it should have planned.
+        fields['pool_broken'] = fields['pool'] is None
+
+    for variable, key in ((schema.GUEST_USER, 'guest_user'), (schema.GUEST_GROUP, 'guest_group')):
+        value = variables.get(variable)
+        if value is not None:
+            fields[key] = _owner(variable, value, error)
+
+    guests = variables.get(schema.GUESTS)
+    if guests is None:
+        guests = []
+    if not isinstance(guests, list):
+        error('%s: %r is not a list of guests' % (schema.GUESTS, guests))
+        guests = []
+    host = Host(**fields)
+    guests = tuple(_read_guest(host, index, entry, error) for index, entry in enumerate(guests))
+    _check_taps(host, guests, error)
+    return Host(guests=guests, **fields)
+
+
+def _uplink_gateway(uplink_net, value, address_reported, error):
+    """The LAN router of the uplink's default route: an IPv4 address in the uplink subnet
+    other than the host's own. Empty means none (the role's default)."""
+    if value is None or value == '':
+        return None
+    gateway = nets.parse_ip(value) if isinstance(value, str) else None
+    if gateway is None or gateway.version != 4:
+        error('%s: %r is not an IPv4 address' % (schema.UPLINK_GATEWAY, value))
+        return None
+    if uplink_net is None:
+        if not address_reported:
+            error('%s: %r needs %s (the host\'s LAN address, in whose subnet the router is)'
+                  % (schema.UPLINK_GATEWAY, value, schema.UPLINK_ADDRESS))
+        return None
+    if gateway not in uplink_net.cidr:
+        error('%s: %r is outside the uplink subnet %s (%s)'
+              % (schema.UPLINK_GATEWAY, value, uplink_net.cidr, schema.UPLINK_ADDRESS))
+        return None
+    if gateway == uplink_net.ip:
+        error('%s: %r is the host\'s own address (%s)' % (schema.UPLINK_GATEWAY, value, schema.UPLINK_ADDRESS))
+        return None
+    return str(gateway)
+
+
+def _read_pool(topology, bridge_net, value, error):
+    pool, message = names.parse_network(schema.POOL, value)
+    if message:
+        error(message)
+        return None
+    kind = topology.guests.pool if topology is not None else None
+    prefix = schema.POOL_SUBNET_PREFIX
+    if kind == 'subnets' and (pool.version != 4 or pool.prefixlen > prefix):
+        error('%s: %r cannot hold /%d subnets; routed topologies plan IPv4 /%d guest subnets '
+              'from a pool of prefix /%d or shorter, such as 192.168.0.0/16'
+              % (schema.POOL, value, prefix, prefix, prefix))
+        return None
+    if kind == 'addresses' and bridge_net is not None and not nets.overlap(pool, bridge_net):
+        error('%s: %r does not overlap the bridge subnet %s (%s); %s plans guest '
+              'addresses where both meet' % (schema.POOL, value, bridge_net.cidr, schema.BRIDGE_ADDRESS,
+                                             topology.name))
+        return None
+    return pool
+
+
+def _owner(path, value, error):
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or str(value).strip() == '':
+        error('%s: %r is not a user or group name or numeric id' % (path, value))
+        return None
+    return value
+
+
+def _read_guest(host, index, entry, error):
+    path = '%s[%d]' % (schema.GUESTS, index)
+    fields = {'index': index, 'path': path, 'tap': 'tap%d' % index,
+              'user': host.guest_user, 'group': host.guest_group}
+    derived = []
+    if not isinstance(entry, dict):
+        error('%s: %r is not a mapping with at least a name' % (path, entry))
+        return Guest(**fields)
+    fields['valid_entry'] = True
+    for key in sorted(entry, key=str):
+        if key not in schema.GUEST_KEYS:
+            error('%s: unknown key %r; a guest takes %s' % (path, key, ', '.join(schema.GUEST_KEYS)))
+
+    name = entry.get('name')
+    if name is None:
+        error('%s.name: missing; every guest needs a name' % path)
+    elif not isinstance(name, str) or not guest_plan.GUEST_NAME.match(name):
+        error('%s.name: %r must be 1-63 characters of letters, digits, ., _ and -, starting '
+              'with a letter or digit' % (path, name))
+    else:
+        fields['name'] = name
+
+    if entry.get('tap') is None:
+        derived.append('tap')
+    else:
+        fields['tap'] = entry['tap']
+
+    for key in ('user', 'group', 'run_as'):
+        if entry.get(key) is not None:
+            fields[key] = _owner('%s.%s' % (path, key), entry[key], error)
+    if fields.get('run_as') is None:
+        fields['run_as'] = fields['user']
+
+    if entry.get('mac') is None:
+        if fields.get('name') is not None:
+            fields['mac'] = guest_config.stable_mac(fields['name'], 0)
+            derived.append('mac')
+    else:
+        mac, message = names.parse_mac('%s.mac' % path, entry['mac'])
+        if message:
+            error(message)
+        else:
+            fields['mac'], fields['mac_given'] = mac, entry['mac']
+
+    if entry.get('address') is not None:
+        fields['address_given'] = entry['address']
+        fields['net'] = nets.interface_address('%s.address' % path, entry['address'], error)
+    if entry.get('gateway') is not None:
+        fields['gateway_given'] = entry['gateway']
+
+    fields['options'] = tuple(sorted(_qemu_options(path, entry, error).items()))
+    return Guest(derived=tuple(derived), **fields)
+
+
+def _qemu_options(path, entry, error):
+    options = {}
+    for key in schema.QEMU_OPTIONS:
+        value = entry.get(key)
+        if value is None:
+            continue
+        where = '%s.%s' % (path, key)
+        if key in schema.QEMU_STRINGS:
+            if not isinstance(value, str):
+                error('%s: %r is not a string' % (where, value))
+                continue
+        elif key in schema.QEMU_CHOICES:
+            if value not in schema.QEMU_CHOICES[key]:
+                error('%s: %r is not one of %s' % (where, value, ', '.join(schema.QEMU_CHOICES[key])))
+                continue
+        elif key in schema.QEMU_INTEGERS:
+            number = _positive_int(value)
+            if number is None:
+                error('%s: %r is not a positive whole number' % (where, value))
+                continue
+            value = number
+        elif key in schema.QEMU_BOOLEANS:
+            if not isinstance(value, bool):
+                error('%s: %r is not true or false' % (where, value))
+                continue
+        elif not isinstance(value, list) or not all(isinstance(arg, str) for arg in value):
+            error('%s: %r is not a list of strings' % (where, value))
+            continue
+        options[key] = value
+    return options
+
+
+def _positive_int(value):
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, int) and value > 0:
+        return value
+    return None
+
+
+def _check_taps(host, guests, error):
+    """Tap names: valid, unique on the host, not the uplink or the bridge."""
+    seen = {}
+    for guest in guests:
+        if not guest.valid_entry:
+            continue
+        tap = guest.tap
+        where = '%s.tap' % guest.path
+        default = ' (the default for list position %d)' % guest.index if 'tap' in guest.derived else ''
+        message = names.ifname_error(where, tap)
+        if message:
+            error(message)
+            continue
+        if tap in seen:
+            error('%s: %r%s is also the tap of %s on this host'
+                  % (where, tap, default, seen[tap].label))
+        elif tap == host.uplink:
+            error('%s: %r%s is the uplink (%s)' % (where, tap, default, schema.UPLINK))
+        elif tap == host.bridge:
+            error('%s: %r%s is the bridge (%s)' % (where, tap, default, schema.BRIDGE))
+        else:
+            seen[tap] = guest

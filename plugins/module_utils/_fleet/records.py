@@ -1,0 +1,83 @@
+# Copyright: tuntap.qemu contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Typed records of the planner: what was read of a host and its guests, and the result of
+resolving a guest's address. Records are frozen; a step that derives something (a pool's
+address) returns new records instead of changing the ones it was given."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Optional, Tuple
+
+
+class Problems(object):
+    """Errors of the whole fleet, each '<host>: <path>: <what>', listed by host."""
+
+    def __init__(self):
+        self._items = []
+
+    def add(self, host, text):
+        self._items.append((host, len(self._items), '%s: %s' % (host, text)))
+
+    def for_host(self, host):
+        """An error(text) function for one host."""
+        return lambda text: self.add(host, text)
+
+    def __bool__(self):
+        return bool(self._items)
+
+    def lines(self):
+        return [text for _host, _seq, text in sorted(self._items)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Guest:
+    """One entry of tuntap_qemu_guests as read (and, from a pool, completed)."""
+    index: int
+    path: str                       # tuntap_qemu_guests[N], for messages
+    valid_entry: bool = False       # a mapping (else nothing more was read)
+    name: Optional[str] = None
+    tap: str = ''
+    user: Any = None
+    group: Any = None
+    run_as: Any = None
+    mac: Optional[str] = None
+    mac_given: Optional[str] = None
+    net: Any = None                 # netaddr.IPNetwork of its address (given or planned)
+    address_given: Optional[str] = None
+    gateway_given: Optional[str] = None
+    options: Tuple = ()             # (key, value) of the qemu_guest options given
+    derived: Tuple[str, ...] = ()   # what the plan filled in
+
+    @property
+    def label(self):
+        return self.name if self.name is not None else self.path
+
+    def with_derived(self, key, **changes):
+        return dataclasses.replace(self, derived=self.derived + (key,), **changes)
+
+
+@dataclasses.dataclass(frozen=True)
+class Host:
+    """One hypervisor's variables as read; topology is its Topology rule (None when invalid)."""
+    host: str
+    topology: Any = None
+    uplink: str = ''
+    uplink_net: Any = None
+    uplink_gateway: Optional[str] = None
+    uplink_readdress: bool = False
+    bridge: Optional[str] = None
+    bridge_net: Any = None
+    pool: Any = None
+    pool_broken: bool = False
+    guest_user: Any = None
+    guest_group: Any = None
+    guests: Tuple[Guest, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Resolved:
+    """A guest whose address and gateway fit its topology: the gateway it gets (or None),
+    and what was derived on the way."""
+    guest: Guest
+    gateway: Optional[str]

@@ -1,0 +1,50 @@
+# Copyright: tuntap.qemu contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The inventory's variables (docs/inventory.md) and the keys of a guest entry.
+
+One source: the planner reads these names, the action plugin fetches exactly HOST_VARIABLES,
+and a unit test keeps roles/hypervisor/meta/argument_specs.yml equal to GUEST_OPTIONS.
+"""
+
+from __future__ import annotations
+
+TOPOLOGY = 'tuntap_qemu_topology'
+UPLINK = 'tuntap_qemu_uplink'
+UPLINK_ADDRESS = 'tuntap_qemu_uplink_address'
+UPLINK_GATEWAY = 'tuntap_qemu_uplink_gateway'
+UPLINK_READDRESS = 'tuntap_qemu_uplink_readdress'
+BRIDGE = 'tuntap_qemu_bridge'
+BRIDGE_ADDRESS = 'tuntap_qemu_bridge_address'
+POOL = 'tuntap_qemu_pool'
+GUEST_USER = 'tuntap_qemu_guest_user'
+GUEST_GROUP = 'tuntap_qemu_guest_group'
+GUESTS = 'tuntap_qemu_guests'
+# The host variables the plan reads; the action plugin fetches exactly these.
+HOST_VARIABLES = (TOPOLOGY, UPLINK, UPLINK_ADDRESS, UPLINK_GATEWAY, UPLINK_READDRESS, BRIDGE,
+                  BRIDGE_ADDRESS, POOL, GUEST_USER, GUEST_GROUP, GUESTS)
+
+DEFAULT_UPLINK = 'eth0'
+DEFAULT_BRIDGE = 'br0'
+POOL_SUBNET_PREFIX = 24
+
+# qemu_guest options a guest entry may carry; they are passed on only when given.
+QEMU_STRINGS = ('kernel', 'initrd', 'append', 'disk', 'machine')
+QEMU_CHOICES = {'disk_format': ('raw', 'qcow2'), 'accel': ('kvm', 'tcg', 'auto')}
+QEMU_INTEGERS = ('memory', 'cpus')
+QEMU_BOOLEANS = ('autostart',)
+QEMU_LISTS = ('extra_args',)
+QEMU_OPTIONS = QEMU_STRINGS + tuple(sorted(QEMU_CHOICES)) + QEMU_INTEGERS + QEMU_BOOLEANS + QEMU_LISTS
+GUEST_NETWORK_KEYS = ('name', 'tap', 'user', 'group', 'run_as', 'mac', 'address', 'gateway')
+GUEST_KEYS = GUEST_NETWORK_KEYS + QEMU_OPTIONS
+
+
+def guest_option_types():
+    """{key: (argument spec type, choices or None)} of every guest key: what
+    roles/hypervisor/meta/argument_specs.yml must say of tuntap_qemu_guests' options."""
+    types = dict((key, ('str', None)) for key in GUEST_NETWORK_KEYS)
+    types.update((key, ('path' if key in ('kernel', 'initrd', 'disk') else 'str', None)) for key in QEMU_STRINGS)
+    types.update((key, ('str', list(choices))) for key, choices in QEMU_CHOICES.items())
+    types.update((key, ('int', None)) for key in QEMU_INTEGERS)
+    types.update((key, ('bool', None)) for key in QEMU_BOOLEANS)
+    types.update((key, ('list', None)) for key in QEMU_LISTS)
+    return types

@@ -1,0 +1,72 @@
+# Copyright: tuntap.qemu contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The topology rule table: one Topology object per topology, consulted by every step of
+the planner (reading, pools, checks, the host plan). A new topology is one more object in
+TOPOLOGIES (register()) and its tests; nothing else branches on a topology's name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ansible_collections.tuntap.qemu.plugins.module_utils._fleet import guest_networks
+
+INTERNAL = 'internal'   # a bridge of the host's own that holds the guests' gateway
+UPLINK = 'uplink'       # a bridge with the uplink as a port: the host's LAN address moves to it
+
+
+@dataclasses.dataclass(frozen=True)
+class Topology:
+    """What a topology needs, derives and plans.
+
+    name            the value of tuntap_qemu_topology
+    guests          how its guests are addressed (guest_networks.OWN_SUBNET, BRIDGE_SUBNET, LAN)
+    bridge          None, INTERNAL (needs tuntap_qemu_bridge_address) or UPLINK (needs
+                    tuntap_qemu_uplink_address; takes the uplink, its address and routes)
+    nat             masquerade its guest networks out of the uplink
+    forwarding      the host routes (ip_forward on)
+    subnets_on_lan  its guest subnets are routed on the LAN, so unique across the fleet
+    """
+    name: str
+    guests: guest_networks.GuestNetwork
+    bridge: str = None
+    nat: bool = False
+    forwarding: bool = True
+    subnets_on_lan: bool = False
+
+    @property
+    def needs_uplink_address(self):
+        return self.bridge == UPLINK
+
+    @property
+    def needs_bridge_address(self):
+        return self.bridge == INTERNAL
+
+    @property
+    def moves_uplink(self):
+        """The uplink's addresses and routes move to the bridge: the host must hold exactly
+        what the inventory says (uplink_check exact), and readdressing it is possible."""
+        return self.bridge == UPLINK
+
+
+TOPOLOGIES = {}
+
+
+def register(topology):
+    """Add a topology to the table (a test may add a toy one and remove it with unregister)."""
+    TOPOLOGIES[topology.name] = topology
+    return topology
+
+
+def unregister(name):
+    TOPOLOGIES.pop(name, None)
+
+
+def names():
+    return tuple(TOPOLOGIES)
+
+
+register(Topology('routed', guest_networks.OWN_SUBNET, subnets_on_lan=True))
+register(Topology('routed_nat', guest_networks.OWN_SUBNET, nat=True))
+register(Topology('bridged_nat', guest_networks.BRIDGE_SUBNET, bridge=INTERNAL, nat=True))
+register(Topology('bridged_lan', guest_networks.LAN, bridge=UPLINK, forwarding=False))
