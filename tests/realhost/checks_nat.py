@@ -24,7 +24,6 @@ With tuntap_qemu_nat_backend=iptables (the ifupdown hook instead of the unit):
 from __future__ import annotations
 
 import json
-import shlex
 
 UNIT = 'tuntap-qemu-nft.service'
 UNIT_FILE = '/etc/systemd/system/' + UNIT
@@ -34,9 +33,9 @@ HOOK = '/etc/network/if-up.d/tuntap-qemu'
 
 
 def _run(vm, *argv):
-    """(exit status, stdout stripped) of `sudo argv` on the host. ssh joins its arguments
-    into one line for the remote shell, so each word is quoted here."""
-    result = vm.ssh(*[shlex.quote(word) for word in ('sudo',) + argv], check=False, timeout=60)
+    """(exit status, stdout stripped) of `sudo argv` on the host (vm.ssh quotes each word
+    for the remote shell)."""
+    result = vm.ssh('sudo', *argv, check=False, timeout=60)
     return result.returncode, (result.stdout or '').strip()
 
 
