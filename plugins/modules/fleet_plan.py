@@ -106,7 +106,7 @@ plan:
       uplink_address: 10.0.0.11/24
       forwarding: true
       taps:
-        - {name: tap0, user: null, group: null, addresses: [192.168.0.1/24], bridge: null}
+        - {name: tap0, user: null, group: null, addresses: [192.168.0.1/24]}
       bridge: null
       nat: []
       guests:
@@ -169,9 +169,6 @@ plan:
               prefix of its subnet for routed topologies, none for bridged ones (the tap is a port).
           type: list
           elements: str
-        bridge:
-          description: The bridge the tap is a port of, or null (routed topologies).
-          type: str
     bridge:
       description: The bridge, in the form of M(tuntap.qemu.bridge_port) options; null for routed topologies.
       type: dict
@@ -217,6 +214,8 @@ plan:
           M(tuntap.qemu.qemu_guest) options the inventory gives (C(kernel), C(initrd),
           C(append), C(disk), C(disk_format), C(memory), C(cpus), C(machine), C(accel),
           C(autostart), C(extra_args)), only when given.
+        - A guest with C(kernel) gets C(append) with its C(kernel_ip) added unless its own
+          C(append) names an C(ip=) argument - exactly what M(tuntap.qemu.qemu_guest) is given.
       type: list
       elements: dict
       contains:

@@ -14,8 +14,9 @@ def host_plan(host, resolved):
     """The plan of `host`; resolved: checks.resolve_guests() of it (no None: it is valid)."""
     topology = host.topology
     rule = topology.guests
+    # tap_device's devices: the taps exist before their bridge; bridge_port makes them its ports.
     taps = [{'name': item.guest.tap, 'user': item.guest.user, 'group': item.guest.group,
-             'addresses': rule.tap_addresses(item), 'bridge': host.bridge} for item in resolved]
+             'addresses': rule.tap_addresses(item)} for item in resolved]
     nat = []
     if topology.nat:
         nat = [{'source': source, 'out_interface': host.uplink}
@@ -90,4 +91,12 @@ def _guest_plan(resolved):
         'derived': sorted(guest.derived),
     }
     plan.update(guest.options)
+    if 'kernel' in plan:
+        # A guest booted from a kernel gets the kernel ip= argument unless its append names
+        # one already (Debian's initramfs-tools and the lab guest both read it).
+        given = plan.get('append') or ''
+        extra = plan['kernel_ip'] if plan['kernel_ip'] and 'ip=' not in given else ''
+        append = ' '.join(part for part in (given, extra) if part)
+        if append:
+            plan['append'] = append
     return plan

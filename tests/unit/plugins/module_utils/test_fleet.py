@@ -81,14 +81,14 @@ EXPECTED_PLAN = {
         'uplink_check': {'name': 'eth0', 'bridge': None, 'addresses': ['10.0.0.11/24'], 'gateway': None, 'exact': False,
                          'hint': NAT_HINT % ('hv1', '10.0.0.11/24')},
         'taps': [
-            {'name': 'tap0', 'user': None, 'group': None, 'addresses': ['192.168.0.1/24'], 'bridge': None},
-            {'name': 'tap1', 'user': None, 'group': None, 'addresses': ['192.168.1.254/24'], 'bridge': None},
+            {'name': 'tap0', 'user': None, 'group': None, 'addresses': ['192.168.0.1/24']},
+            {'name': 'tap1', 'user': None, 'group': None, 'addresses': ['192.168.1.254/24']},
         ],
         'bridge': None,
         'nat': [],
         'guests': [
             guest('vm1', 'tap0', '192.168.0.10/24', '192.168.0.1', ['gateway', 'mac', 'tap'],
-                  kernel='/srv/vmlinuz', memory=256),
+                  kernel='/srv/vmlinuz', memory=256, append='ip=192.168.0.10::192.168.0.1:255.255.255.0:vm1:eth0:off'),
             guest('vm2', 'tap1', '192.168.1.10/24', '192.168.1.254', ['mac', 'tap']),
         ],
     },
@@ -99,8 +99,8 @@ EXPECTED_PLAN = {
         'uplink_check': {'name': 'eth0', 'bridge': None, 'addresses': ['10.0.0.12/24'], 'gateway': None, 'exact': False,
                          'hint': NAT_HINT % ('hv2', '10.0.0.12/24')},
         'taps': [
-            {'name': 'tap0', 'user': None, 'group': None, 'addresses': ['192.168.2.1/24'], 'bridge': None},
-            {'name': 'vnet4', 'user': None, 'group': None, 'addresses': ['192.168.3.1/24'], 'bridge': None},
+            {'name': 'tap0', 'user': None, 'group': None, 'addresses': ['192.168.2.1/24']},
+            {'name': 'vnet4', 'user': None, 'group': None, 'addresses': ['192.168.3.1/24']},
         ],
         'bridge': None,
         'nat': [{'source': '192.168.2.0/24', 'out_interface': 'eth0'},
@@ -116,8 +116,8 @@ EXPECTED_PLAN = {
         'uplink_check': {'name': 'ens3', 'bridge': None, 'addresses': ['10.0.0.13/24'], 'gateway': None, 'exact': False,
                          'hint': NAT_HINT % ('hv3', '10.0.0.13/24')},
         'taps': [
-            {'name': 'tap0', 'user': None, 'group': None, 'addresses': [], 'bridge': 'virbr0'},
-            {'name': 'tap1', 'user': None, 'group': None, 'addresses': [], 'bridge': 'virbr0'},
+            {'name': 'tap0', 'user': None, 'group': None, 'addresses': []},
+            {'name': 'tap1', 'user': None, 'group': None, 'addresses': []},
         ],
         'bridge': {'name': 'virbr0', 'addresses': ['192.168.100.1/24'], 'ports': ['tap0', 'tap1'], 'uplink': None,
                    'gateway': None, 'readdress': False},
@@ -133,8 +133,8 @@ EXPECTED_PLAN = {
         'uplink_check': {'name': 'eth0', 'bridge': 'br0', 'addresses': ['10.0.0.14/24'], 'gateway': '10.0.0.1', 'exact': True,
                          'hint': LAN_HINT % 'hv4'},
         'taps': [
-            {'name': 'tap0', 'user': 'qemu', 'group': 'kvm', 'addresses': [], 'bridge': 'br0'},
-            {'name': 'tap1', 'user': 'alice', 'group': 'kvm', 'addresses': [], 'bridge': 'br0'},
+            {'name': 'tap0', 'user': 'qemu', 'group': 'kvm', 'addresses': []},
+            {'name': 'tap1', 'user': 'alice', 'group': 'kvm', 'addresses': []},
         ],
         'bridge': {'name': 'br0', 'addresses': ['10.0.0.14/24'], 'ports': ['tap0', 'tap1', 'eth0'], 'uplink': 'eth0',
                    'gateway': '10.0.0.1', 'readdress': False},
@@ -525,9 +525,26 @@ def test_qemu_options_pass_through_only_when_given():
     first, second = plan['hv1']['guests']
     assert dict((key, first[key]) for key in schema.QEMU_OPTIONS) == {
         'memory': 512, 'cpus': 2, 'accel': 'tcg', 'disk': '/srv/a.qcow2', 'disk_format': 'qcow2',
-        'extra_args': ['-no-reboot'], 'append': 'console=ttyS0', 'initrd': '/srv/initrd',
-        'kernel': '/srv/vmlinuz', 'machine': 'pc', 'autostart': False}
+        'extra_args': ['-no-reboot'], 'initrd': '/srv/initrd', 'kernel': '/srv/vmlinuz', 'machine': 'pc',
+        'autostart': False,
+        # what qemu_guest gets: the plan appends the kernel ip= argument (see below)
+        'append': 'console=ttyS0 ip=192.168.0.10::192.168.0.1:255.255.255.0:a:eth0:off'}
     assert not set(schema.QEMU_OPTIONS) & set(second)
+
+
+@pytest.mark.parametrize('entry, append', [
+    ({'kernel': '/k'}, 'ip=192.168.0.10::192.168.0.1:255.255.255.0:a:eth0:off'),
+    ({'kernel': '/k', 'append': 'quiet'}, 'quiet ip=192.168.0.10::192.168.0.1:255.255.255.0:a:eth0:off'),
+    ({'kernel': '/k', 'append': 'ip=dhcp quiet'}, 'ip=dhcp quiet'),
+    ({'append': 'quiet'}, 'quiet'),                    # no kernel: append is QEMU's only with one
+    ({}, None),
+    ({'kernel': '/k', 'address': 'fd00:0:0:1::10/64'}, None),   # no kernel ip= for IPv6
+])
+def test_the_plan_gives_qemu_guest_its_final_append(entry, append):
+    guest = dict({'name': 'a', 'address': '192.168.0.10/24'}, **entry)
+    plan, errors = fleet.plan_fleet({'hv1': {'tuntap_qemu_topology': 'routed', 'tuntap_qemu_guests': [guest]}})
+    assert errors == []
+    assert plan['hv1']['guests'][0].get('append') == append
 
 
 def test_empty_fleet():
