@@ -81,6 +81,8 @@ for folder in sorted(glob.glob(RUNTIME_ROOT + '/*/')):
     state['guests'][name] = guest
 with open('/proc/uptime') as h:
     state['uptime'] = float(h.read().split()[0])
+with open('/proc/sys/kernel/random/boot_id') as h:
+    state['boot_id'] = h.read().strip()
 print(json.dumps(state))
 '''
 

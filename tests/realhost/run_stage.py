@@ -222,7 +222,7 @@ class TopologyRun:
         rc, output, seconds = vm.playbook(playbook, inventory, log_path=os.path.join(self.log_dir, name + '.log'))
         summary = realhost.recap(output)
         if rc != 0:
-            failed = [line for line in output.splitlines() if line.startswith(('fatal:', 'failed:'))
+            failed = [line for line in output.splitlines() if line.startswith(('fatal:', 'failed:', '[ERROR]'))
                       or '"msg":' in line][:4]
             self.note('%s failed (exit %d): %s' % (name, rc, ' | '.join(line.strip()[:400] for line in failed)))
         return rc, summary, seconds
@@ -258,6 +258,14 @@ class TopologyRun:
                         check=False, timeout=120)
         with open(os.path.join(self.log_dir, name), 'w') as handle:
             handle.write(result.stdout)
+
+    def save_boot_analysis(self, vm, name):
+        """What the boot waited for: systemd-analyze time, critical-chain and blame."""
+        with open(os.path.join(self.log_dir, name), 'w') as handle:
+            for argv in (['systemd-analyze', 'time'], ['systemd-analyze', 'critical-chain', 'multi-user.target'],
+                         ['systemd-analyze', 'blame']):
+                result = vm.ssh('sudo', *argv, check=False, timeout=60)
+                handle.write('$ %s\n%s\n' % (' '.join(argv), result.stdout))
 
     def save_serial(self, vm):
         if os.path.exists(vm.serial_log):
@@ -310,13 +318,13 @@ class TopologyRun:
         after_raw = host_state.collect(vm)
         after = host_state.normalise(after_raw)
         self.save_journal(vm, 'journal-before-reboot.txt')
+        self.save_boot_analysis(vm, 'boot-after-reboot.txt')
         # From the reboot command to the host's boot: shutdown (guests stopping) and reset.
         self.times['shutdown'] = seconds - after_raw['uptime']
         self.note('reboot %.0fs: about %.0fs to go down, %.0fs from power-on to SSH'
                   % (seconds, self.times['shutdown'], after_raw['uptime']))
-        if after_raw['uptime'] >= before_raw['uptime']:
-            self.check('the host really rebooted', False, 'uptime %.0fs before, %.0fs after'
-                       % (before_raw['uptime'], after_raw['uptime']))
+        if after_raw['boot_id'] == before_raw['boot_id']:
+            self.check('the host really rebooted', False, 'the same boot_id %s before and after' % after_raw['boot_id'])
         self.compare(before, after)
         boot_guests = self.check_guests('guests are back after the reboot (QEMU on its tap, QMP)', after)
         if topology.iptables:
