@@ -7,15 +7,15 @@ must never run in the root namespace, because it creates a bridge and N taps.
 
 It does what ``bridge_port`` (name=br0) and then ``tap_device`` (names, user, bridge) do
 after AnsibleModule has parsed their arguments, through the same module_utils calls as
-link_module.converge_links(), each stage timed with time.perf_counter():
+_links/converge.py (through module_runner), each stage timed with time.perf_counter():
 
-    specs    link_specs.bridge_spec / tap_specs (validation, user lookup)
-    open     links.open_netlink()
-    read     links.read_snapshot()           one dump of links, one of addresses
-    plan     links.plan_bridge / plan_tap
-    apply    links.apply_plan()              skipped when nothing changes
-    reread   links.read_snapshot()           the state the module returns
-    result   links.device_facts()            the module's return values
+    specs    specs.bridge_spec / tap_specs      (validation, user lookup)
+    open     netlink.open_netlink()
+    read     reading.read_snapshot()         one dump of links, one of addresses
+    plan     planning.plan_bridge / plan_tap
+    apply    applying.apply_plan()           skipped when nothing changes
+    reread   reading.read_snapshot()         the state the module returns
+    result   reading.device_facts()          the module's return values
 
 Two module calls in a row, as in the playbook; then the same again (the no-change
 converge, which must plan no action). Prints one JSON document on stdout.
@@ -30,6 +30,7 @@ import os
 import pstats
 import sys
 import time
+import types
 
 STAGES = ('specs', 'open', 'read', 'plan', 'apply', 'reread', 'result')
 
@@ -71,7 +72,7 @@ def timed_call(times, stage, function, *args):
 
 
 def module_call(links, specs, planner, times):
-    """What link_module.converge_links() and result_for() do for one module call."""
+    """What _links/converge.py does for one module call."""
     snapshot = timed_call(times, 'read', links.read_snapshot)
     plan = links.LinkPlan(snapshot)
 
@@ -143,10 +144,17 @@ def main(argv=None):
     sys.path.insert(0, os.path.abspath(options.collections))
 
     start = time.perf_counter()
-    from ansible_collections.tuntap.qemu.plugins.module_utils import link_specs, links
+    from ansible_collections.tuntap.qemu.plugins.module_utils._links import (
+        applying, netlink, planning, reading)
+    from ansible_collections.tuntap.qemu.plugins.module_utils._links import specs as link_specs
     import_seconds = time.perf_counter() - start
-    if not links.HAS_PYROUTE2:
-        raise ConvergeError('pyroute2 is missing: %s' % links.PYROUTE2_IMPORT_ERROR)
+    if not netlink.available():
+        raise ConvergeError('pyroute2 is missing')
+    # The link subsystem's functions this benchmark times, by their stage.
+    links = types.SimpleNamespace(
+        read_snapshot=reading.read_snapshot, device_facts=reading.device_facts,
+        LinkPlan=planning.LinkPlan, plan_bridge=planning.plan_bridge, plan_tap=planning.plan_tap,
+        open_netlink=netlink.open_netlink, apply_plan=applying.apply_plan)
     runs = {}
     for label, must_change in (('first', True), ('no-change', False)):
         if options.profile:

@@ -9,8 +9,8 @@ nobody, ports of br0, up) through one `ip -batch` file, then, inside it and once
 Python, times
 
   rtnl      rtnl_snapshot.read_snapshot()      (opens and closes its own socket)
-  pyroute2  links.read_snapshot_pyroute2(ipr)           (on an IPRoute opened beforehand, as the
-                                                modules do)
+  pyroute2  pyroute2_reader.read_snapshot_pyroute2(ipr)  (the reference reader of
+            tests/integration/targets/rtnl_snapshot, on an IPRoute opened beforehand)
   ip -j     `ip -j link show` + `ip -j addr show` (two processes: the floor of
             taps_vs_ip_batch.py)
 
@@ -33,6 +33,7 @@ BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(BENCH_DIR)
 COMMAND_ENV = dict(os.environ, LC_ALL='C')
 SYSTEM_PYTHON = '/usr/bin/python3'
+REFERENCE_DIR = os.path.join(REPO_ROOT, 'tests', 'integration', 'targets', 'rtnl_snapshot')
 
 
 def parse_args(argv):
@@ -50,10 +51,13 @@ def inner(collections, repeat):
     """Runs inside the namespace: time both readers, print one JSON document."""
     sys.path.insert(0, collections)
     start = time.perf_counter()
-    from ansible_collections.tuntap.qemu.plugins.module_utils import rtnl_snapshot
+    from ansible_collections.tuntap.qemu.plugins.module_utils._links import rtnl_snapshot
     import_rtnl = time.perf_counter() - start
     start = time.perf_counter()
-    from ansible_collections.tuntap.qemu.plugins.module_utils import links
+    sys.path.insert(0, REFERENCE_DIR)
+    import pyroute2_reader
+    from ansible_collections.tuntap.qemu.plugins.module_utils._links import netlink
+    ipr = netlink.open_netlink()
     import_links = time.perf_counter() - start
     from importlib.metadata import version
 
@@ -65,9 +69,8 @@ def inner(collections, repeat):
             samples.append(time.perf_counter() - start)
         return value, samples
 
-    ipr = links.open_netlink()
     try:
-        reference, pyroute2_samples = timed(links.read_snapshot_pyroute2, ipr)
+        reference, pyroute2_samples = timed(pyroute2_reader.read_snapshot_pyroute2, ipr)
     finally:
         ipr.close()
     snapshot, rtnl_samples = timed(rtnl_snapshot.read_snapshot)
@@ -142,7 +145,7 @@ def main(argv=None):
                   % (options.count, options.repeat, milliseconds(floor)))
             print('%-8s %-9s %6s %11s %11s %7s %6s  %s'
                   % ('python', 'pyroute2', 'links', 'rtnl', 'pyroute2', 'ratio', 'equal',
-                     'import rtnl_snapshot / links+pyroute2'))
+                     'import rtnl_snapshot / reference+pyroute2'))
             failed = False
             for python in pythons:
                 result = json.loads(run(['ip', 'netns', 'exec', namespace, python, __file__,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.tuntap.qemu.plugins.module_utils import guest_config
+from ansible_collections.tuntap.qemu.plugins.module_utils._guest import guest_config
 
 
 def _network(value, what):

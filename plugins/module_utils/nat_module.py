@@ -17,7 +17,8 @@ import socket
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.tuntap.qemu.plugins.module_utils import (
-    files, iptables, links, names, nat_rules, nft, nft_boot_unit)
+    files, iptables, module_runner, names, nat_rules, nft, nft_boot_unit)
+from ansible_collections.tuntap.qemu.plugins.module_utils._links import netlink, reading
 from ansible_collections.tuntap.qemu.plugins.module_utils.netfilter_commands import (
     Commands, DEFAULT_COMMANDS, NetfilterError)
 
@@ -76,11 +77,11 @@ def guest_side_networks(exclude):
     Uplinks are `exclude` (the in_interface), loopback and every interface that carries a
     default route (IPv4 or IPv6, main table).  One netlink dump of links and addresses,
     one of routes per family."""
-    if not links.HAS_PYROUTE2:
-        raise NetfilterError(missing_required_lib(links.PYROUTE2_LIBRARY))
-    ipr = links.open_netlink()
+    if not netlink.available():
+        raise NetfilterError(missing_required_lib(module_runner.PYROUTE2.description))
+    ipr = netlink.open_netlink()
     try:
-        snapshot = links.read_snapshot()
+        snapshot = reading.read_snapshot()
         by_index = dict((record['ifindex'], name) for name, record in snapshot.items())
         uplinks = set(name for name in exclude if name)
         for family in (socket.AF_INET, socket.AF_INET6):

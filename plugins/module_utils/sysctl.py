@@ -8,7 +8,7 @@ from __future__ import annotations
 import fnmatch
 import os
 
-from ansible_collections.tuntap.qemu.plugins.module_utils import files
+from ansible_collections.tuntap.qemu.plugins.module_utils import files, module_runner
 
 PROC_SYS = '/proc/sys'
 
@@ -171,3 +171,62 @@ def read_boot_overrides(our_path, values, dirs=BOOT_DIRS):
         ordered.append((our_path, None))
         ordered.sort(key=lambda item: os.path.basename(item[0]))
     return boot_overrides(ordered, our_path, values)
+
+
+class ForwardingSteps(module_runner.ModuleSteps):
+    """ip_forward for module_runner: the runtime and persistent facets, planned together."""
+
+    def parse(self, module):
+        params = module.params
+        if not params['family']:
+            raise module_runner.Refused(['family: give at least one of ipv4, ipv6'])
+        return params
+
+    def plan(self, module, request, state):
+        plan = plan_forwarding(request)
+        module_runner.refuse(plan['errors'])
+        if request['persistent']:
+            wanted = desired_values(request['family'], request['state'] == 'enabled')
+            for warning in read_boot_overrides(request['sysctl_file'], wanted):
+                module.warn(warning)
+        return ForwardingPlan(plan)
+
+    def apply(self, module, plan):
+        params = module.params
+        if plan.facets['runtime_changed']:
+            write_runtime(plan.facets['runtime_after'])
+        if plan.facets['file_changed']:
+            plan.backup_file = files.write_atomic(module, params['sysctl_file'],
+                                                  plan.facets['file_after'], backup=params['backup'])
+
+    def result(self, module, request, plan, applied):
+        facets = plan.facets
+        result = {'changed': plan.changed}
+        if plan.backup_file:
+            result['backup_file'] = plan.backup_file
+        if request['runtime']:
+            result['runtime'] = facets['runtime_after']
+        if request['persistent']:
+            result['persistent'] = {'path': request['sysctl_file'], 'content': facets['file_after'],
+                                    'changed': facets['file_changed']}
+        if module._diff:
+            result['diff'] = [
+                {'before_header': 'runtime (/proc/sys)', 'after_header': 'runtime (/proc/sys)',
+                 'before': facets['runtime_before'], 'after': facets['runtime_after']},
+            ]
+            if request['persistent']:
+                result['diff'].append(files.text_diff(request['sysctl_file'], facets['file_before'],
+                                                      facets['file_after']))
+        return result
+
+
+class ForwardingPlan:
+    """plan_forwarding()'s facets, and the backup made when applying."""
+
+    def __init__(self, facets):
+        self.facets = facets
+        self.backup_file = None
+
+    @property
+    def changed(self):
+        return self.facets['runtime_changed'] or self.facets['file_changed']

@@ -193,7 +193,8 @@ devices:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.tuntap.qemu.plugins.module_utils import link_module, link_specs, links
+from ansible_collections.tuntap.qemu.plugins.module_utils import module_runner
+from ansible_collections.tuntap.qemu.plugins.module_utils._links.converge import BridgeSteps
 
 
 def main():
@@ -215,19 +216,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    link_module.require_libraries(module)
-
-    spec, errors = link_specs.bridge_spec(module.params)
-    link_module.fail_on_errors(module, errors)
-    if spec['uplink'] and spec['state'] == 'present':
-        spec['uplink_routes'] = link_module.uplink_routes(spec['uplink'])
-        spec['bridge_routes'] = link_module.uplink_routes(spec['name'])
-    plan, snapshot = link_module.converge_links(module, [spec], links.plan_bridge)
-    result = link_module.result_for(module, plan, snapshot, [spec['name']])
-    for device in result['devices']:
-        if 'ports' not in device:  # the check-mode prediction has them already
-            device['ports'] = links.ports_of(snapshot, device['name'])
-    module.exit_json(**result)
+    module_runner.run(module, BridgeSteps())
 
 
 if __name__ == '__main__':

@@ -111,7 +111,8 @@ backup_file:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.tuntap.qemu.plugins.module_utils import files, sysctl
+from ansible_collections.tuntap.qemu.plugins.module_utils import module_runner
+from ansible_collections.tuntap.qemu.plugins.module_utils.sysctl import ForwardingSteps
 
 
 def main():
@@ -126,41 +127,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    params = module.params
-    if not params['family']:
-        module.fail_json(msg='family: give at least one of ipv4, ipv6')
-
-    plan = sysctl.plan_forwarding(params)
-    if plan['errors']:
-        module.fail_json(msg='; '.join(plan['errors']), errors=plan['errors'])
-
-    result = {'changed': plan['runtime_changed'] or plan['file_changed']}
-    if params['persistent']:
-        wanted = sysctl.desired_values(params['family'], params['state'] == 'enabled')
-        for warning in sysctl.read_boot_overrides(params['sysctl_file'], wanted):
-            module.warn(warning)
-    if not module.check_mode:
-        if plan['runtime_changed']:
-            sysctl.write_runtime(plan['runtime_after'])
-        if plan['file_changed']:
-            backup_file = files.write_atomic(module, params['sysctl_file'], plan['file_after'],
-                                             backup=params['backup'])
-            if backup_file:
-                result['backup_file'] = backup_file
-    if params['runtime']:
-        result['runtime'] = plan['runtime_after']
-    if params['persistent']:
-        result['persistent'] = {'path': params['sysctl_file'], 'content': plan['file_after'],
-                                'changed': plan['file_changed']}
-    if module._diff:
-        result['diff'] = [
-            {'before_header': 'runtime (/proc/sys)', 'after_header': 'runtime (/proc/sys)',
-             'before': plan['runtime_before'], 'after': plan['runtime_after']},
-        ]
-        if params['persistent']:
-            result['diff'].append(files.text_diff(params['sysctl_file'], plan['file_before'],
-                                                  plan['file_after']))
-    module.exit_json(**result)
+    module_runner.run(module, ForwardingSteps())
 
 
 if __name__ == '__main__':

@@ -286,7 +286,8 @@ unit:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.tuntap.qemu.plugins.module_utils import qemu_guest_run
+from ansible_collections.tuntap.qemu.plugins.module_utils import module_runner
+from ansible_collections.tuntap.qemu.plugins.module_utils._guest.qemu_guest_run import GuestSteps
 
 
 def main():
@@ -319,7 +320,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    module.exit_json(**qemu_guest_run.converge(module))
+    module_runner.run(module, GuestSteps())
 
 
 if __name__ == '__main__':

@@ -246,7 +246,8 @@ devices:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.tuntap.qemu.plugins.module_utils import link_module, link_specs, links
+from ansible_collections.tuntap.qemu.plugins.module_utils import module_runner
+from ansible_collections.tuntap.qemu.plugins.module_utils._links.converge import TapSteps
 
 
 def main():
@@ -272,13 +273,7 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            mutually_exclusive=[('name', 'names', 'devices')],
                            required_one_of=[('name', 'names', 'devices')])
-    link_module.require_libraries(module)
-
-    specs, errors = link_specs.tap_specs(module.params)
-    link_module.fail_on_errors(module, errors)
-    plan, snapshot = link_module.converge_links(module, specs, links.plan_tap)
-    module.exit_json(**link_module.result_for(module, plan, snapshot,
-                                              [spec['name'] for spec in specs]))
+    module_runner.run(module, TapSteps())
 
 
 if __name__ == '__main__':

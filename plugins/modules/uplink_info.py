@@ -108,7 +108,8 @@ uplink:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.tuntap.qemu.plugins.module_utils import link_module, links, uplink_check
+from ansible_collections.tuntap.qemu.plugins.module_utils import module_runner
+from ansible_collections.tuntap.qemu.plugins.module_utils._links.converge import UplinkInfoSteps
 
 
 def main():
@@ -123,18 +124,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    link_module.require_libraries(module)
-    params = module.params
-    link_module.fail_on_errors(module, uplink_check.spec_errors(params))
-    snapshot = links.read_snapshot()
-    holder = uplink_check.lan_holder(snapshot, params['name'], params['bridge'])
-    routes = link_module.uplink_routes(holder) if holder else []
-    facts, errors = uplink_check.check_uplink(snapshot, routes, params)
-    if errors:
-        if params['hint']:
-            errors = errors + [params['hint']]
-        module.fail_json(msg='; '.join(errors), errors=errors, uplink=facts)
-    module.exit_json(changed=False, uplink=facts)
+    module_runner.run(module, UplinkInfoSteps())
 
 
 if __name__ == '__main__':

@@ -16,7 +16,8 @@ tap holds, and which of the host's networks are internal (NAT sources).
 
 from __future__ import annotations
 
-from ansible_collections.tuntap.qemu.plugins.module_utils import guest_config, names
+from ansible_collections.tuntap.qemu.plugins.module_utils import names
+from ansible_collections.tuntap.qemu.plugins.module_utils._guest import guest_config
 from ansible_collections.tuntap.qemu.plugins.module_utils._fleet import nets, schema
 from ansible_collections.tuntap.qemu.plugins.module_utils._fleet.records import Resolved
 

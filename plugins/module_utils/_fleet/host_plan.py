@@ -6,7 +6,8 @@ uplink_info, the guests for qemu_guest). The plan is plain data (the action plug
 
 from __future__ import annotations
 
-from ansible_collections.tuntap.qemu.plugins.module_utils import guest_config, names
+from ansible_collections.tuntap.qemu.plugins.module_utils import names
+from ansible_collections.tuntap.qemu.plugins.module_utils._guest import guest_config
 from ansible_collections.tuntap.qemu.plugins.module_utils._fleet import schema, topologies
 
 

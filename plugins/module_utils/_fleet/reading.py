@@ -4,7 +4,8 @@
 
 from __future__ import annotations
 
-from ansible_collections.tuntap.qemu.plugins.module_utils import guest_config, guest_plan, names
+from ansible_collections.tuntap.qemu.plugins.module_utils import names
+from ansible_collections.tuntap.qemu.plugins.module_utils._guest import guest_config, guest_plan
 from ansible_collections.tuntap.qemu.plugins.module_utils._fleet import nets, schema, topologies
 from ansible_collections.tuntap.qemu.plugins.module_utils._fleet.records import Guest, Host
 

@@ -14,7 +14,8 @@ import os
 import pwd
 import re
 
-from ansible_collections.tuntap.qemu.plugins.module_utils import guest_config, names, qemu
+from ansible_collections.tuntap.qemu.plugins.module_utils import names
+from ansible_collections.tuntap.qemu.plugins.module_utils._guest import guest_config, qemu
 
 GUEST_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$')
 
@@ -95,7 +96,7 @@ def resolve_run_as(path, user):
 
 
 def tap_errors(snapshot, guest, run_as, own_pid):
-    """Errors about the guest's taps in the kernel state `snapshot` (links.read_snapshot)."""
+    """Errors about the guest's taps in the kernel state `snapshot` (_links.reading.read_snapshot)."""
     errors = []
     for index, nic in enumerate(guest['nics']):
         path = 'nics[%d].tap' % index

@@ -1,6 +1,7 @@
 # Copyright: tuntap.qemu contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The converge of the qemu_guest module: observe -> plan -> validate -> act.
+"""The qemu_guest module's steps for module_runner: parse (the guest's argv) -> read (its
+process and unit) -> plan (the action, the unit's steps, the taps checked) -> apply.
 
 A guest runs daemonized, or with autostart as a systemd unit (guest_unit.py) where systemd is
 the init system; switching between the two stops the old QEMU before the new one starts."""
@@ -14,12 +15,9 @@ import pwd
 import shutil
 import time
 
-from ansible_collections.tuntap.qemu.plugins.module_utils import (
-    files, guest_plan, guest_unit, link_module, links, qemu)
-
-
-def _fail(module, errors, **extra):
-    module.fail_json(msg='; '.join(errors), errors=errors, **extra)
+from ansible_collections.tuntap.qemu.plugins.module_utils import files, module_runner
+from ansible_collections.tuntap.qemu.plugins.module_utils._guest import guest_plan, guest_unit, qemu
+from ansible_collections.tuntap.qemu.plugins.module_utils._links import netlink, reading
 
 
 def _resolve_binary(module, guest, errors):
@@ -56,7 +54,7 @@ def _read_carriers(ipr, snapshot, guest):
             continue
         try:
             messages = ipr.get_links(link['ifindex'])
-        except links.NetlinkError:
+        except netlink.errors():
             continue  # gone since the dump: tap_errors() still sees it, nothing is started
         if messages:
             carrier = messages[0].get_attr('IFLA_CARRIER')
@@ -100,148 +98,192 @@ def _observe_unit(module, name, booted):
     try:
         status = systemctl.status(guest_unit.unit_name(name))
     except guest_unit.SystemctlError as exc:
-        module.fail_json(msg=str(exc))
+        raise module_runner.Refused([str(exc)])
     return {'path': path, 'name': guest_unit.unit_name(name), 'before': files.read_text(path),
             'status': status, 'systemctl': systemctl}
 
 
-def converge(module):
-    """Converge one guest; returns the module result."""
-    link_module.require_libraries(module)
-    params = module.params
-    guest, errors = guest_plan.guest_spec(params)
-    paths = guest_plan.runtime_paths(params)
-    run_as, error = guest_plan.resolve_run_as('run_as', params['run_as'])
-    if error:
-        errors.append(error)
-    if params['stop_timeout'] < 0:
-        errors.append('stop_timeout: %r must not be negative' % params['stop_timeout'])
-    if params['state'] == 'running' or (params['autostart'] and params['state'] == 'stopped'):
-        # A stopped guest with autostart keeps a unit, whose ExecStart needs the full path.
-        _resolve_binary(module, guest, errors)
-    # Units only where PID 1 is systemd and runs in this network namespace; elsewhere nothing
-    # under /etc/systemd is read or written (in the lab that folder is the machine's own).
-    systemd, same_netns = guest_unit.systemd_booted(), guest_unit.same_netns_as_init()
-    booted = systemd and same_netns is True
-    mode, warning = guest_unit.service_mode(params['autostart'], systemd, same_netns, guest['name'])
-    if errors:
-        _fail(module, errors)
-    if warning:
-        module.warn(warning)
-    try:
-        accel, reason = qemu.choose_accel(params['accel'])
-    except qemu.QemuError as exc:
-        _fail(module, [str(exc)])
-    argv = qemu.build_argv(guest, accel, paths, daemonize=mode == 'daemon')
-    observed = qemu.observe(paths, guest['name'])
-    unit = _observe_unit(module, guest['name'], booted)
-    wanted = mode == 'systemd' and params['state'] != 'absent'
+class GuestSteps(module_runner.ModuleSteps):
+    """qemu_guest: parse the request, observe the guest (process, unit), plan the action and
+    the unit's steps, apply them unless check mode."""
 
-    before = unit['before'] if unit else None
-    after = helper_before = helper_after = None
-    if wanted:
-        if before is not None and not guest_unit.is_ours(before):
-            _fail(module, ['autostart: %s exists and is not managed by tuntap.qemu (no "%s" header); '
-                           'remove it or rename the guest' % (unit['path'], guest_unit.MARK)])
-        python = guest_unit.helper_python()
-        after = guest_unit.render_unit(guest['name'], argv, paths, [nic['tap'] for nic in guest['nics']],
-                                       _account(run_as), params['stop_timeout'], python)
-        helper_before = files.read_text(guest_unit.HELPER_PATH)
-        helper_after = guest_unit.render_helper(python)
-    steps = None
-    if unit is not None:
-        steps = guest_unit.plan_unit(params['state'], wanted, before, after, unit['status'], observed,
-                                     argv, params['restart_on_change'])
-    if wanted:
-        action = steps.action
-    else:
-        # The daemonized mode decides; a QEMU that the unit's stop takes along counts as stopped.
-        daemon_observed = observed
-        if steps is not None and steps.stop and observed['pid'] == unit['status'].main_pid:
-            daemon_observed = dict(observed, state='stopped', pid=None)
-        action = guest_plan.plan_action(params['state'], daemon_observed, argv, params['restart_on_change'])
-        if daemon_observed is not observed and observed['state'] != 'stopped':
-            action = {'start': 'restart', None: 'stop'}.get(action, action)
-    remove_helper = (steps is not None and steps.remove and not _other_units(guest['name'])
-                     and guest_unit.is_ours(files.read_text(guest_unit.HELPER_PATH)))
-    write_helper = wanted and helper_before != helper_after
+    libraries = (module_runner.NETADDR, module_runner.PYROUTE2)
 
-    if action in ('start', 'restart'):
-        ipr = links.open_netlink()
+    def parse(self, module):
+        params = module.params
+        guest, errors = guest_plan.guest_spec(params)
+        paths = guest_plan.runtime_paths(params)
+        run_as, error = guest_plan.resolve_run_as('run_as', params['run_as'])
+        if error:
+            errors.append(error)
+        if params['stop_timeout'] < 0:
+            errors.append('stop_timeout: %r must not be negative' % params['stop_timeout'])
+        if params['state'] == 'running' or (params['autostart'] and params['state'] == 'stopped'):
+            # A stopped guest with autostart keeps a unit, whose ExecStart needs the full path.
+            _resolve_binary(module, guest, errors)
+        # Units only where PID 1 is systemd and runs in this network namespace; elsewhere nothing
+        # under /etc/systemd is read or written (in the lab that folder is the machine's own).
+        systemd, same_netns = guest_unit.systemd_booted(), guest_unit.same_netns_as_init()
+        booted = systemd and same_netns is True
+        mode, warning = guest_unit.service_mode(params['autostart'], systemd, same_netns, guest['name'])
+        module_runner.refuse(errors)
+        if warning:
+            module.warn(warning)
         try:
-            snapshot = links.read_snapshot()
-            _read_carriers(ipr, snapshot, guest)
-        finally:
-            ipr.close()
-        own_pid = observed['pid'] if action == 'restart' else None
-        errors = guest_plan.tap_errors(snapshot, guest, run_as, own_pid)
-        if errors:
-            _fail(module, errors)
-    if action == 'remove' and observed['state'] == 'stopped' and not os.path.isdir(paths['runtime_dir']):
-        action = None
-    unit_changes = steps is not None and guest_unit.unit_changed(steps)
+            accel, reason = qemu.choose_accel(params['accel'])
+        except qemu.QemuError as exc:
+            raise module_runner.Refused([str(exc)])
+        return {'params': params, 'guest': guest, 'paths': paths, 'run_as': run_as, 'mode': mode,
+                'booted': booted, 'accel': accel, 'reason': reason,
+                'argv': qemu.build_argv(guest, accel, paths, daemonize=mode == 'daemon')}
 
-    result = {
-        'changed': action is not None or unit_changes or write_helper or remove_helper,
-        'action': action,
-        'mode': mode,
-        'argv': argv,
-        'cmdline': qemu.command_line(argv),
-        'accel': {'name': accel, 'reason': reason},
-        'macs': [nic['mac'] for nic in guest['nics']],
-        'qmp_socket': paths['qmp_socket'],
-        'serial_log': paths['serial_log'],
-        'pidfile': paths['pidfile'],
-        'pid': observed['pid'],
-        'state': 'running' if observed['state'] != 'stopped' else 'stopped',
-        'unit': ({'name': unit['name'], 'path': unit['path'], 'enabled': True,
-                  'active': params['state'] == 'running'} if wanted else None),
-    }
-    if module._diff:
-        after_state = {'start': 'running', 'restart': 'running', 'stop': 'stopped',
-                       'remove': 'absent'}.get(action, result['state'])
-        # Under a unit there is no recorded argv.json: the running process's command line is.
-        before_argv = observed['cmdline'] if wanted and observed['cmdline'] else observed['argv']
-        state_diff = {
-            'before': {'state': observed['state'], 'argv': before_argv},
-            'after': {'state': after_state, 'argv': argv if after_state == 'running' else before_argv},
-        }
+    def read(self, module, request):
+        name = request['guest']['name']
+        return {'observed': qemu.observe(request['paths'], name),
+                'unit': _observe_unit(module, name, request['booted'])}
+
+    def plan(self, module, request, state):
+        params, guest, paths, argv = request['params'], request['guest'], request['paths'], request['argv']
+        mode, run_as = request['mode'], request['run_as']
+        observed, unit = state['observed'], state['unit']
+        wanted = mode == 'systemd' and params['state'] != 'absent'
+
+        before = unit['before'] if unit else None
+        after = helper_before = helper_after = None
+        if wanted:
+            if before is not None and not guest_unit.is_ours(before):
+                raise module_runner.Refused([
+                    'autostart: %s exists and is not managed by tuntap.qemu (no "%s" header); '
+                    'remove it or rename the guest' % (unit['path'], guest_unit.MARK)])
+            python = guest_unit.helper_python()
+            after = guest_unit.render_unit(guest['name'], argv, paths, [nic['tap'] for nic in guest['nics']],
+                                           _account(run_as), params['stop_timeout'], python)
+            helper_before = files.read_text(guest_unit.HELPER_PATH)
+            helper_after = guest_unit.render_helper(python)
+        steps = None
         if unit is not None:
-            state_diff['before']['unit'] = {'enabled': unit['status'].enabled, 'active': unit['status'].active}
-            state_diff['after']['unit'] = ({'enabled': True, 'active': after_state == 'running'}
-                                           if wanted else {'enabled': False, 'active': False})
-        file_diffs = []
-        if unit is not None and before != after and (wanted or steps.remove):
-            file_diffs.append(files.text_diff(unit['path'], before, after))
-        if write_helper or remove_helper:
-            file_diffs.append(files.text_diff(guest_unit.HELPER_PATH, helper_before if wanted else
-                                              files.read_text(guest_unit.HELPER_PATH), helper_after))
-        result['diff'] = [state_diff] + file_diffs if file_diffs else state_diff
-    if not result['changed'] or module.check_mode:
-        if action is not None:
-            result['state'] = {'stop': 'stopped', 'remove': 'absent'}.get(action, 'running')
+            steps = guest_unit.plan_unit(params['state'], wanted, before, after, unit['status'], observed,
+                                         argv, params['restart_on_change'])
+        if wanted:
+            action = steps.action
+        else:
+            # The daemonized mode decides; a QEMU that the unit's stop takes along counts as stopped.
+            daemon_observed = observed
+            if steps is not None and steps.stop and observed['pid'] == unit['status'].main_pid:
+                daemon_observed = dict(observed, state='stopped', pid=None)
+            action = guest_plan.plan_action(params['state'], daemon_observed, argv, params['restart_on_change'])
+            if daemon_observed is not observed and observed['state'] != 'stopped':
+                action = {'start': 'restart', None: 'stop'}.get(action, action)
+        remove_helper = (steps is not None and steps.remove and not _other_units(guest['name'])
+                         and guest_unit.is_ours(files.read_text(guest_unit.HELPER_PATH)))
+        write_helper = wanted and helper_before != helper_after
+
+        if action in ('start', 'restart'):
+            ipr = netlink.open_netlink()
+            try:
+                snapshot = reading.read_snapshot()
+                _read_carriers(ipr, snapshot, guest)
+            finally:
+                ipr.close()
+            own_pid = observed['pid'] if action == 'restart' else None
+            module_runner.refuse(guest_plan.tap_errors(snapshot, guest, run_as, own_pid))
+        if action == 'remove' and observed['state'] == 'stopped' and not os.path.isdir(paths['runtime_dir']):
+            action = None
+        unit_changes = steps is not None and guest_unit.unit_changed(steps)
+
+        result = {
+            'changed': action is not None or unit_changes or write_helper or remove_helper,
+            'action': action,
+            'mode': mode,
+            'argv': argv,
+            'cmdline': qemu.command_line(argv),
+            'accel': {'name': request['accel'], 'reason': request['reason']},
+            'macs': [nic['mac'] for nic in guest['nics']],
+            'qmp_socket': paths['qmp_socket'],
+            'serial_log': paths['serial_log'],
+            'pidfile': paths['pidfile'],
+            'pid': observed['pid'],
+            'state': 'running' if observed['state'] != 'stopped' else 'stopped',
+            'unit': ({'name': unit['name'], 'path': unit['path'], 'enabled': True,
+                      'active': params['state'] == 'running'} if wanted else None),
+        }
+        if module._diff:
+            after_state = {'start': 'running', 'restart': 'running', 'stop': 'stopped',
+                           'remove': 'absent'}.get(action, result['state'])
+            # Under a unit there is no recorded argv.json: the running process's command line is.
+            before_argv = observed['cmdline'] if wanted and observed['cmdline'] else observed['argv']
+            state_diff = {
+                'before': {'state': observed['state'], 'argv': before_argv},
+                'after': {'state': after_state, 'argv': argv if after_state == 'running' else before_argv},
+            }
+            if unit is not None:
+                state_diff['before']['unit'] = {'enabled': unit['status'].enabled, 'active': unit['status'].active}
+                state_diff['after']['unit'] = ({'enabled': True, 'active': after_state == 'running'}
+                                               if wanted else {'enabled': False, 'active': False})
+            file_diffs = []
+            if unit is not None and before != after and (wanted or steps.remove):
+                file_diffs.append(files.text_diff(unit['path'], before, after))
+            if write_helper or remove_helper:
+                file_diffs.append(files.text_diff(guest_unit.HELPER_PATH, helper_before if wanted else
+                                                  files.read_text(guest_unit.HELPER_PATH), helper_after))
+            result['diff'] = [state_diff] + file_diffs if file_diffs else state_diff
+        return GuestPlan(result, request, unit, steps, wanted, after, helper_after,
+                         write_helper, remove_helper)
+
+    def apply(self, module, plan):
+        request, result, unit, steps = plan.request, plan.result, plan.unit, plan.steps
+        params, paths, name = request['params'], request['paths'], request['guest']['name']
+        try:
+            if plan.wanted:
+                _apply_unit(module, unit, steps, paths, name, params, plan.after, plan.helper_after,
+                            plan.write_helper, result)
+            else:
+                if steps is not None:
+                    _remove_unit(module, unit, steps, plan.remove_helper)
+                _apply_daemon(result['action'], paths, name, params, request['argv'], request['run_as'],
+                              result)
+        except (qemu.QemuError, guest_unit.SystemctlError) as exc:
+            # No half-started guest: whatever got started for this name goes again.
+            if plan.wanted and (steps.start or steps.restart):
+                try:
+                    unit['systemctl'].run('stop', unit['name'])
+                except guest_unit.SystemctlError:
+                    pass
+            qemu.stop(paths, name, timeout=0)
+            hint = ' (journalctl -u %s)' % unit['name'] if plan.wanted else ''
+            raise module_runner.ApplyFailed(str(exc) + hint, argv=request['argv'], cmdline=result['cmdline'],
+                                            serial_log=paths['serial_log'])
+
+    def result(self, module, request, plan, applied):
+        result = plan.result
+        if not applied and result['action'] is not None:
+            result['state'] = {'stop': 'stopped', 'remove': 'absent'}.get(result['action'], 'running')
         return result
 
-    try:
-        if wanted:
-            _apply_unit(module, unit, steps, paths, guest['name'], params, after, helper_after,
-                        write_helper, result)
-        else:
-            if steps is not None:
-                _remove_unit(module, unit, steps, remove_helper)
-            _apply_daemon(action, paths, guest['name'], params, argv, run_as, result)
-    except (qemu.QemuError, guest_unit.SystemctlError) as exc:
-        # No half-started guest: whatever got started for this name goes again.
-        if wanted and (steps.start or steps.restart):
-            try:
-                unit['systemctl'].run('stop', unit['name'])
-            except guest_unit.SystemctlError:
-                pass
-        qemu.stop(paths, guest['name'], timeout=0)
-        hint = ' (journalctl -u %s)' % unit['name'] if wanted else ''
-        module.fail_json(msg=str(exc) + hint, changed=True, argv=argv, cmdline=result['cmdline'],
-                         serial_log=paths['serial_log'])
-    return result
+
+class GuestPlan:
+    """What GuestSteps.plan() decided: the module result so far and what apply() needs."""
+
+    def __init__(self, result, request, unit, steps, wanted, after, helper_after,
+                 write_helper, remove_helper):
+        self.result = result
+        self.request = request
+        self.unit = unit
+        self.steps = steps
+        self.wanted = wanted
+        self.after = after
+        self.helper_after = helper_after
+        self.write_helper = write_helper
+        self.remove_helper = remove_helper
+
+    @property
+    def changed(self):
+        return self.result['changed']
+
+
+def converge(module):
+    """Converge one guest through module_runner; returns the module result."""
+    return module_runner.converge(module, GuestSteps())
 
 
 def _apply_daemon(action, paths, name, params, argv, run_as, result):

@@ -1,57 +1,145 @@
 # Copyright: tuntap.qemu contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The converge loop shared by the link modules (tap_device, bridge_port).
+"""The link modules' steps for module_runner (tap_device, bridge_port, uplink_info).
 
 read state once -> plan every spec -> fail on any error (nothing touched) ->
 apply unless check mode -> read once more for the return values.
+
+pyroute2 is imported only to apply a change and to read routes (bridge_port with an
+uplink, uplink_info): a no-change tap_device or bridge_port never imports it.
 """
 
 from __future__ import annotations
 
 import socket
 
-from ansible.module_utils.basic import missing_required_lib
+from ansible_collections.tuntap.qemu.plugins.module_utils import module_runner
+from ansible_collections.tuntap.qemu.plugins.module_utils._links import (
+    applying, netlink, planning, reading, specs, uplink_check)
 
-from ansible_collections.tuntap.qemu.plugins.module_utils import links, names
-
-
-def require_libraries(module):
-    """Fail with the Debian and PyPI names of whatever library is missing."""
-    if not names.HAS_NETADDR:
-        module.fail_json(msg=missing_required_lib(names.NETADDR_LIBRARY),
-                         exception=str(names.NETADDR_IMPORT_ERROR))
-    if not links.HAS_PYROUTE2:
-        module.fail_json(msg=missing_required_lib(links.PYROUTE2_LIBRARY),
-                         exception=str(links.PYROUTE2_IMPORT_ERROR))
+LIBRARIES = (module_runner.NETADDR, module_runner.PYROUTE2)
 
 
-def fail_on_errors(module, errors):
-    if errors:
-        module.fail_json(msg='; '.join(errors), errors=errors)
+class LinkSteps(module_runner.ModuleSteps):
+    """Plan a list of specs with one planner (plan_tap or plan_bridge) against one snapshot."""
+
+    libraries = LIBRARIES
+    planner = None
+
+    def specs(self, module):
+        """[spec], errors from the module's parameters."""
+        raise NotImplementedError
+
+    def parse(self, module):
+        request, errors = self.specs(module)
+        module_runner.refuse(errors)
+        return request
+
+    def read(self, module, request):
+        return reading.read_snapshot()
+
+    def plan(self, module, request, state):
+        plan = planning.LinkPlan(state)
+        for spec in request:
+            self.planner(plan, spec)  # pylint: disable=not-callable
+        module_runner.refuse(plan.errors)
+        return plan
+
+    def apply(self, module, plan):
+        ipr = netlink.open_netlink()
+        try:
+            applying.apply_plan(ipr, plan)
+        except applying.LinkError as exc:
+            raise module_runner.ApplyFailed(str(exc), diff=plan.diff())
+        finally:
+            ipr.close()
+
+    def result(self, module, request, plan, applied):
+        """The common module result: changed, diff, and the resulting devices.
+
+        The devices are read again after a change; in check mode they are the prediction
+        (the planned after-view merged into the current state)."""
+        snapshot = plan.snapshot
+        if applied:
+            snapshot = reading.read_snapshot()
+        elif plan.changed:
+            snapshot = predicted(plan)
+        result = {
+            'changed': plan.changed,
+            'devices': [reading.device_facts(snapshot, spec['name']) for spec in request
+                        if snapshot.get(spec['name']) is not None],
+        }
+        if module._diff:
+            result['diff'] = plan.diff()
+        self.complete(result, snapshot)
+        return result
+
+    def complete(self, result, snapshot):
+        """Add module-specific return values from the resulting snapshot."""
 
 
-def converge_links(module, specs, planner):
-    """Plan `specs` with `planner` against the kernel, apply, return (plan, snapshot).
+class TapSteps(LinkSteps):
+    """tap_device."""
 
-    The returned snapshot is the kernel state after the change, or the prediction of it
-    in check mode (the planned after-view merged into the current state).
-    """
-    plan = links.LinkPlan(links.read_snapshot())
-    for spec in specs:
-        planner(plan, spec)
-    fail_on_errors(module, plan.errors)
-    if not plan.changed:
-        return plan, plan.snapshot
-    if module.check_mode:
-        return plan, _predicted(plan)
-    ipr = links.open_netlink()
-    try:
-        links.apply_plan(ipr, plan)
-    except links.LinkError as exc:
-        module.fail_json(msg=str(exc), changed=True, diff=plan.diff())
-    finally:
-        ipr.close()
-    return plan, links.read_snapshot()
+    planner = staticmethod(planning.plan_tap)
+
+    def specs(self, module):
+        return specs.tap_specs(module.params)
+
+
+class BridgeSteps(LinkSteps):
+    """bridge_port: one bridge, with the routes of the bridged LAN takeover read first."""
+
+    planner = staticmethod(planning.plan_bridge)
+
+    def specs(self, module):
+        spec, errors = specs.bridge_spec(module.params)
+        return [spec], errors
+
+    def read(self, module, request):
+        spec = request[0]
+        if spec['uplink'] and spec['state'] == 'present':
+            spec['uplink_routes'] = uplink_routes(spec['uplink'])
+            spec['bridge_routes'] = uplink_routes(spec['name'])
+        return reading.read_snapshot()
+
+    def complete(self, result, snapshot):
+        for device in result['devices']:
+            if 'ports' not in device:  # the check-mode prediction has them already
+                device['ports'] = reading.ports_of(snapshot, device['name'])
+
+
+class UplinkInfoSteps(module_runner.ModuleSteps):
+    """uplink_info: read the uplink (or its bridge), check it against the request."""
+
+    libraries = LIBRARIES
+
+    def parse(self, module):
+        module_runner.refuse(uplink_check.spec_errors(module.params))
+        return module.params
+
+    def read(self, module, request):
+        snapshot = reading.read_snapshot()
+        holder = uplink_check.lan_holder(snapshot, request['name'], request['bridge'])
+        return snapshot, uplink_routes(holder) if holder else []
+
+    def plan(self, module, request, state):
+        snapshot, routes = state
+        facts, errors = uplink_check.check_uplink(snapshot, routes, request)
+        if errors and request['hint']:
+            errors = errors + [request['hint']]
+        module_runner.refuse(errors, uplink=facts)
+        return _Unchanged(facts)
+
+    def result(self, module, request, plan, applied):
+        return {'changed': False, 'uplink': plan.facts}
+
+
+class _Unchanged:
+    changed = False
+
+    def __init__(self, facts):
+        self.facts = facts
 
 
 def uplink_routes(uplink):
@@ -61,14 +149,15 @@ def uplink_routes(uplink):
         socket.if_nametoindex(uplink)
     except OSError:
         return []
-    ipr = links.open_netlink()
+    ipr = netlink.open_netlink()
     try:
-        return links.read_routes(ipr, uplink)
+        return reading.read_routes(ipr, uplink)
     finally:
         ipr.close()
 
 
-def _predicted(plan):
+def predicted(plan):
+    """The snapshot after the plan, as check mode reports it."""
     snapshot = dict(plan.snapshot)
     for name, after in plan.after.items():
         if after is None:
@@ -78,15 +167,3 @@ def _predicted(plan):
             record.update(after)
             snapshot[name] = record
     return snapshot
-
-
-def result_for(module, plan, snapshot, names_to_report):
-    """The common module result: changed, diff, and the resulting devices."""
-    result = {
-        'changed': plan.changed,
-        'devices': [links.device_facts(snapshot, name) for name in names_to_report
-                    if snapshot.get(name) is not None],
-    }
-    if module._diff:
-        result['diff'] = plan.diff()
-    return result

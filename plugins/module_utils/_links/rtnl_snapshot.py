@@ -1,6 +1,6 @@
 # Copyright: tuntap.qemu contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The link snapshot of links.read_snapshot(), read with `socket` and `struct` alone.
+"""The link snapshot of reading.read_snapshot(), read with `socket` and `struct` alone.
 
 pyroute2 decodes every attribute of every link into objects (about 50 per link), while a
 snapshot needs eight of them; for 512 taps that is ~0.2-0.27 s per snapshot against ~12 ms
@@ -9,9 +9,9 @@ This module sends the same two read-only requests (an RTM_GETLINK dump and an
 RTM_GETADDR dump over an AF_NETLINK/NETLINK_ROUTE socket), walks the replies with
 struct.unpack_from and decodes only the attributes the snapshot uses:
 
-    snapshot = read_snapshot()     # {ifname: record}, as links.read_snapshot(ipr)
+    snapshot = read_snapshot()     # {ifname: record}, as reading.read_snapshot()
 
-The records have the keys, value types and values of links.link_record(), including
+The records have the keys, value types and values of the pyroute2 reference reader (tests/integration/targets/rtnl_snapshot/pyroute2_reader.py), including
 pyroute2's spelling of each value (MAC as lower-case 'aa:bb:..', operstate lower-cased
 from pyroute2's names, addresses as inet_ntop gives them). One deliberate difference:
 pyroute2 reads IFLA_ADDRESS as six bytes whatever its length, so for links whose hardware
@@ -32,7 +32,7 @@ import os
 import socket
 import struct
 
-from ansible_collections.tuntap.qemu.plugins.module_utils import tuntap
+from ansible_collections.tuntap.qemu.plugins.module_utils._links import tuntap
 
 # linux/netlink.h
 NETLINK_ROUTE = 0
@@ -182,7 +182,7 @@ def _hardware_address(data, span):
 def decode_link(data, start, end):
     """The body of one RTM_NEWLINK message (from its ifinfomsg on) -> link record.
 
-    The record is that of links.link_record(): name, ifindex, kind, mac, mtu, state,
+    The record is that of the pyroute2 reference reader (tests/integration/targets/rtnl_snapshot/pyroute2_reader.py): name, ifindex, kind, mac, mtu, state,
     operstate, master_index, master (None; set by snapshot_from()), addresses ([]), and
     mode/owner/group/multi_queue/vnet_hdr/persist for kind 'tun', stp/forward_delay for
     kind 'bridge'.
@@ -259,7 +259,7 @@ def decode_address(data, start, end):
 def snapshot_from(links, addresses):
     """Link records (dump order) and (ifindex, address) pairs -> {ifname: record}.
 
-    As links.read_snapshot(): addresses of unknown links are dropped, each record's
+    As the pyroute2 reference reader: addresses of unknown links are dropped, each record's
     addresses are sorted and `master` is the name of the link at master_index.
     """
     by_index = dict((record['ifindex'], record) for record in links)

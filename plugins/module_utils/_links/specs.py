@@ -1,6 +1,6 @@
 # Copyright: tuntap.qemu contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Module parameters -> validated device specs for links.plan_tap / plan_bridge.
+"""Module parameters -> validated device specs for planning.plan_tap / plan_bridge.
 
 All checks that need no kernel state happen here, for the whole request at once, so
 that a bad item anywhere fails the call before anything is touched.

@@ -13,15 +13,16 @@ and nothing is touched.
     holder = lan_holder(snapshot, 'eth0', bridge='br0')
     facts, errors = check_uplink(snapshot, routes_of_holder, spec)
 
-Pure functions over a link snapshot (links.read_snapshot()) and routes
-(links.read_routes()); nothing here touches the kernel.
+Pure functions over a link snapshot (reading.read_snapshot()) and routes
+(reading.read_routes()); nothing here touches the kernel.
 """
 
 from __future__ import annotations
 
 import ipaddress
 
-from ansible_collections.tuntap.qemu.plugins.module_utils import links, names
+from ansible_collections.tuntap.qemu.plugins.module_utils import names
+from ansible_collections.tuntap.qemu.plugins.module_utils._links import reading
 
 
 def _interface(text):
@@ -81,7 +82,7 @@ def check_uplink(snapshot, routes, spec):
     everything the uplink holds moves to the bridge at runtime, and only what is named here
     comes back at boot, so it must hold exactly these addresses, its IPv4 default route must
     be via `gateway` (or absent without one) and no other configured route may go through it).
-    routes: links.read_routes() of the holder (lan_holder()).
+    routes: reading.read_routes() of the holder (lan_holder()).
     """
     name = spec['name']
     holder = lan_holder(snapshot, name, spec.get('bridge'))
@@ -97,7 +98,7 @@ def check_uplink(snapshot, routes, spec):
         'master': snapshot[name].get('master'),
         'addresses': have,
         'gateway': have_gateway,
-        'routes': [links.describe_route(route) for route in routes],
+        'routes': [reading.describe_route(route) for route in routes],
     }
     where = name if holder == name else '%s (through the bridge %s, which holds its addresses)' % (name, holder)
     held = ', '.join(have) or 'no address'
@@ -128,5 +129,5 @@ def check_uplink(snapshot, routes, spec):
                   if not (route['dst'] == 'default' and route['family'] == 4)]
         if others:
             errors.append('%s has the route(s) %s, which would move to the bridge now but not '
-                          'come back at boot' % (where, ', '.join(links.describe_route(route) for route in others)))
+                          'come back at boot' % (where, ', '.join(reading.describe_route(route) for route in others)))
     return facts, errors

@@ -1,6 +1,7 @@
 # Copyright: tuntap.qemu contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""rtnl_snapshot.read_snapshot() against links.read_snapshot_pyroute2(IPRoute()) on the running kernel.
+"""rtnl_snapshot.read_snapshot() against pyroute2_reader.read_snapshot_pyroute2(IPRoute()) (the
+pyroute2 reference reader beside this file) on the running kernel.
 
 Run by runme.sh inside the test namespace (`ip netns exec NS PYTHON compare_snapshots.py
 EXPECTED.json`). Exits 1 with a diff when the two snapshots differ, or when the namespace
@@ -39,7 +40,9 @@ sys.path.insert(0, collections_root())
 # pylint: disable=wrong-import-position
 from pyroute2 import IPRoute  # noqa: E402
 
-from ansible_collections.tuntap.qemu.plugins.module_utils import links, rtnl_snapshot  # noqa: E402
+import pyroute2_reader  # noqa: E402  (beside this file)
+
+from ansible_collections.tuntap.qemu.plugins.module_utils._links import rtnl_snapshot  # noqa: E402
 
 
 def pyroute2_version():
@@ -55,7 +58,7 @@ def differences(expected, actual):
     lines = []
     for name in sorted(set(expected) | set(actual), key=str):
         if name not in actual:
-            lines.append('%s: only in links.read_snapshot: %r' % (name, expected[name]))
+            lines.append('%s: only in pyroute2_reader: %r' % (name, expected[name]))
         elif name not in expected:
             lines.append('%s: only in rtnl_snapshot.read_snapshot: %r' % (name, actual[name]))
         else:
@@ -84,7 +87,7 @@ def unmet_expectations(snapshot, expected_fields):
 
 
 def stable_snapshots(attempts=20, pause=0.5):
-    """(links.read_snapshot, rtnl_snapshot.read_snapshot) read while nothing changed.
+    """(pyroute2_reader.read_snapshot_pyroute2, rtnl_snapshot.read_snapshot) read while nothing changed.
 
     Operational states settle a moment after a link goes up (and a bridge with STP moves
     its ports through listening and learning): read pyroute2's snapshot before and after
@@ -93,9 +96,9 @@ def stable_snapshots(attempts=20, pause=0.5):
     ipr = IPRoute()
     try:
         for _attempt in range(attempts):
-            before = links.read_snapshot_pyroute2(ipr)
+            before = pyroute2_reader.read_snapshot_pyroute2(ipr)
             snapshot = rtnl_snapshot.read_snapshot()
-            if links.read_snapshot_pyroute2(ipr) == before:
+            if pyroute2_reader.read_snapshot_pyroute2(ipr) == before:
                 return before, snapshot
             time.sleep(pause)
     finally:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# rtnl_snapshot.read_snapshot() must return what links.read_snapshot(IPRoute()) returns.
+# rtnl_snapshot.read_snapshot() must return what the pyroute2 reference reader (pyroute2_reader.py beside this file) returns.
 #
 # Builds one network namespace (ttq-rtnl-<pid>) holding a mix of links: taps with and
 # without owner and group, multi_queue and vnet_hdr taps, a tun, two bridges (STP and

@@ -9,7 +9,7 @@ import pytest
 
 from ansible_collections.tuntap.qemu.plugins.module_utils._fleet import planner as fleet
 from ansible_collections.tuntap.qemu.plugins.module_utils._fleet import schema
-from ansible_collections.tuntap.qemu.plugins.module_utils.guest_config import stable_mac
+from ansible_collections.tuntap.qemu.plugins.module_utils._guest.guest_config import stable_mac
 
 # One hypervisor per topology, as docs/inventory.md shows it.
 FLEET = {

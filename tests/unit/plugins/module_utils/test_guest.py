@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.tuntap.qemu.plugins.module_utils import guest_config, guest_plan, qemu
+from ansible_collections.tuntap.qemu.plugins.module_utils._guest import guest_config, guest_plan, qemu
 
 
 def test_stable_mac_is_stable_unicast_and_distinct():

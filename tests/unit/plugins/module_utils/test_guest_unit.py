@@ -14,7 +14,7 @@ import threading
 
 import pytest
 
-from ansible_collections.tuntap.qemu.plugins.module_utils import guest_plan, guest_unit, qemu
+from ansible_collections.tuntap.qemu.plugins.module_utils._guest import guest_plan, guest_unit, qemu
 
 
 @pytest.mark.parametrize('make_dir, expected', [

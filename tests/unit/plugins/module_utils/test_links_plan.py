@@ -7,7 +7,10 @@ import copy
 
 import pytest
 
-from ansible_collections.tuntap.qemu.plugins.module_utils import link_specs, links
+from ansible_collections.tuntap.qemu.plugins.module_utils._links import applying, planning, reading
+from ansible_collections.tuntap.qemu.plugins.module_utils._links import specs as link_specs
+from ansible_collections.tuntap.qemu.plugins.module_utils._links.actions import (
+    AddrAdd, AddrDel, BridgeCreate, Delete, LinkSet, RouteReplace, Tun)
 
 
 def link(name, ifindex, kind, **fields):
@@ -45,42 +48,42 @@ def tap_params(**params):
 def plan_taps(params, snapshot=None):
     specs, errors = link_specs.tap_specs(tap_params(**params))
     assert errors == []
-    plan = links.LinkPlan(copy.deepcopy(snapshot or SNAPSHOT))
+    plan = planning.LinkPlan(copy.deepcopy(snapshot or SNAPSHOT))
     for spec in specs:
-        links.plan_tap(plan, spec)
+        planning.plan_tap(plan, spec)
     return plan
 
 
 @pytest.mark.parametrize('params, actions', [
     # a new tap: create, bring up
-    ({'name': 'tap7'}, [('tun', 'tap7', 'tap', None, None, False, False),
-                        ('set', 'tap7', {'state': 'up'})]),
+    ({'name': 'tap7'}, [Tun('tap7', 'tap', None, None, False, False),
+                        LinkSet('tap7', {'state': 'up'})]),
     # a new tap owned by root with an address and a bridge
     ({'name': 'tap7', 'user': '0', 'addresses': ['192.168.7.1/24'], 'bridge': 'br0'},
-     [('tun', 'tap7', 'tap', 0, None, False, False),
-      ('set', 'tap7', {'master': 'br0', 'state': 'up'}),
-      ('addr_add', 'tap7', '192.168.7.1/24')]),
+     [Tun('tap7', 'tap', 0, None, False, False),
+      LinkSet('tap7', {'master': 'br0', 'state': 'up'}),
+      AddrAdd('tap7', '192.168.7.1/24')]),
     # existing and equal: nothing (owner unmanaged)
     ({'name': 'tap0'}, []),
     ({'name': 'tap0', 'user': '1000', 'bridge': 'br0'}, []),
     # owner change re-attaches
-    ({'name': 'tap0', 'user': '0'}, [('tun', 'tap0', 'tap', 0, None, False, False)]),
+    ({'name': 'tap0', 'user': '0'}, [Tun('tap0', 'tap', 0, None, False, False)]),
     # address list is authoritative
     ({'name': 'tap1', 'addresses': ['192.168.2.1/24']},
-     [('addr_del', 'tap1', '192.168.1.1/24'), ('addr_add', 'tap1', '192.168.2.1/24')]),
-    ({'name': 'tap1', 'addresses': []}, [('addr_del', 'tap1', '192.168.1.1/24')]),
+     [AddrDel('tap1', '192.168.1.1/24'), AddrAdd('tap1', '192.168.2.1/24')]),
+    ({'name': 'tap1', 'addresses': []}, [AddrDel('tap1', '192.168.1.1/24')]),
     # release from bridge, mtu, down
     ({'name': 'tap0', 'bridge': '', 'mtu': 9000, 'link_state': 'down'},
-     [('set', 'tap0', {'master': '', 'mtu': 9000, 'state': 'down'})]),
+     [LinkSet('tap0', {'master': '', 'mtu': 9000, 'state': 'down'})]),
     # mode change recreates and restores the managed settings
     ({'name': 'tap1', 'mode': 'tun'},
-     [('delete', 'tap1'), ('tun', 'tap1', 'tun', None, None, False, False),
-      ('set', 'tap1', {'state': 'up'}), ('addr_add', 'tap1', '192.168.1.1/24')]),
+     [Delete('tap1'), Tun('tap1', 'tun', None, None, False, False),
+      LinkSet('tap1', {'state': 'up'}), AddrAdd('tap1', '192.168.1.1/24')]),
     # multi_queue change recreates
     ({'name': 'tap0', 'multi_queue': True},
-     [('delete', 'tap0'), ('tun', 'tap0', 'tap', 1000, None, True, False),
-      ('set', 'tap0', {'master': 'br0', 'state': 'up'})]),
-    ({'name': 'tap0', 'state': 'absent'}, [('delete', 'tap0')]),
+     [Delete('tap0'), Tun('tap0', 'tap', 1000, None, True, False),
+      LinkSet('tap0', {'master': 'br0', 'state': 'up'})]),
+    ({'name': 'tap0', 'state': 'absent'}, [Delete('tap0')]),
     ({'name': 'tap9', 'state': 'absent'}, []),
 ])
 def test_plan_tap_actions(params, actions):
@@ -94,7 +97,7 @@ def test_plan_tap_actions(params, actions):
 def test_batch_only_missing_device_is_changed():
     plan = plan_taps({'names': ['tap0', 'tap1', 'tap2'], 'bridge': 'br0'})
     assert list(plan.changed_names) == ['tap1', 'tap2']
-    assert plan.before == {'tap1': dict((f, SNAPSHOT['tap1'][f]) for f in links.TAP_FIELDS),
+    assert plan.before == {'tap1': dict((f, SNAPSHOT['tap1'][f]) for f in planning.TAP_FIELDS),
                            'tap2': None}
     assert plan.after['tap2']['master'] == 'br0'
 
@@ -134,9 +137,9 @@ def test_tap_spec_errors(params, message):
 def test_plan_tap_errors(params, message):
     specs, errors = link_specs.tap_specs(tap_params(**params))
     assert errors == []
-    plan = links.LinkPlan(copy.deepcopy(SNAPSHOT))
+    plan = planning.LinkPlan(copy.deepcopy(SNAPSHOT))
     for spec in specs:
-        links.plan_tap(plan, spec)
+        planning.plan_tap(plan, spec)
     assert any(message in error for error in plan.errors), plan.errors
 
 
@@ -151,25 +154,25 @@ def bridge_params(**params):
 def plan_bridge(**params):
     spec, errors = link_specs.bridge_spec(bridge_params(**params))
     assert errors == []
-    plan = links.LinkPlan(copy.deepcopy(SNAPSHOT))
-    links.plan_bridge(plan, spec)
+    plan = planning.LinkPlan(copy.deepcopy(SNAPSHOT))
+    planning.plan_bridge(plan, spec)
     return plan
 
 
 @pytest.mark.parametrize('params, actions', [
     ({}, []),
     ({'ports': ['tap0']}, []),
-    ({'ports': ['tap1']}, [('set', 'tap1', {'master': 'br0'})]),
+    ({'ports': ['tap1']}, [LinkSet('tap1', {'master': 'br0'})]),
     ({'ports': ['tap1'], 'exclusive': True},
-     [('set', 'tap1', {'master': 'br0'}), ('set', 'tap0', {'master': ''})]),
-    ({'ports': [], 'exclusive': True}, [('set', 'tap0', {'master': ''})]),
-    ({'stp': True, 'forward_delay': 4}, [('set', 'br0', {'stp': True, 'forward_delay': 4})]),
-    ({'addresses': ['192.168.0.1/24', 'fd00::1/64']}, [('addr_add', 'br0', 'fd00::1/64')]),
+     [LinkSet('tap1', {'master': 'br0'}), LinkSet('tap0', {'master': ''})]),
+    ({'ports': [], 'exclusive': True}, [LinkSet('tap0', {'master': ''})]),
+    ({'stp': True, 'forward_delay': 4}, [LinkSet('br0', {'stp': True, 'forward_delay': 4})]),
+    ({'addresses': ['192.168.0.1/24', 'fd00::1/64']}, [AddrAdd('br0', 'fd00::1/64')]),
     ({'name': 'br5', 'addresses': ['192.168.5.1/24'], 'forward_delay': 0, 'ports': ['tap1']},
-     [('bridge', 'br5', {'forward_delay': 0}), ('set', 'br5', {'state': 'up'}),
-      ('addr_add', 'br5', '192.168.5.1/24'), ('set', 'tap1', {'master': 'br5'})]),
-    ({'ports': ['veth9'], 'move_ports': True}, [('set', 'veth9', {'master': 'br0'})]),
-    ({'state': 'absent'}, [('delete', 'br0')]),
+     [BridgeCreate('br5', {'forward_delay': 0}), LinkSet('br5', {'state': 'up'}),
+      AddrAdd('br5', '192.168.5.1/24'), LinkSet('tap1', {'master': 'br5'})]),
+    ({'ports': ['veth9'], 'move_ports': True}, [LinkSet('veth9', {'master': 'br0'})]),
+    ({'state': 'absent'}, [Delete('br0')]),
     ({'name': 'br9', 'state': 'absent'}, []),
 ])
 def test_plan_bridge_actions(params, actions):
@@ -206,13 +209,13 @@ def test_bridge_spec_errors(params, message):
 
 
 def test_tap_can_join_bridge_created_in_same_plan():
-    plan = links.LinkPlan(copy.deepcopy(SNAPSHOT))
+    plan = planning.LinkPlan(copy.deepcopy(SNAPSHOT))
     spec, _errors = link_specs.bridge_spec(bridge_params(name='br5'))
-    links.plan_bridge(plan, spec)
+    planning.plan_bridge(plan, spec)
     specs, _errors = link_specs.tap_specs(tap_params(name='tap7', bridge='br5'))
-    links.plan_tap(plan, specs[0])
+    planning.plan_tap(plan, specs[0])
     assert plan.errors == []
-    assert ('set', 'tap7', {'master': 'br5', 'state': 'up'}) in plan.actions
+    assert LinkSet('tap7', {'master': 'br5', 'state': 'up'}) in plan.actions
 
 
 DEFAULT_ROUTE = {'family': 4, 'dst': 'default', 'gateway': '10.0.0.1', 'metric': 5, 'proto': 3, 'scope': 0}
@@ -222,17 +225,17 @@ def test_uplink_takeover_moves_addresses_and_routes_in_a_safe_order():
     spec, errors = link_specs.bridge_spec(bridge_params(name='br5', uplink='eth0', ports=['tap1'], forward_delay=0))
     assert errors == [] and spec['ports'] == ['tap1', 'eth0']
     spec['uplink_routes'] = [DEFAULT_ROUTE]
-    plan = links.LinkPlan(copy.deepcopy(SNAPSHOT))
-    links.plan_bridge(plan, spec)
+    plan = planning.LinkPlan(copy.deepcopy(SNAPSHOT))
+    planning.plan_bridge(plan, spec)
     assert plan.errors == []
     assert plan.actions == [
-        ('bridge', 'br5', {'forward_delay': 0, 'mac': SNAPSHOT['eth0']['mac']}),
-        ('set', 'br5', {'state': 'up'}),
-        ('addr_add', 'br5', '10.0.0.2/24'),
-        ('set', 'eth0', {'master': 'br5'}),
-        ('set', 'tap1', {'master': 'br5'}),
-        ('route_replace', 'br5', DEFAULT_ROUTE),
-        ('addr_del', 'eth0', '10.0.0.2/24'),
+        BridgeCreate('br5', {'forward_delay': 0, 'mac': SNAPSHOT['eth0']['mac']}),
+        LinkSet('br5', {'state': 'up'}),
+        AddrAdd('br5', '10.0.0.2/24'),
+        LinkSet('eth0', {'master': 'br5'}),
+        LinkSet('tap1', {'master': 'br5'}),
+        RouteReplace('br5', DEFAULT_ROUTE),
+        AddrDel('eth0', '10.0.0.2/24'),
     ]
     assert plan.before['eth0'] == {'addresses': ['10.0.0.2/24'], 'routes': ['default via 10.0.0.1 metric 5']}
     assert plan.after['eth0'] == {'addresses': [], 'routes': []}
@@ -245,8 +248,8 @@ def test_uplink_takeover_done_is_unchanged():
     snapshot['tap1'].update(master='br5', master_index=8)
     spec, _errors = link_specs.bridge_spec(bridge_params(name='br5', uplink='eth0', ports=['tap1'], forward_delay=0))
     spec['uplink_routes'] = []
-    plan = links.LinkPlan(snapshot)
-    links.plan_bridge(plan, spec)
+    plan = planning.LinkPlan(snapshot)
+    planning.plan_bridge(plan, spec)
     assert (plan.errors, plan.actions) == ([], [])
 
 
@@ -255,7 +258,7 @@ def test_uplink_takeover_done_is_unchanged():
     ({'family': 6, 'dst': 'fd01::/64', 'gateway': None, 'metric': None, 'proto': 4, 'scope': 0}, 'fd01::/64'),
 ])
 def test_describe_route(route, text):
-    assert links.describe_route(route) == text
+    assert reading.describe_route(route) == text
 
 
 def test_uplink_errors():
@@ -273,7 +276,7 @@ def test_uplink_errors():
     ('fd00::1/64', {'address': 'fd00::1', 'prefixlen': 64}),
 ])
 def test_address_kwargs_set_the_ipv4_broadcast(cidr, kwargs):
-    assert links.address_kwargs(cidr) == kwargs
+    assert applying.address_kwargs(cidr) == kwargs
 
 
 ONLINK_DEFAULT = dict(DEFAULT_ROUTE, metric=None, onlink=True)
@@ -285,15 +288,15 @@ def takeover(snapshot=None, uplink_routes=(), bridge_routes=(), **params):
     assert errors == []
     spec['uplink_routes'] = list(uplink_routes)
     spec['bridge_routes'] = list(bridge_routes)
-    plan = links.LinkPlan(copy.deepcopy(snapshot or SNAPSHOT))
-    links.plan_bridge(plan, spec)
+    plan = planning.LinkPlan(copy.deepcopy(snapshot or SNAPSHOT))
+    planning.plan_bridge(plan, spec)
     return plan
 
 
 def test_takeover_with_the_inventory_address_and_gateway_moves_the_onlink_route():
     plan = takeover(uplink_routes=[ONLINK_DEFAULT], addresses=['10.0.0.2/24'], gateway='10.0.0.1')
     assert plan.errors == []
-    assert ('route_replace', 'br5', ONLINK_DEFAULT) in plan.actions
+    assert RouteReplace('br5', ONLINK_DEFAULT) in plan.actions
     assert plan.after['br5']['addresses'] == ['10.0.0.2/24']
     assert plan.after['br5']['routes'] == ['default via 10.0.0.1 onlink']
 
@@ -338,11 +341,11 @@ def test_readdress_gives_the_bridge_the_requested_address_on_purpose():
                     readdress=True)
     assert plan.errors == []
     new_default = {'family': 4, 'dst': 'default', 'gateway': '10.45.0.1', 'metric': None,
-                   'proto': links.RTPROT_BOOT, 'scope': 0, 'onlink': False}
-    assert plan.actions[-3:] == [('set', 'tap1', {'master': 'br5'}), ('route_replace', 'br5', new_default),
-                                 ('addr_del', 'eth0', '10.0.0.2/24')]
-    assert ('addr_add', 'br5', '10.45.0.50/24') in plan.actions
-    assert ('addr_add', 'br5', '10.0.0.2/24') not in plan.actions
+                   'proto': reading.RTPROT_BOOT, 'scope': 0, 'onlink': False}
+    assert plan.actions[-3:] == [LinkSet('tap1', {'master': 'br5'}), RouteReplace('br5', new_default),
+                                 AddrDel('eth0', '10.0.0.2/24')]
+    assert AddrAdd('br5', '10.45.0.50/24') in plan.actions
+    assert AddrAdd('br5', '10.0.0.2/24') not in plan.actions
 
 
 @pytest.mark.parametrize('params, message', [
@@ -357,4 +360,23 @@ def test_takeover_spec_errors(params, message):
 
 
 def test_describe_route_onlink():
-    assert links.describe_route(ONLINK_DEFAULT) == 'default via 10.0.0.1 onlink'
+    assert reading.describe_route(ONLINK_DEFAULT) == 'default via 10.0.0.1 onlink'
+
+
+def test_stp_off_goes_in_a_request_before_a_short_forward_delay():
+    snapshot = copy.deepcopy(SNAPSHOT)
+    snapshot['br0'].update({'stp': True, 'forward_delay': 4})
+    spec, errors = link_specs.bridge_spec(bridge_params(stp=False, forward_delay=0))
+    assert errors == []
+    plan = planning.LinkPlan(snapshot)
+    planning.plan_bridge(plan, spec)
+    assert plan.actions == [LinkSet('br0', {'stp': False}), LinkSet('br0', {'forward_delay': 0})]
+
+
+def test_the_actions_docstring_lists_every_kind():
+    from ansible_collections.tuntap.qemu.plugins.module_utils._links import actions
+    kinds = (AddrAdd, AddrDel, BridgeCreate, Delete, LinkSet, RouteReplace, Tun)
+    assert all('%s(' % kind.__name__ in actions.__doc__ for kind in kinds)
+    assert sorted(kind.__name__ for kind in kinds) == sorted(
+        name for name, value in vars(actions).items()
+        if isinstance(value, type) and value.__module__ == actions.__name__)

@@ -14,8 +14,9 @@ import sys
 
 import pytest
 
-from ansible_collections.tuntap.qemu.plugins.module_utils import (
-    guest_unit, link_module, links, qemu, qemu_guest_run)
+from ansible_collections.tuntap.qemu.plugins.module_utils import module_runner
+from ansible_collections.tuntap.qemu.plugins.module_utils._guest import guest_unit, qemu, qemu_guest_run
+from ansible_collections.tuntap.qemu.plugins.module_utils._links import netlink, reading
 
 
 class Failed(Exception):
@@ -128,9 +129,9 @@ def system(tmp_path, monkeypatch):
     monkeypatch.setattr(guest_unit, 'HELPER_PATH', str(tmp_path / 'libexec' / 'tuntap-qemu' / 'qemu-guest-unit'))
     monkeypatch.setattr(guest_unit, 'systemd_booted', lambda: True)
     monkeypatch.setattr(guest_unit, 'same_netns_as_init', lambda: True)
-    monkeypatch.setattr(link_module, 'require_libraries', lambda module: None)
-    monkeypatch.setattr(links, 'open_netlink', FakeNetlink)
-    monkeypatch.setattr(links, 'read_snapshot', lambda: {'tap0': {
+    monkeypatch.setattr(module_runner, 'require_libraries', lambda module, libraries: None)
+    monkeypatch.setattr(netlink, 'open_netlink', FakeNetlink)
+    monkeypatch.setattr(reading, 'read_snapshot', lambda: {'tap0': {
         'name': 'tap0', 'ifindex': 5, 'kind': 'tun', 'mode': 'tap', 'state': 'up',
         'operstate': 'up' if system.guest else 'down', 'owner': None, 'group': None, 'multi_queue': False}})
 

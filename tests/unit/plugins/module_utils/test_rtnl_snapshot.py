@@ -14,7 +14,7 @@ import struct
 
 import pytest
 
-from ansible_collections.tuntap.qemu.plugins.module_utils import rtnl_snapshot
+from ansible_collections.tuntap.qemu.plugins.module_utils._links import rtnl_snapshot
 
 # linux/netlink.h, linux/rtnetlink.h
 NLMSG_ERROR, NLMSG_DONE = 2, 3

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.tuntap.qemu.plugins.module_utils import uplink_check
+from ansible_collections.tuntap.qemu.plugins.module_utils._links import uplink_check
 
 
 def link(name, kind, addresses=(), master=None):

@@ -1,0 +1,93 @@
+# Copyright: tuntap.qemu contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The actions of a LinkPlan, applied in order by applying.apply_plan().
+
+Every kind there is:
+
+    Delete(name)                                    delete the link
+    Tun(name, mode, owner, group, multi_queue, vnet_hdr)
+                                                    create or reconfigure a tap/tun device
+    BridgeCreate(name, attrs)                       create a bridge; attrs: stp,
+                                                    forward_delay (s), mac
+    LinkSet(name, changes)                          set mtu, state, master ('' = release),
+                                                    stp, forward_delay of an existing link
+    AddrAdd(name, address) / AddrDel(name, address) 'ADDRESS/PREFIX'
+    RouteReplace(name, route)                       a route (reading.read_routes() dict)
+                                                    through `name`, replaced in one step
+
+Each is a frozen dataclass: compared by value (the unit tests compare whole action lists),
+and `describe()` says what it does for an error message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Dict, Optional
+
+from ansible_collections.tuntap.qemu.plugins.module_utils._links.reading import describe_route
+
+
+@dataclasses.dataclass(frozen=True)
+class Delete:
+    name: str
+
+    def describe(self):
+        return 'deleting the link'
+
+
+@dataclasses.dataclass(frozen=True)
+class Tun:
+    name: str
+    mode: str
+    owner: Optional[int]
+    group: Optional[int]
+    multi_queue: bool
+    vnet_hdr: bool
+
+    def describe(self):
+        return 'configuring the %s device' % self.mode
+
+
+@dataclasses.dataclass(frozen=True)
+class BridgeCreate:
+    name: str
+    attrs: Dict[str, Any]
+
+    def describe(self):
+        return 'creating the bridge'
+
+
+@dataclasses.dataclass(frozen=True)
+class LinkSet:
+    name: str
+    changes: Dict[str, Any]
+
+    def describe(self):
+        return 'setting %s' % ', '.join('%s=%s' % item for item in sorted(self.changes.items()))
+
+
+@dataclasses.dataclass(frozen=True)
+class AddrAdd:
+    name: str
+    address: str
+
+    def describe(self):
+        return 'adding address %s' % self.address
+
+
+@dataclasses.dataclass(frozen=True)
+class AddrDel:
+    name: str
+    address: str
+
+    def describe(self):
+        return 'removing address %s' % self.address
+
+
+@dataclasses.dataclass(frozen=True)
+class RouteReplace:
+    name: str
+    route: Dict[str, Any]
+
+    def describe(self):
+        return 'moving route %s' % describe_route(self.route)

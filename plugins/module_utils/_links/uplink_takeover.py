@@ -1,0 +1,102 @@
+# Copyright: tuntap.qemu contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The bridged_lan uplink takeover: the uplink becomes a port of the bridge, and its
+addresses and routes move to the bridge (bridge_port uplink=).
+
+Two steps of planning.plan_bridge():
+
+    takeover = prepare(plan, spec, have, desired)   # the check; the bridge's addresses, MAC
+    ... the generic bridge actions (the uplink becomes a port) ...
+    move(plan, name, takeover, desired)             # routes replaced, then the uplink lets go
+
+With readdress, the bridge gets the requested addresses and default route on purpose and the
+uplink's own go; without it, the addresses (and gateway) the caller persists must be what the
+host really has (uplink_check explains).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Dict, List, Optional
+
+from ansible_collections.tuntap.qemu.plugins.module_utils._links import uplink_check
+from ansible_collections.tuntap.qemu.plugins.module_utils._links.actions import AddrDel, RouteReplace
+from ansible_collections.tuntap.qemu.plugins.module_utils._links.reading import (
+    RTPROT_BOOT, describe_route)
+
+
+@dataclasses.dataclass(frozen=True)
+class Takeover:
+    """What moves: the uplink (None: no takeover), its addresses, the routes to replace."""
+    uplink: Optional[str]
+    moving: List[str]
+    routes: List[Dict[str, Any]]
+    readdress: bool
+
+
+NO_TAKEOVER = Takeover(None, [], [], False)
+
+
+def prepare(plan, spec, have, desired):
+    """Check the takeover and give `desired` the bridge's addresses (and MAC on creation).
+
+    Returns the Takeover, NO_TAKEOVER without an uplink, or None when it is refused (the
+    errors are in plan.errors, nothing is planned)."""
+    uplink = spec.get('uplink')
+    if not uplink:
+        return NO_TAKEOVER
+    name = spec['name']
+    moving = plan.snapshot[uplink]['addresses']
+    routes = (spec.get('uplink_routes') or []) if moving else []
+    readdress = bool(spec.get('readdress'))
+    if spec.get('addresses') is not None and not readdress:
+        # The addresses (and gateway) the caller persists must be what the host really has:
+        # a takeover of other addresses than those written for the boot strands the host at
+        # its next reboot (uplink_check explains).
+        holder = uplink_check.lan_holder(plan.snapshot, uplink, name)
+        held_routes = routes if holder == uplink else (spec.get('bridge_routes') or [])
+        _facts, errors = uplink_check.check_uplink(plan.snapshot, held_routes, {
+            'name': uplink, 'bridge': name, 'addresses': spec['addresses'],
+            'gateway': spec.get('gateway'), 'exact': True})
+        if errors:
+            plan.errors.extend('uplink: %s; nothing was changed (readdress=true changes the '
+                               "host's address on purpose)" % error for error in errors)
+            return None
+    if readdress:
+        # On purpose: the bridge gets the requested addresses and default route; the uplink's
+        # own go, and none of its routes move.
+        desired['addresses'] = sorted(spec['addresses'])
+        gateway = spec.get('gateway')
+        routes = []
+        if gateway and not any(route['dst'] == 'default' and route['family'] == 4
+                               and route.get('gateway') == gateway
+                               for route in spec.get('bridge_routes') or []):
+            routes = [{'family': 4, 'dst': 'default', 'gateway': gateway, 'metric': None,
+                       'proto': RTPROT_BOOT, 'scope': 0, 'onlink': False}]
+        if have is None:
+            desired['mac'] = plan.snapshot[uplink]['mac']
+    elif moving:
+        desired['addresses'] = sorted(set(desired['addresses']) | set(moving))
+        if have is None:
+            # The bridge takes the uplink's MAC: neighbours' ARP caches stay valid.
+            desired['mac'] = plan.snapshot[uplink]['mac']
+    return Takeover(uplink, moving, routes, readdress)
+
+
+def move(plan, name, takeover, desired):
+    """The route and address moves to bridge `name`, after the uplink became its port."""
+    moving, routes, readdress = takeover.moving, takeover.routes, takeover.readdress
+    if not (moving or (readdress and routes)):
+        return
+    # The bridge holds the addresses already (planned before) when the uplink becomes its
+    # port; routes move with a replace (no moment without them), then the uplink lets go.
+    for route in routes:
+        plan.actions.append(RouteReplace(name, route))
+    for address in moving:
+        plan.actions.append(AddrDel(takeover.uplink, address))
+    if moving:
+        moved = [] if readdress else routes
+        plan.record(takeover.uplink,
+                    {'addresses': moving, 'routes': [describe_route(r) for r in moved]},
+                    {'addresses': [], 'routes': []})
+    desired['routes'] = [describe_route(r) for r in routes]

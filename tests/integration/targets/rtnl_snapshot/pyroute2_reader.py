@@ -1,0 +1,91 @@
+# Copyright: tuntap.qemu contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The link snapshot decoded by pyroute2: the reference the collection's own reader
+(plugins/module_utils/_links/rtnl_snapshot.py) is proven equal to.
+
+Not part of the collection: compare_snapshots.py (this target) and
+benchmarks/snapshot_readers.py import it. read_snapshot_pyroute2(IPRoute()) gives the
+{ifname: record} of _links.reading.read_snapshot(), decoded by pyroute2 in full.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.tuntap.qemu.plugins.module_utils._links import tuntap
+
+IFF_UP = 0x1
+USER_HZ = 100  # bridge timers are reported in clock_t
+
+
+def _attr(msg, name, default=None):
+    value = msg.get_attr(name)
+    return default if value is None else value
+
+
+def _info_data(linkinfo):
+    data = linkinfo.get_attr('IFLA_INFO_DATA') if linkinfo is not None else None
+    if data is None or isinstance(data, (str, bytes)):
+        return {}
+    return dict((key, value) for key, value in data.get('attrs', []))
+
+
+def link_record(msg):
+    """Turn one RTM_NEWLINK message into a plain dict."""
+    linkinfo = msg.get_attr('IFLA_LINKINFO')
+    kind = linkinfo.get_attr('IFLA_INFO_KIND') if linkinfo is not None else None
+    record = {
+        'name': msg.get_attr('IFLA_IFNAME'),
+        'ifindex': msg['index'],
+        'kind': kind,
+        'mac': _attr(msg, 'IFLA_ADDRESS'),
+        'mtu': _attr(msg, 'IFLA_MTU'),
+        'state': 'up' if msg['flags'] & IFF_UP else 'down',
+        'operstate': _attr(msg, 'IFLA_OPERSTATE', 'UNKNOWN').lower(),
+        'master_index': _attr(msg, 'IFLA_MASTER', 0),
+        'master': None,
+        'addresses': [],
+    }
+    data = _info_data(linkinfo)
+    if kind == 'tun':
+        owner = data.get('IFLA_TUN_OWNER')
+        group = data.get('IFLA_TUN_GROUP')
+        record.update({
+            'mode': tuntap.TUN_TYPES.get(data.get('IFLA_TUN_TYPE'), 'unknown'),
+            'owner': None if owner in (None, tuntap.NO_OWNER) else owner,
+            'group': None if group in (None, tuntap.NO_OWNER) else group,
+            'multi_queue': bool(data.get('IFLA_TUN_MULTI_QUEUE', 0)),
+            'vnet_hdr': bool(data.get('IFLA_TUN_VNET_HDR', 0)),
+            'persist': bool(data.get('IFLA_TUN_PERSIST', 0)),
+        })
+    elif kind == 'bridge':
+        record.update({
+            'stp': bool(data.get('IFLA_BR_STP_STATE', 0)),
+            'forward_delay': data.get('IFLA_BR_FORWARD_DELAY', 0) // USER_HZ,
+        })
+    return record
+
+
+def _is_link_local_v6(address):
+    return address.lower().startswith('fe80:')
+
+
+def read_snapshot_pyroute2(ipr):
+    """The snapshot decoded by pyroute2 (`ipr` an IPRoute): the reference."""
+    by_index = {}
+    for msg in ipr.get_links():
+        record = link_record(msg)
+        by_index[record['ifindex']] = record
+    for msg in ipr.get_addr():
+        record = by_index.get(msg['index'])
+        if record is None:
+            continue
+        address = msg.get_attr('IFA_LOCAL') or msg.get_attr('IFA_ADDRESS')
+        if address is None or _is_link_local_v6(address):
+            continue
+        record['addresses'].append('%s/%d' % (address, msg['prefixlen']))
+    snapshot = {}
+    for record in by_index.values():
+        master = by_index.get(record['master_index'])
+        record['master'] = master['name'] if master else None
+        record['addresses'].sort()
+        snapshot[record['name']] = record
+    return snapshot
