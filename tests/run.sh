@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command of the tuntap.qemu collection.
 #
-#   tests/run.sh [STAGE...]     STAGE: sanity units integration build e2e molecule realhost
+#   tests/run.sh [STAGE...]     STAGE: sanity lint units integration build e2e molecule realhost
 #                               (default: all, in that order; e2e and molecule once they exist)
 #   tests/run.sh prepare        only install what the tests and the lab need (lab/run.sh uses it)
 #
@@ -13,6 +13,7 @@
 #
 # Environment:
 #   TUNTAP_VENV        virtual environment to create or reuse (default /var/cache/tuntap-qemu/venv)
+#   TUNTAP_LINT_VENV   the lint stage's own environment (default /var/cache/tuntap-qemu/lint-venv)
 #   TUNTAP_PYTHON      Python that creates it (default Debian's /usr/bin/python3, else python3 on PATH)
 #   TUNTAP_SKIP_APT=1  do not check or install Debian packages
 #   TUNTAP_KEEP_WORK=1 keep the temporary collection folder after the run
@@ -24,7 +25,7 @@ set -euo pipefail
 
 REPO_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${TUNTAP_VENV:-/var/cache/tuntap-qemu/venv}
-ALL_STAGES=(sanity units integration build e2e molecule realhost)
+ALL_STAGES=(sanity lint units integration build e2e molecule realhost)
 # openssh-client: ansible-test integration refuses to start without ssh-keygen; the
 # realhost stage reaches its VMs with ssh. debootstrap, e2fsprogs (mkfs.ext4 -d) and
 # qemu-utils (qemu-img) build and overlay the realhost stage's Debian image.
@@ -40,6 +41,12 @@ SYSTEM_PACKAGES=(
 # would take those as good enough. The integration targets run the modules with both the
 # venv's Python (PyPI's libraries) and Debian's /usr/bin/python3 (Debian's), so both are tested.
 VENV_PACKAGES=('ansible-core>=2.16,<2.20' 'pyroute2>=0.9' 'netaddr>=1.0' pytest)
+# The lint stage's tools, in a venv of their own so that their dependencies never change what
+# the tests run with. ansible-lint 26.x (its rules and the production profile are what
+# .ansible-lint was written against) with the newest ansible-core that Debian 12's Python
+# runs; antsibull-changelog is still 0.x, so its "major" pin is <1.
+LINT_VENV=${TUNTAP_LINT_VENV:-/var/cache/tuntap-qemu/lint-venv}
+LINT_VENV_PACKAGES=('ansible-lint>=26,<27' 'ansible-core>=2.19,<2.20' 'antsibull-changelog>=0.36,<1')
 
 passed=0
 failed=0
@@ -170,6 +177,31 @@ prepare_venv() {
     printf '%s\n' "$wanted" >"$stamp"
 }
 
+# Like prepare_venv, for the lint stage: (re)created only when missing or when its Python or
+# the pins change. No system site packages: ansible-lint only reads the collection.
+prepare_lint_venv() {
+    local python stamp wanted
+    python=$(base_python)
+    wanted=$(
+        "$python" -c 'import sys; print(sys.version)'
+        printf '%s\n' "$python" "${LINT_VENV_PACKAGES[@]}"
+    )
+    stamp=$LINT_VENV/.tuntap-qemu-installed
+    if [[ -x $LINT_VENV/bin/ansible-lint && -x $LINT_VENV/bin/antsibull-changelog && -f $stamp && $(<"$stamp") == "$wanted" ]]; then
+        say "reusing $LINT_VENV"
+        return 0
+    fi
+    say "preparing $LINT_VENV from $python"
+    mkdir -p "$(dirname "$LINT_VENV")"
+    if ! [[ -x $LINT_VENV/bin/python ]] \
+        || [[ $("$LINT_VENV/bin/python" -c 'import sys; print(sys.version)' 2>/dev/null) != $("$python" -c 'import sys; print(sys.version)') ]]; then
+        "$python" -m venv --clear "$LINT_VENV"
+    fi
+    rm -f "$stamp"
+    "$LINT_VENV/bin/python" -m pip install --disable-pip-version-check -q "${LINT_VENV_PACKAGES[@]}"
+    printf '%s\n' "$wanted" >"$stamp"
+}
+
 collection_field() {
     sed -n "s/^$1:[[:space:]]*['\"]\{0,1\}\([A-Za-z0-9_]*\).*/\1/p" "$REPO_ROOT/galaxy.yml" | head -n 1
 }
@@ -229,6 +261,46 @@ stage_sanity() {
     # registries; give it a stand-in built from PyPI's pip wheel instead.
     "$VENV/bin/python" "$REPO_ROOT/tests/ci/get_pip_offline.py"
     ansible_test sanity
+}
+
+# ansible-lint with the production profile and .ansible-lint (its skips carry their reasons),
+# run in the laid-out copy so that syntax-check resolves tuntap.qemu's own modules; then the
+# changelog fragments, and the changelog built from them in a copy of its own (release of the
+# version in galaxy.yml, or only generate when that version is already released).
+stage_lint() {
+    local out=$WORK/changelog-build copy
+    prepare_lint_venv
+    cd "$COLLECTION"
+    say "+ ansible-lint --profile production"
+    ANSIBLE_COLLECTIONS_PATH=$WORK PATH="$LINT_VENV/bin:$PATH" "$LINT_VENV/bin/ansible-lint" --profile production
+    say "+ antsibull-changelog lint"
+    "$LINT_VENV/bin/antsibull-changelog" lint
+    "$LINT_VENV/bin/antsibull-changelog" lint-changelog-yaml changelogs/changelog.yaml
+    copy=$out/${COLLECTION#"$WORK"/}
+    mkdir -p "$(dirname "$copy")"
+    cp -a "$COLLECTION" "$copy"
+    cd "$copy"
+    rm -rf tests/output
+    if "$LINT_VENV/bin/python" - <<'PY'
+import sys
+import yaml
+
+with open('galaxy.yml') as handle:
+    version = str(yaml.safe_load(handle)['version'])
+with open('changelogs/changelog.yaml') as handle:
+    releases = yaml.safe_load(handle).get('releases') or {}
+print('galaxy.yml version %s: %s' % (version, 'released' if version in releases else 'not released yet'))
+sys.exit(0 if version in releases else 1)
+PY
+    then
+        say "+ antsibull-changelog generate"
+        ANSIBLE_COLLECTIONS_PATH=$out PATH="$LINT_VENV/bin:$PATH" "$LINT_VENV/bin/antsibull-changelog" generate
+    else
+        say "+ antsibull-changelog release (in the copy)"
+        ANSIBLE_COLLECTIONS_PATH=$out PATH="$LINT_VENV/bin:$PATH" "$LINT_VENV/bin/antsibull-changelog" release --date "$(date -u +%F)"
+    fi
+    test -s CHANGELOG.md
+    say "the changelog builds: $(grep -c '^## v' CHANGELOG.md) releases in CHANGELOG.md ($(wc -l <CHANGELOG.md) lines)"
 }
 
 # ansible-test turns "no test found" into success (it accepts pytest's exit 5 and exits 0
@@ -364,7 +436,7 @@ stage_realhost() {
 main() {
     local stage stages=("$@")
     if ((${#stages[@]} == 0)); then
-        stages=(sanity units integration build)
+        stages=(sanity lint units integration build)
         [[ -f $REPO_ROOT/tests/e2e/run.sh ]] && stages+=(e2e)
         molecule_root >/dev/null && stages+=(molecule)
         stages+=(realhost)
@@ -377,7 +449,7 @@ main() {
     fi
     for stage in "${stages[@]}"; do
         case $stage in
-            sanity | units | integration | build | e2e | molecule | realhost) ;;
+            sanity | lint | units | integration | build | e2e | molecule | realhost) ;;
             *)
                 say "unknown stage '$stage'; stages: ${ALL_STAGES[*]}" >&2
                 exit 2
