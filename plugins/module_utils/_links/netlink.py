@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 
+
 def available():
     """Whether pyroute2 can be imported (found on the path, not imported)."""
     return importlib.util.find_spec('pyroute2') is not None
