@@ -17,6 +17,10 @@ named ttq-bench-<pid>-<approach>-<N>-<repetition>:
   in-proc   benchmarks/converge_in_process.py: the module_utils specs/read/plan/apply
             path without Ansible, first converge and no-change converge.
 
+  starts    at the largest N, in one namespace: the no-change playbook against one with two
+            ansible.builtin.ping tasks, alternated, --starts runs each (default 5): what our
+            two modules cost beyond two trivial module tasks (issue 9: at most +0.3 s).
+
 Both approaches must leave the same links behind (checked with `ip -d -j link show`).
 A namespace is deleted as soon as its measurements are done, followed by a pause for
 the kernel's asynchronous cleanup, so no measurement shares the kernel with thousands of
@@ -88,6 +92,10 @@ def parse_args(argv):
     parser.add_argument('--profile', action='store_true',
                         help='also profile the in-process path with cProfile (an extra namespace '
                              'per size); summaries go to benchmarks/results/profile-N-*.txt')
+    parser.add_argument('--starts', type=int, default=5, metavar='K',
+                        help='runs of each playbook in the module-start comparison at the largest '
+                             'size (no-change bridge_port + tap_device against two '
+                             'ansible.builtin.ping tasks; default: %(default)s, 0 skips it)')
     parser.add_argument('--output', default=RESULTS_FILE, help='JSON results (default: %(default)s)')
     options = parser.parse_args(argv)
     try:
@@ -100,6 +108,8 @@ def parse_args(argv):
         parser.error('--repeat must be at least 1')
     if options.settle < 0:
         parser.error('--settle must not be negative')
+    if options.starts < 0:
+        parser.error('--starts must not be negative')
     return options
 
 
@@ -293,7 +303,19 @@ class PlaybookRunner:
             json.dump(playbook, output, indent=1)
         return inventory, path
 
-    def run(self, namespace, inventory, playbook, label, expect_changed):
+    def write_ping_playbook(self, namespace):
+        """Two trivial module tasks (ansible.builtin.ping) against the same host: the fixed
+        cost of two module tasks, which the module-start comparison subtracts."""
+        playbook = [{'name': 'Two trivial module tasks', 'hosts': namespace, 'gather_facts': False,
+                     'tasks': [{'name': 'Ping %d' % index, 'ansible.builtin.ping': {}}
+                               for index in (1, 2)]}]
+        path = os.path.join(self.workdir, 'playbook-%s-ping.yml' % namespace)
+        with open(path, 'w') as output:
+            json.dump(playbook, output, indent=1)
+        return path
+
+    def run(self, namespace, inventory, playbook, label, expect_changed,
+            actions_expected=('tuntap.qemu.bridge_port', 'tuntap.qemu.tap_device')):
         """One ansible-playbook run: wall, per-task and module-process seconds."""
         task_file = os.path.join(self.workdir, 'tasks-%s-%s.json' % (namespace, label))
         log_file = os.path.join(self.workdir, 'ansible-%s-%s.log' % (namespace, label))
@@ -314,8 +336,7 @@ class PlaybookRunner:
         with open(task_file) as tasks_json:
             tasks = json.load(tasks_json)
         actions = [task['action'] for task in tasks]
-        if actions != ['tuntap.qemu.bridge_port', 'tuntap.qemu.tap_device'] or \
-                any(task['status'] != 'ok' for task in tasks):
+        if actions != list(actions_expected) or any(task['status'] != 'ok' for task in tasks):
             raise BenchmarkError('ansible-playbook (%s, %s) did not run both tasks successfully: %r'
                                  % (namespace, label, tasks))
         wrong = [task['action'] for task in tasks if task['changed'] != expect_changed]
@@ -379,6 +400,30 @@ def measure_ours(namespaces, runner, count, repetition, options):
         check_view(namespace, count, options.user, 'tuntap.qemu modules')
         again = runner.run(namespace, inventory, playbook, 'no-change', expect_changed=False)
     return {'first': first, 'no_change': again}
+
+
+def measure_starts(namespaces, runner, count, options):
+    """The module-start comparison (issue 9): in one namespace with br0 and `count` taps, the
+    no-change bridge_port + tap_device playbook against two ansible.builtin.ping tasks,
+    alternated, options.starts runs of each; medians and their difference."""
+    with namespaces.fresh('starts-%d' % count) as namespace:
+        inventory, playbook = runner.write_playbook(namespace, count)
+        ping = runner.write_ping_playbook(namespace)
+        runner.run(namespace, inventory, playbook, 'starts-first', expect_changed=True)
+        ours, trivial = [], []
+        for index in range(options.starts):
+            ours.append(runner.run(namespace, inventory, playbook, 'starts-%d' % index,
+                                   expect_changed=False))
+            trivial.append(runner.run(namespace, inventory, ping, 'ping-%d' % index,
+                                      expect_changed=False,
+                                      actions_expected=('ansible.builtin.ping', 'ansible.builtin.ping')))
+    result = {'n': count, 'runs': options.starts}
+    for key in ('playbook_wall', 'task_total', 'module_process_total'):
+        result[key] = {'ours': statistics.median(sample[key] for sample in ours),
+                       'ping': statistics.median(sample[key] for sample in trivial)}
+        result[key]['more'] = result[key]['ours'] - result[key]['ping']
+    result['samples'] = {'ours': ours, 'ping': trivial}
+    return result
 
 
 # ---------------------------------------------------------------- in-process module_utils
@@ -465,6 +510,20 @@ def print_tables(results, repeat):
     _print_table('Where our time goes', head, rows)
 
 
+def print_starts(starts):
+    """The module-start comparison, beside the tables above."""
+    head = ('N', 'measure', 'bridge_port + tap_device (no change)', '2 x ping', 'more')
+    rows = []
+    for label, key in (('playbook wall', 'playbook_wall'), ('task time', 'task_total'),
+                       ('module process', 'module_process_total')):
+        item = starts[key]
+        rows.append(('%d' % starts['n'], label, '%.3f s' % item['ours'], '%.3f s' % item['ping'],
+                     '%+.3f s' % item['more']))
+    _print_table('Module starts, median of %d runs each, alternated in one namespace: the no-change '
+                 'modules against two trivial module tasks (target: at most +0.3 s)' % starts['runs'],
+                 head, rows)
+
+
 def _print_table(title, head, rows):
     widths = [max(len(cell) for cell in column) for column in zip(head, *rows)]
     print('\n' + title)
@@ -519,6 +578,10 @@ def benchmark(options, namespaces, workdir):
                                profile_prefix=prefix)
             item['profile'] = ['%s-%s.txt' % (prefix, label) for label in ('first', 'no-change')]
         report['results'].append(item)
+    if options.starts:
+        count = max(options.sizes)
+        print('N=%d: module starts, %d runs of each playbook' % (count, options.starts), flush=True)
+        report['starts'] = measure_starts(namespaces, runner, count, options)
     report['machine']['module_python'] = report['results'][0]['in_process']['python']
     report['machine']['pyroute2'] = report['results'][0]['in_process']['pyroute2']
     return report
@@ -552,6 +615,8 @@ def main(argv=None):
         if not keep_workdir:
             shutil.rmtree(workdir, ignore_errors=True)
     print_tables(report['results'], options.repeat)
+    if report.get('starts'):
+        print_starts(report['starts'])
     os.makedirs(os.path.dirname(os.path.abspath(options.output)), exist_ok=True)
     with open(options.output, 'w') as output:
         json.dump(report, output, indent=1)
