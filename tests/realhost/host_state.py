@@ -5,7 +5,8 @@ collect(vm) sends COLLECTOR (Python, standard library only) to the host over SSH
 with sudo: it returns the raw output of `ip -j -d link`, `ip -j addr`, `ip -j route`,
 `ip -6 -j route`, `nft -j list ruleset`, `iptables-save`, `ip6tables-save`, the forwarding
 sysctls, the QEMU processes, the state of the tuntap-qemu* units (and nftables.service) and,
-per guest runtime folder, whether its QEMU runs (pidfile) and answers QMP.
+per guest runtime folder, whether its QEMU runs (pidfile) and answers QMP, and the content
+hashes of the persisted files (FILE_PATTERNS).
 
 normalise() turns that into flat {section: {key: value}} with what legitimately changes
 across a boot taken out (ifindex, pids, nft handles and counters, iptables counters, the
@@ -79,6 +80,13 @@ for folder in sorted(glob.glob(RUNTIME_ROOT + '/*/')):
     if os.path.exists(folder + 'qmp.sock'):
         guest['qmp'] = qmp_status(folder + 'qmp.sock')
     state['guests'][name] = guest
+import hashlib
+state['files'] = {}
+for pattern in FILE_PATTERNS:
+    for path in sorted(glob.glob(pattern)):
+        if os.path.isfile(path):
+            with open(path, 'rb') as h:
+                state['files'][path] = hashlib.sha256(h.read()).hexdigest()[:16]
 with open('/proc/uptime') as h:
     state['uptime'] = float(h.read().split()[0])
 with open('/proc/sys/kernel/random/boot_id') as h:
@@ -87,6 +95,10 @@ print(json.dumps(state))
 '''
 
 DEFAULT_RUNTIME_ROOT = '/run/tuntap-qemu'
+# The persisted side (content hashes): what the converge writes and the boot reads.
+FILE_PATTERNS = ('/etc/network/interfaces', '/etc/network/interfaces.d/*', '/etc/nftables.conf',
+                 '/etc/nftables.d/*', '/etc/sysctl.d/*', '/etc/systemd/system/tuntap-qemu*',
+                 '/etc/network/if-*.d/tuntap-qemu*')
 
 
 class Difference(NamedTuple):
@@ -111,7 +123,7 @@ def _show(value):
 
 def collect(vm, runtime_root=DEFAULT_RUNTIME_ROOT):
     """The raw state of vm's host (a realhost.Vm), over SSH with sudo."""
-    source = 'RUNTIME_ROOT = %r\n' % runtime_root + COLLECTOR
+    source = 'RUNTIME_ROOT = %r\nFILE_PATTERNS = %r\n' % (runtime_root, FILE_PATTERNS) + COLLECTOR
     result = vm.ssh('sudo', '/usr/bin/python3', '-', input_text=source, timeout=120)
     # The state is the last line; ssh's own warnings (stderr, merged) come before it.
     lines = result.stdout.strip().splitlines()
@@ -264,6 +276,7 @@ def normalise(raw):
         'qemu': normalise_processes(raw['ps']['out']),
         'unit': raw['units'],
         'guest': normalise_guests(raw['guests']),
+        'file': raw.get('files', {}),
     }
 
 
