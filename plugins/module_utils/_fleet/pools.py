@@ -16,8 +16,15 @@ import dataclasses
 from ansible_collections.tuntap.qemu.plugins.module_utils._fleet import nets, schema
 
 
-def _wants_address(host, guest):
-    return guest.address_given is None and guest.valid_entry and not host.pool_broken
+def _planned(host, plan_one):
+    """The host with plan_one(guest, where) -> planned guest (or None after reporting why)
+    applied to each valid guest without an address, unless the host's pool is broken."""
+    guests = []
+    for guest in host.guests:
+        if guest.address_given is None and guest.valid_entry and not host.pool_broken:
+            guest = plan_one(guest, '%s.address' % guest.path) or guest
+        guests.append(guest)
+    return dataclasses.replace(host, guests=tuple(guests))
 
 
 def plan_subnets(hosts, problems):
@@ -28,34 +35,28 @@ def plan_subnets(hosts, problems):
         taken.extend(net for net in (host.uplink_net, host.bridge_net) if net is not None)
         if host.topology is not None and host.topology.guests.own_subnets:
             taken.extend(guest.net for guest in host.guests if guest.net is not None)
-    result = []
-    for host in hosts:
-        if host.topology is None or host.topology.guests.pool != 'subnets':
-            result.append(host)
-            continue
-        guests = []
-        for guest in host.guests:
-            if not _wants_address(host, guest):
-                guests.append(guest)
-                continue
-            where = '%s.address' % guest.path
+
+    def plan_for(host):
+        def plan_one(guest, where):
             if host.pool is None:
                 problems.add(host.host, '%s: missing; give ADDRESS/PREFIX such as '
                              '192.168.0.10/24, or set %s to plan one' % (where, schema.POOL))
-            else:
-                subnet = _free_subnet(host.pool, taken)
-                if subnet is None:
-                    problems.add(host.host, '%s: %s %s has no free /%d subnet left'
-                                 % (where, schema.POOL, host.pool.cidr, schema.POOL_SUBNET_PREFIX))
-                else:
-                    taken.append(subnet)
-                    gateway = nets.parse_ip(guest.gateway_given)
-                    first_host = subnet.first + 1
-                    ip = first_host + 1 if gateway is None or int(gateway) == first_host else first_host
-                    guest = guest.with_derived('address', net=nets.net(ip, subnet.prefixlen, subnet.version))
-            guests.append(guest)
-        result.append(dataclasses.replace(host, guests=tuple(guests)))
-    return result
+                return None
+            subnet = _free_subnet(host.pool, taken)
+            if subnet is None:
+                problems.add(host.host, '%s: %s %s has no free /%d subnet left'
+                             % (where, schema.POOL, host.pool.cidr, schema.POOL_SUBNET_PREFIX))
+                return None
+            taken.append(subnet)
+            gateway = nets.parse_ip(guest.gateway_given)
+            first_host = subnet.first + 1
+            ip = first_host + 1 if gateway is None or int(gateway) == first_host else first_host
+            return guest.with_derived('address', net=nets.net(ip, subnet.prefixlen, subnet.version))
+        return plan_one
+
+    return [_planned(host, plan_for(host))
+            if host.topology is not None and host.topology.guests.pool == 'subnets' else host
+            for host in hosts]
 
 
 def plan_bridge_addresses(host, problems):
@@ -74,28 +75,22 @@ def plan_bridge_addresses(host, problems):
         first = max(first, bridge_net.first + 1)
         if bridge_net.version == 4:
             last = min(last, bridge_net.last - 1)
-    candidate = first
-    guests = []
-    for guest in host.guests:
-        if not _wants_address(host, guest):
-            guests.append(guest)
-            continue
-        where = '%s.address' % guest.path
+    candidates = iter(range(first, last + 1))
+
+    def plan_one(guest, where):
         if pool is None:
             problems.add(host.host, '%s: missing; give ADDRESS/PREFIX in the bridge subnet %s, '
                          'or set %s to plan one' % (where, bridge_net.cidr, schema.POOL))
-            guests.append(guest)
-            continue
-        while candidate <= last and candidate in taken:
-            candidate += 1
-        if candidate > last:
+            return None
+        candidate = next((value for value in candidates if value not in taken), None)
+        if candidate is None:
             problems.add(host.host, '%s: no free address left where %s %s meets the bridge '
                          'subnet %s' % (where, schema.POOL, pool.cidr, bridge_net.cidr))
-            guests.append(guest)
-            continue
+            return None
         taken.add(candidate)
-        guests.append(guest.with_derived('address', net=nets.net(candidate, bridge_net.prefixlen, bridge_net.version)))
-    return dataclasses.replace(host, guests=tuple(guests))
+        return guest.with_derived('address', net=nets.net(candidate, bridge_net.prefixlen, bridge_net.version))
+
+    return _planned(host, plan_one)
 
 
 def _free_subnet(pool, taken):
