@@ -45,9 +45,9 @@ def common_argument_spec():
 
 
 def require_libraries(module):
-    if not names.HAS_NETADDR:
-        module.fail_json(msg=missing_required_lib(names.NETADDR_LIBRARY),
-                         exception=str(names.NETADDR_IMPORT_ERROR))
+    """netaddr, through module_runner's check (pyroute2 is checked where guest_side_networks
+    needs it)."""
+    module_runner.require_libraries(module, (module_runner.NETADDR,))
 
 
 def fail(module, errors, **extra):
