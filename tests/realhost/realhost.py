@@ -99,7 +99,8 @@ def cpu_model():
 
 
 def qemu_of_pidfile(pidfile):
-    """The pid in pidfile if it is alive and is the QEMU started with that pidfile, else None."""
+    """The pid in pidfile if it is alive and is the process started with that pidfile
+    (QEMU's `-pidfile PATH`, dnsmasq's `--pid-file=PATH`), else None."""
     try:
         with open(pidfile) as handle:
             pid = int(handle.read().strip())
@@ -109,10 +110,13 @@ def qemu_of_pidfile(pidfile):
         return None
     if any(arg == b'-pidfile' and value == pidfile.encode() for arg, value in zip(args, args[1:])):
         return pid
+    if ('--pid-file=%s' % pidfile).encode() in args:
+        return pid
     return None
 
 
 def stop_qemu(pidfile, timeout=10):
+    """End the process of pidfile (see qemu_of_pidfile): SIGTERM, then SIGKILL."""
     pid = qemu_of_pidfile(pidfile)
     if pid is None:
         return False
@@ -142,8 +146,17 @@ def cleanup_prefix(prefix):
             if not (name + '-').startswith(prefix) and not name.startswith(prefix):
                 continue
             folder = os.path.join(STATE_ROOT, name)
+            controller = '/run/netns/%s-ctl' % name
+            sockets = os.path.join(folder, 'cp')
+            for socket_name in sorted(os.listdir(sockets)) if os.path.isdir(sockets) and os.path.exists(controller) else ():
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    run(['nsenter', '--net=%s' % controller, 'ssh', '-o', 'ControlPath=%s' % os.path.join(sockets, socket_name),
+                         '-O', 'exit', '%s@%s' % (USER, HOST_ADDRESS)], check=False, timeout=10)
+                removed.append('ssh master %s' % socket_name)
             if stop_qemu(os.path.join(folder, 'qemu.pid')):
                 removed.append('qemu of %s' % name)
+            if stop_qemu(os.path.join(folder, 'dnsmasq.pid')):
+                removed.append('dnsmasq of %s' % name)
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     for ns in namespaces_with(prefix):
@@ -248,6 +261,7 @@ class Vm:
         self.children = []
         self.close_ssh_masters()
         stop_qemu(self.pidfile)
+        stop_qemu(os.path.join(self.state, 'dnsmasq.pid'))
         for ns in (self.controller, self.peer, self.switch):
             if ns in namespaces_with(ns):
                 run(['ip', 'netns', 'del', ns], check=False)
@@ -257,18 +271,15 @@ class Vm:
 
     def close_ssh_masters(self):
         """End the SSH masters of this VM (Ansible's and the stage's, all with their
-        sockets in the VM's cp folder) through their sockets: `ssh -O exit`."""
+        sockets in the VM's cp folder, all started through in_controller) through their
+        sockets: `ssh -O exit`."""
         folder = os.path.join(self.state, 'cp')
         if not os.path.isdir(folder) or self.controller not in namespaces_with(self.controller):
             return
         for name in sorted(os.listdir(folder)):
             with contextlib.suppress(subprocess.TimeoutExpired):
-                # Ansible's masters live in the mount namespace of its `ip netns exec`,
-                # the stage's in the root one (see in_controller).
-                argv = ['ssh', '-o', 'ControlPath=%s' % os.path.join(folder, name), '-O', 'exit',
-                        '%s@%s' % (USER, HOST_ADDRESS)]
-                run(argv, netns=self.controller, check=False, timeout=10)
-                run(self.in_controller(argv), check=False, timeout=10)
+                run(self.in_controller(['ssh', '-o', 'ControlPath=%s' % os.path.join(folder, name), '-O', 'exit',
+                                        '%s@%s' % (USER, HOST_ADDRESS)]), check=False, timeout=10)
 
     def make_lan(self):
         for ns in (self.switch, self.controller, self.peer):
@@ -289,7 +300,7 @@ class Vm:
 
     def start_dhcp_server(self):
         """dnsmasq in the LAN peer, DHCP only (no DNS), the VM's address fixed by its MAC."""
-        self.spawn(['dnsmasq', '--keep-in-foreground', '--no-daemon', '--conf-file=/dev/null',
+        self.spawn(['dnsmasq', '--keep-in-foreground', '--conf-file=/dev/null',
                     '--port=0', '--user=root', '--no-resolv', '--no-hosts', '--interface=eth0', '--bind-interfaces',
                     '--dhcp-range=10.44.0.100,10.44.0.199,255.255.255.0,1h',
                     '--dhcp-host=%s,%s' % (self.mac, HOST_ADDRESS),
@@ -449,8 +460,8 @@ class Vm:
 
     def ansible(self, *args, inventory=None, check=True, timeout=300):
         inventory = inventory or self.write_inventory('ping.json')
-        return run(self._ansible_argv('ansible', ['-i', inventory, 'ttqhost'] + list(args)),
-                   netns=self.controller, check=check, timeout=timeout)
+        return run(self.in_controller(self._ansible_argv('ansible', ['-i', inventory, 'ttqhost'] + list(args))),
+                   check=check, timeout=timeout)
 
     def playbook(self, playbook, inventory, extra_args=(), log_path=None, timeout=900):
         """Run ansible-playbook from the controller namespace; (rc, output, seconds).
@@ -459,7 +470,7 @@ class Vm:
         log_path = log_path or os.path.join(self.state, 'playbook.log')
         started = time.monotonic()
         with open(log_path, 'w') as log:
-            process = self.spawn(argv, netns=self.controller, stdout=log)
+            process = self.spawn(self.in_controller(argv), stdout=log)
             try:
                 process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -510,7 +521,7 @@ def main(argv=None):
     vm = Vm(image, prefix=args.prefix)
     vm.up()
     print('VM up in %.1fs; serial log %s' % (vm.boot_seconds, vm.serial_log))
-    print('ssh: ip netns exec %s %s' % (vm.controller, ' '.join(vm.ssh_argv())))
+    print('ssh: %s' % ' '.join(vm.in_controller(vm.ssh_argv())))
     print('remove it with: %s cleanup --prefix %s' % (sys.argv[0], vm.prefix))
     return 0
 

@@ -250,8 +250,9 @@ class TopologyRun:
                                                              traceback.format_exc(limit=4)))
         finally:
             if self.keep and vm.alive():
-                self.note('kept: ip netns exec %s %s ; remove: %s cleanup --prefix %s'
-                          % (vm.controller, ' '.join(vm.ssh_argv()), os.path.join(HERE, 'realhost.py'), vm.prefix))
+                self.note('kept: %s ; inventory %s ; remove: %s cleanup --prefix %s'
+                          % (' '.join(vm.in_controller(vm.ssh_argv())), os.path.join(vm.state, 'inventory.json'),
+                             os.path.join(HERE, 'realhost.py'), vm.prefix))
             else:
                 self.save_serial(vm)
                 vm.down()
@@ -511,7 +512,7 @@ def main(argv=None):
 
     say('')
     say('real-host stage (%s, %d at a time):' % (realhost.accelerator(), args.jobs))
-    say('%-12s %6s %9s %7s %9s %-22s %s' % ('topology', 'boot', 'converge', 'reboot', 'again', 'state', 'ping loss'))
+    say('%-20s %6s %9s %7s %9s %-22s %s' % ('topology', 'boot', 'converge', 'reboot', 'again', 'state', 'ping loss'))
     for item in runs:
         times = item.times
         state = next((check for check in item.checks if check.name.startswith('state after')), None)
@@ -519,7 +520,7 @@ def main(argv=None):
         def seconds(key):
             return '%.0fs' % times[key] if times.get(key) is not None else '-'
         ping = times.get('ping')
-        say('%-12s %6s %9s %7s %9s %-22s %s' % (
+        say('%-20s %6s %9s %7s %9s %-22s %s' % (
             item.topology.name, seconds('boot'), seconds('converge'), seconds('reboot'), seconds('converge_again'),
             ('equal' if state.detail == 'equal' else state.detail.split(',')[0] + (' ok' if state.ok else ' FAIL'))
             if state else '-', 'lost %d of %d' % ping if ping else '-'))
