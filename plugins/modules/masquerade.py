@@ -191,7 +191,7 @@ backup_files:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.tuntap.qemu.plugins.module_utils import nat_module, nat_rules
+from ansible_collections.tuntap.qemu.plugins.module_utils._nat import nat_module, nat_rules
 
 
 def main():

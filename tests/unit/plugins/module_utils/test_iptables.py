@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.tuntap.qemu.plugins.module_utils import iptables, nat_rules
+from ansible_collections.tuntap.qemu.plugins.module_utils._nat import iptables, nat_rules
 
 MASQ = nat_rules.masquerade_rules('192.168.0.0/24', 'eth0')
 FWD = nat_rules.port_forward_rules('tcp', None, 8080, '192.168.0.10', 80)

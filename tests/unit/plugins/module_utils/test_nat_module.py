@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.tuntap.qemu.plugins.module_utils import nat_module, nat_rules
-from ansible_collections.tuntap.qemu.plugins.module_utils.netfilter_commands import NetfilterError
+from ansible_collections.tuntap.qemu.plugins.module_utils._nat import nat_module, nat_rules
+from ansible_collections.tuntap.qemu.plugins.module_utils._nat.netfilter_commands import NetfilterError
 
 
 class FakeCommands:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.tuntap.qemu.plugins.module_utils import nat_rules
+from ansible_collections.tuntap.qemu.plugins.module_utils._nat import nat_rules
 
 
 def masquerade_params(**overrides):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.tuntap.qemu.plugins.module_utils import nat_rules, nft
+from ansible_collections.tuntap.qemu.plugins.module_utils._nat import nat_rules, nft
 
 MASQ = nat_rules.masquerade_rules('192.168.0.0/24', 'eth0')
 MASQ6 = nat_rules.masquerade_rules('fd00::/64', 'eth0', allow_forward=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.tuntap.qemu.plugins.module_utils import nft_boot_unit
+from ansible_collections.tuntap.qemu.plugins.module_utils._nat import nft_boot_unit
 
 NFT = '/usr/sbin/nft'
 FILE = '/etc/nftables.d/tuntap-qemu.nft'
@@ -186,7 +186,7 @@ class FakeSystemctl:
 ])
 def test_converge_with_a_running_systemd(tmp_path, monkeypatch, present, active_now, exists_before,
                                          calls):
-    from ansible_collections.tuntap.qemu.plugins.module_utils import nat_module
+    from ansible_collections.tuntap.qemu.plugins.module_utils._nat import nat_module
     unit_dir = str(tmp_path)
     monkeypatch.setattr(nft_boot_unit, 'DEFAULT_UNIT_DIR', unit_dir)
     monkeypatch.setattr(nft_boot_unit, 'systemd_booted', lambda *args: True)

@@ -16,10 +16,10 @@ import socket
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.tuntap.qemu.plugins.module_utils import (
-    files, iptables, module_runner, names, nat_rules, nft, nft_boot_unit)
+from ansible_collections.tuntap.qemu.plugins.module_utils import files, module_runner, names
 from ansible_collections.tuntap.qemu.plugins.module_utils._links import netlink, reading
-from ansible_collections.tuntap.qemu.plugins.module_utils.netfilter_commands import (
+from ansible_collections.tuntap.qemu.plugins.module_utils._nat import iptables, nat_rules, nft, nft_boot_unit
+from ansible_collections.tuntap.qemu.plugins.module_utils._nat.netfilter_commands import (
     Commands, DEFAULT_COMMANDS, NetfilterError)
 
 BACKENDS = ['auto', 'nftables', 'iptables']

@@ -23,8 +23,8 @@ from __future__ import annotations
 import re
 import shlex
 
-from ansible_collections.tuntap.qemu.plugins.module_utils import nat_rules
-from ansible_collections.tuntap.qemu.plugins.module_utils.netfilter_commands import NetfilterError
+from ansible_collections.tuntap.qemu.plugins.module_utils._nat import nat_rules
+from ansible_collections.tuntap.qemu.plugins.module_utils._nat.netfilter_commands import NetfilterError
 
 DEFAULT_HOOK_FILE = '/etc/network/if-up.d/tuntap-qemu'
 DOCKER_USER = 'DOCKER-USER'

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import json
 
-from ansible_collections.tuntap.qemu.plugins.module_utils import nat_rules
-from ansible_collections.tuntap.qemu.plugins.module_utils.netfilter_commands import NetfilterError
+from ansible_collections.tuntap.qemu.plugins.module_utils._nat import nat_rules
+from ansible_collections.tuntap.qemu.plugins.module_utils._nat.netfilter_commands import NetfilterError
 
 TABLE_FAMILY = 'inet'
 TABLE_NAME = 'tuntap_qemu'
