@@ -85,6 +85,7 @@ options:
       - With O(uplink) and O(addresses), the IPv4 router of the uplink's default route, as the
         caller persists it (Debian's C(gateway) line).
     type: str
+    version_added: 0.2.0
   readdress:
     description:
       - With O(uplink) and O(addresses), change the host's LAN address on purpose - the bridge
@@ -93,6 +94,7 @@ options:
       - Over SSH to the old address this cuts the connection.
     type: bool
     default: false
+    version_added: 0.2.0
   addresses:
     description:
       - Complete list of addresses of the bridge in ADDRESS/PREFIX form, such as the guests'
