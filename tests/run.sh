@@ -428,6 +428,8 @@ stage_molecule() {
 stage_realhost() {
     local args=()
     read -r -a args <<<"${TUNTAP_REALHOST_ARGS:-}"
+    # The state comparison's pure parts first (seconds), then the VMs.
+    PYTHONDONTWRITEBYTECODE=1 "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$REPO_ROOT/tests/realhost/test_host_state.py"
     TUNTAP_VENV=$VENV "$VENV/bin/python" "$REPO_ROOT/tests/realhost/run_stage.py" --collections "$WORK" "${args[@]}"
 }
 

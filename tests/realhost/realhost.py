@@ -73,8 +73,8 @@ def run(argv, netns=None, check=True, capture=True, timeout=None, input_text=Non
                             stdout=subprocess.PIPE if capture else None,
                             stderr=subprocess.STDOUT if capture else None)
     if check and result.returncode != 0:
-        raise RealHostError('%s failed (exit %d): %s' % (' '.join(argv), result.returncode,
-                                                        (result.stdout or '').strip()[-2000:]))
+        output = (result.stdout or '').strip()[-2000:]
+        raise RealHostError('%s failed (exit %d): %s' % (' '.join(argv), result.returncode, output))
     return result
 
 

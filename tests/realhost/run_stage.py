@@ -219,7 +219,8 @@ class TopologyRun:
 
     def check_all(self, checks):
         """checks_nat's [(name, ok, detail)]."""
-        return all([self.check(name, ok, str(detail)) for name, ok, detail in checks])
+        results = [self.check(name, ok, str(detail)) for name, ok, detail in checks]
+        return all(results)
 
     def note(self, message):
         say('[%s] %s' % (self.topology.name, message))
@@ -246,8 +247,8 @@ class TopologyRun:
             self.check('VM', False, str(error))
         except Exception as error:  # pylint: disable=broad-except
             # Reported as a failed check, so the other topologies still run and report.
-            self.check('stage step', False, '%s: %s\n%s' % (type(error).__name__, error,
-                                                             traceback.format_exc(limit=4)))
+            detail = '%s: %s\n%s' % (type(error).__name__, error, traceback.format_exc(limit=4))
+            self.check('stage step', False, detail)
         finally:
             if self.keep and vm.alive():
                 self.note('kept: %s ; inventory %s ; remove: %s cleanup --prefix %s'
@@ -303,7 +304,7 @@ class TopologyRun:
         if pinger is not None:
             time.sleep(0.5)
             pinger.send_signal(signal.SIGINT)
-            output, _ = pinger.communicate(timeout=10)
+            output = pinger.communicate(timeout=10)[0]
             vm.children.remove(pinger)
             loss = ping_summary(output)
             self.times['ping'] = loss
@@ -446,7 +447,7 @@ class TopologyRun:
         while True:
             result = vm.ssh('sudo', 'sh', '-c', 'cat %s/qemu.pid; echo ---; cat %s/serial.log' % (folder, folder),
                             check=False, timeout=30)
-            head, _, serial = result.stdout.partition('---\n')
+            head, _separator, serial = result.stdout.partition('---\n')
             if head.strip() != str(pid):
                 self.check('guest console: network up after the reboot', False,
                            '%s: QEMU pid %s at boot, now %r' % (name, pid, head.strip()))
