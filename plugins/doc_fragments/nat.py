@@ -96,10 +96,12 @@ options:
     type: str
     choices: [auto, systemd, none]
     default: auto
+    version_added: 0.2.0
   systemd_unit_dir:
     description: The folder of the unit of O(boot_unit).
     type: path
     default: /etc/systemd/system
+    version_added: 0.2.0
   nft_file:
     description: The persistent file of the V(nftables) backend.
     type: path

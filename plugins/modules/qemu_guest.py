@@ -162,6 +162,7 @@ options:
         daemonized with a warning, and nothing under C(/etc/systemd) is read or written.
     type: bool
     default: false
+    version_added: 0.2.0
 notes:
   - The guest side of the network (address, netmask, gateway) is rendered by the
     C(tuntap.qemu.guest_interfaces) and C(tuntap.qemu.guest_kernel_ip) filters.
