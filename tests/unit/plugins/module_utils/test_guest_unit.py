@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -282,9 +283,10 @@ class FakeQmp(object):
     """A QMP server on a unix socket: greets, answers every command, records them, and closes
     the connection on system_powerdown (a guest that powers off) unless `deaf`, and on quit."""
 
-    def __init__(self, path, deaf=False):
+    def __init__(self, path, deaf=False, status='running'):
         self.commands = []
         self.deaf = deaf
+        self.status = status
         self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.server.bind(str(path))
         self.server.listen(1)
@@ -305,6 +307,10 @@ class FakeQmp(object):
                 line, buffer = buffer.split(b'\n', 1)
                 command = json.loads(line.decode())['execute']
                 self.commands.append(command)
+                if command == 'query-status':
+                    conn.sendall(json.dumps({'return': {'status': self.status,
+                                                        'running': self.status == 'running'}}).encode() + b'\n')
+                    continue
                 conn.sendall(b'{"return": {}}\n')
                 if command == 'quit' or (command == 'system_powerdown' and not self.deaf):
                     conn.sendall(b'{"event": "SHUTDOWN"}\n')
@@ -318,8 +324,8 @@ class FakeQmp(object):
 
 
 @pytest.mark.parametrize('deaf, commands', [
-    (False, ['qmp_capabilities', 'system_powerdown']),
-    (True, ['qmp_capabilities', 'system_powerdown', 'quit']),
+    (False, ['qmp_capabilities', 'query-status', 'system_powerdown']),
+    (True, ['qmp_capabilities', 'query-status', 'system_powerdown', 'quit']),
 ])
 def test_helper_powerdown(helper, tmp_path, deaf, commands):
     fake = FakeQmp(tmp_path / 'qmp.sock', deaf=deaf)
@@ -328,6 +334,18 @@ def test_helper_powerdown(helper, tmp_path, deaf, commands):
     assert result.returncode == 0, result.stderr
     assert fake.commands == commands
     assert ('no powerdown within 1 s; QMP quit' in result.stderr) is deaf
+
+
+@pytest.mark.parametrize('status', ['prelaunch', 'paused'])
+def test_helper_quits_a_guest_that_cannot_power_down_at_once(helper, tmp_path, status):
+    fake = FakeQmp(tmp_path / 'qmp.sock', deaf=True, status=status)
+    started = time.monotonic()
+    result = run_helper(helper, 'powerdown', tmp_path / 'qmp.sock', 20)
+    fake.close()
+    assert result.returncode == 0, result.stderr
+    assert fake.commands == ['qmp_capabilities', 'query-status', 'quit']
+    assert 'the guest is %s, not running; QMP quit' % status in result.stderr
+    assert time.monotonic() - started < 10
 
 
 def test_helper_powerdown_without_qemu_is_done(helper, tmp_path):
