@@ -17,39 +17,36 @@ from ansible_collections.tuntap.qemu.plugins.module_utils import names
 from ansible_collections.tuntap.qemu.plugins.module_utils._fleet import nets, schema
 
 
-def check_names(hosts, problems):
+def _repeats(hosts, key):
+    """(host, guest, (other host, other guest)) for every guest whose key(guest) an earlier
+    guest of the fleet already has; guests whose key is None are left out."""
     seen = {}
     for host in hosts:
         for guest in host.guests:
-            name = guest.name
-            if name is None:
+            value = key(guest)
+            if value is None:
                 continue
-            if name in seen:
-                other_host, other = seen[name]
-                problems.add(host.host, '%s.name: %r is also used by %s %s; guest names are '
-                             'unique across the fleet (they name the runtime folder and the '
-                             'default MAC)' % (guest.path, name, other_host, other.path))
+            if value in seen:
+                yield host, guest, seen[value]
             else:
-                seen[name] = (host.host, guest)
+                seen[value] = (host.host, guest)
+
+
+def check_names(hosts, problems):
+    for host, guest, (other_host, other) in _repeats(hosts, lambda guest: guest.name):
+        problems.add(host.host, '%s.name: %r is also used by %s %s; guest names are '
+                     'unique across the fleet (they name the runtime folder and the '
+                     'default MAC)' % (guest.path, guest.name, other_host, other.path))
 
 
 def check_macs(hosts, problems):
-    seen = {}
-    for host in hosts:
-        for guest in host.guests:
-            mac = guest.mac
-            if mac is None:
-                continue
-            if mac in seen:
-                other_host, other = seen[mac]
-                if guest.mac_given is None:
-                    shown = '%r (the default for %s)' % (mac, guest.name)
-                else:
-                    shown = repr(guest.mac_given)
-                problems.add(host.host, '%s.mac: %s is also used by %s %s'
-                             % (guest.path, shown, other_host, other.label))
-            else:
-                seen[mac] = (host.host, guest)
+    for host, guest, (other_host, other) in _repeats(hosts, lambda guest: guest.mac):
+        if guest.mac_given is None:
+            shown = '%r (the default for %s)' % (guest.mac, guest.name)
+        else:
+            shown = repr(guest.mac_given)
+        problems.add(host.host, '%s.mac: %s is also used by %s %s'
+                     % (guest.path, shown, other_host, other.label))
 
 
 def check_lan_addresses(hosts, problems):
