@@ -85,6 +85,30 @@ HYPERVISORS = {
 }
 
 
+# The topology-change matrix: each lab hypervisor moves to another topology (all four
+# starting points, as issue 10 lists them), and hv2 and hv4 lose a guest. Converging this
+# over a converged lab must leave exactly what a fresh converge of it leaves.
+CHANGED_HYPERVISORS = {
+    'hv1': {  # routed -> bridged_nat
+        'uplink_address': '10.0.0.11', 'topology': 'bridged_nat', 'bridge_address': '192.168.1.1/24',
+        'guests': [{'name': 'vm1', 'address': '192.168.1.10/24'},
+                   {'name': 'vm2', 'address': '192.168.1.11/24'}],
+    },
+    'hv2': {  # routed_nat -> bridged_lan, vm4 removed
+        'uplink_address': '10.0.0.12', 'topology': 'bridged_lan',
+        'guests': [{'name': 'vm3', 'address': '10.0.0.103/24'}],
+    },
+    'hv3': {  # bridged_nat -> routed_nat
+        'uplink_address': '10.0.0.13', 'topology': 'routed_nat',
+        'guests': [{'name': 'vm5', 'address': '192.168.5.10/24'},
+                   {'name': 'vm6', 'address': '192.168.6.10/24'}],
+    },
+    'hv4': {  # bridged_lan -> routed, vm8 removed
+        'uplink_address': '10.0.0.14', 'topology': 'routed',
+        'guests': [{'name': 'vm7', 'address': '192.168.7.10/24'}],
+    },
+}
+
 def guest_ip(guest):
     return guest['address'].split('/')[0]
 
@@ -147,20 +171,23 @@ def guest_process(pidfile, name):
 
 
 class Lab:
-    def __init__(self, prefix, state_dir=None, only=None):
-        """only: names of HYPERVISORS to build (default all); the LAN and the peer are always there."""
+    def __init__(self, prefix, state_dir=None, only=None, specs=None):
+        """only: names of the hypervisors to build (default all); specs: the fleet
+        (default HYPERVISORS; CHANGED_HYPERVISORS is the other one); the LAN and the peer
+        are always there."""
+        specs = HYPERVISORS if specs is None else specs
         if not re.match(r'^[a-z0-9-]{1,10}$', prefix):
             raise SystemExit('--prefix: %r must be 1-10 characters of a-z, 0-9 and -' % prefix)
-        unknown = sorted(set(only or ()) - set(HYPERVISORS))
+        unknown = sorted(set(only or ()) - set(specs))
         if unknown:
             raise SystemExit('--only: no hypervisor %s in the lab (it has %s)'
-                             % (', '.join(unknown), ', '.join(sorted(HYPERVISORS))))
+                             % (', '.join(unknown), ', '.join(sorted(specs))))
         self.prefix = prefix
         self.state_dir = state_dir or os.path.join('/run/tuntap-lab', prefix.rstrip('-'))
         self.lan = prefix + 'lan'
         self.peer = prefix + 'peer'
         self.hypervisors = dict((name, dict(spec, namespace=prefix + name))
-                                for name, spec in HYPERVISORS.items() if not only or name in only)
+                                for name, spec in specs.items() if not only or name in only)
         self.guests_dir = os.path.join(self.state_dir, 'guests')
         self.last_output = ''
 
@@ -203,17 +230,35 @@ class Lab:
             (name, hv['namespace'], hv['uplink_address']) for name, hv in sorted(self.hypervisors.items())]
         for index, (name, ns, address) in enumerate(hosts):
             self.plug_uplink(name, ns, address, index)
-        # The LAN peer routes the routed hypervisor's guest subnets back through it; NAT
-        # topologies need no route, and the peer counts where their packets come from.
-        for _name, hv in sorted(self.hypervisors.items()):
-            if hv['topology'] == 'routed':
-                for guest in hv['guests']:
-                    run(['ip', 'route', 'add', network_of(guest['address']), 'via', hv['uplink_address']],
-                        netns=self.peer)
+        self.peer_routes('add')
         self.count_sources()
         self.write_inventory(python, build)
         print('lab %s is up: namespaces %s' % (self.prefix, ', '.join(self.namespaces)))
         print('inventory: %s' % self.inventory)
+
+    def peer_routes(self, verb):
+        """The LAN peer routes the routed hypervisors' guest subnets back through them
+        (verb add or del); NAT topologies need no route, and the peer counts where their
+        packets come from."""
+        for _name, hv in sorted(self.hypervisors.items()):
+            if hv['topology'] == 'routed':
+                for guest in hv['guests']:
+                    run(['ip', 'route', verb, network_of(guest['address']), 'via', hv['uplink_address']],
+                        netns=self.peer)
+
+    def reconfigure(self, specs, python, build):
+        """Give the running lab another fleet (the same hypervisor names, other topologies
+        and guests): the inventory, the LAN peer's routes and counters follow; the
+        hypervisors change only when a playbook converges them."""
+        if sorted(specs) != sorted(self.hypervisors):
+            raise ValueError('reconfigure keeps the hypervisors %s' % ', '.join(sorted(self.hypervisors)))
+        self.peer_routes('del')
+        for name, spec in specs.items():
+            self.hypervisors[name] = dict(spec, namespace=self.hypervisors[name]['namespace'])
+        self.peer_routes('add')
+        run(['nft', 'delete', 'table', 'inet', 'ttqlab'], netns=self.peer)
+        self.count_sources()
+        self.write_inventory(python, build)
 
     def plug_uplink(self, name, ns, address, index, mac=None):
         """eth0 of host `name` in namespace ns: a veth into the LAN bridge, address/24, up;
