@@ -20,16 +20,23 @@ The failure path is here and only here: Refused fails with every error at once
 changed=true after a partial change. A missing library fails first, naming its Debian
 and PyPI packages, found with importlib.util.find_spec() - without importing it, so a
 library needed only for writes (pyroute2) is imported on the write path alone.
+
+read, plan, apply and result run under the host lock (host_lock.held(): one converge at a time
+per host, that is per network namespace), in check mode too; parse runs before it, so a bad
+request fails without waiting. A module whose steps touch no host state sets
+`host_lock = False`. A lock that another module holds for the whole wait fails the module
+before anything is read, naming the holder (`lock` in the result).
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import importlib.util
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.tuntap.qemu.plugins.module_utils import names
+from ansible_collections.tuntap.qemu.plugins.module_utils import host_lock, names
 
 Library = collections.namedtuple('Library', 'module description')
 
@@ -58,6 +65,9 @@ class ModuleSteps:
     """The steps of one module; see the module docstring. read() and apply() do nothing."""
 
     libraries = ()
+    # Every host module reads the state that the others change, uplink_info and check mode
+    # included (a read in the middle of another converge sees half of its change).
+    host_lock = True
 
     def parse(self, module):
         return module.params
@@ -98,17 +108,28 @@ def converge(module, steps):
     require_libraries(module, steps.libraries)
     try:
         request = steps.parse(module)
-        state = steps.read(module, request)
-        plan = steps.plan(module, request, state)
-        applied = bool(plan.changed) and not module.check_mode
-        if applied:
-            steps.apply(module, plan)
-        return steps.result(module, request, plan, applied)
+        with _host_lock(module, steps):  # released on every way out, fail_json's too
+            state = steps.read(module, request)
+            plan = steps.plan(module, request, state)
+            applied = bool(plan.changed) and not module.check_mode
+            if applied:
+                steps.apply(module, plan)
+            return steps.result(module, request, plan, applied)
+    except host_lock.LockTimeout as exc:
+        module.fail_json(msg=str(exc), errors=[str(exc)], lock=exc.facts())
+    except host_lock.LockError as exc:
+        module.fail_json(msg=str(exc), errors=[str(exc)])
     except Refused as exc:
         module.fail_json(msg=str(exc), errors=exc.errors, **exc.extra)
     except ApplyFailed as exc:
         module.fail_json(msg=str(exc), changed=True, **exc.extra)
     return None  # not reached: fail_json exits
+
+
+def _host_lock(module, steps):
+    if not steps.host_lock:
+        return contextlib.nullcontext()
+    return host_lock.held(getattr(module, '_name', None) or type(steps).__name__)
 
 
 def run(module, steps):

@@ -29,3 +29,10 @@ def errors():
     """The exceptions a pyroute2 request raises: (NetlinkError, OSError)."""
     from pyroute2.netlink.exceptions import NetlinkError  # pylint: disable=import-outside-toplevel
     return (NetlinkError, OSError)
+
+
+def dump_interrupted():
+    """The exception pyroute2 raises for a dump that a concurrent change interrupted
+    (NLM_F_DUMP_INTR; pyroute2 0.7 raises it, 0.9 returns such a dump as it is)."""
+    from pyroute2.netlink.exceptions import NetlinkDumpInterrupted  # pylint: disable=import-outside-toplevel
+    return (NetlinkDumpInterrupted,)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import socket
 
-from ansible_collections.tuntap.qemu.plugins.module_utils._links import rtnl_snapshot
+from ansible_collections.tuntap.qemu.plugins.module_utils._links import netlink, rtnl_snapshot
 
 # Routes the kernel makes itself (for addresses, from router advertisements) come back on
 # their own on the bridge; the others move with the uplink's addresses.
@@ -41,7 +41,11 @@ def read_routes(ipr, ifname):
     index = socket.if_nametoindex(ifname)
     routes = []
     for family in (socket.AF_INET, socket.AF_INET6):
-        for msg in ipr.get_routes(family=family, table=RT_TABLE_MAIN):
+        # An interrupted dump is read again with the snapshot's policy (rtnl_snapshot).
+        dump = rtnl_snapshot.retry_interrupted(
+            lambda family=family: tuple(ipr.get_routes(family=family, table=RT_TABLE_MAIN)),
+            'RTM_GETROUTE dump', netlink.dump_interrupted())
+        for msg in dump:
             if msg.get_attr('RTA_OIF') != index or msg['proto'] in (RTPROT_KERNEL, RTPROT_RA):
                 continue
             dst = msg.get_attr('RTA_DST')

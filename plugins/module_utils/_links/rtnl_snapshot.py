@@ -21,16 +21,26 @@ attribute or a truncated address; here the whole address is formatted.
 The parsing functions take a bytes-like buffer and offsets, so the unit tests feed them
 hand-built messages; only read_snapshot() and open_socket() touch the kernel.
 
+A dump that links changed under is flagged NLM_F_DUMP_INTR by the kernel and read again, by
+retry_interrupted(), the one retry policy of every dump reader of the collection (this one
+and the pyroute2 route dumps of reading.py): an exponential backoff with jitter (DUMP_BACKOFF:
+from 1 ms, doubling up to 250 ms, for up to 3 s in all), so a converge on a host where QEMU,
+libvirt, Docker or another converge create and delete links goes on reading until it gets a
+consistent dump, and fails only after seconds of uninterrupted churn, saying how long it tried.
+
 Attribute numbers are those of the kernel's uapi headers (linux/netlink.h,
 linux/rtnetlink.h, linux/if_link.h, linux/if_addr.h, linux/if.h).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
+import random
 import socket
 import struct
+import time
 
 from ansible_collections.tuntap.qemu.plugins.module_utils._links import tuntap
 
@@ -103,7 +113,6 @@ I32 = struct.Struct('=i')
 # The kernel fills a dump reply up to 32 KiB (one message may be larger); a bigger buffer
 # costs nothing but the allocation, and a truncated read is reported, not parsed.
 RECEIVE_BUFFER = 1 << 20
-DUMP_ATTEMPTS = 5  # a dump that a concurrent change interrupted is read again
 
 LINK_ATTRIBUTES = frozenset((IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER, IFLA_OPERSTATE,
                              IFLA_LINKINFO))
@@ -370,21 +379,84 @@ def _receiver(sock):
     return receive
 
 
-def read_dump(sock, receive, msg_type, decode, what, seq):
-    """Send one dump request and decode the replies; read again if it was interrupted.
+@dataclasses.dataclass(frozen=True)
+class Backoff:
+    """How long to wait before reading an interrupted dump again, and for how long in all.
+
+    The pause before retry n (1, 2, ...) is first * factor ** (n - 1), at most `longest`, of
+    which a random part (up to half) is left out, so that two readers interrupted by the same
+    change do not retry in step. Retries stop once `budget` seconds have passed since the
+    first read; the last pause is shortened to end at the budget, and one more read is made.
+    """
+
+    first: float = 0.001
+    factor: float = 2.0
+    longest: float = 0.25
+    budget: float = 3.0
+
+    def pause(self, retry, draw):
+        """The pause before retry number `retry`; draw() is uniform in [0, 1)."""
+        ceiling = min(self.longest, self.first * self.factor ** min(retry - 1, 64))
+        return ceiling * (1.0 - draw() / 2.0)
+
+
+# 1, 2, 4 .. 128 ms, then 250 ms: about 20 reads in 3 s. A link dump of 512 taps takes ~12 ms,
+# so a dump fails only when links change more often than every few milliseconds for 3 s.
+DUMP_BACKOFF = Backoff()
+
+
+class DumpInterrupted(OSError):
+    """The kernel flagged a dump as inconsistent (NLM_F_DUMP_INTR); read it again."""
+
+    def __init__(self, what):
+        super().__init__(errno.EAGAIN, '%s: interrupted by a concurrent change' % what)
+
+
+def retry_interrupted(read, what, interrupted=(DumpInterrupted,), backoff=DUMP_BACKOFF,
+                      clock=time.monotonic, sleep=time.sleep, draw=random.random):
+    """read() until it does not raise one of `interrupted`; its result.
+
+    The pauses between the reads follow `backoff`. After its budget, OSError(EAGAIN) names
+    `what`, the number of reads and the seconds they took. clock, sleep and draw are
+    time.monotonic, time.sleep and random.random, replaced by the unit tests.
+    """
+    start = clock()
+    reads = 0
+    while True:
+        reads += 1
+        try:
+            return read()
+        except interrupted:
+            pass
+        elapsed = clock() - start
+        if elapsed >= backoff.budget:
+            raise OSError(errno.EAGAIN, '%s: interrupted by concurrent changes %d times in a row '
+                          'over %.1f s (links or addresses of this network namespace were '
+                          'created or deleted all the time); nothing was changed, run again '
+                          'once the host is quieter' % (what, reads, elapsed))
+        sleep(min(backoff.pause(reads, draw), backoff.budget - elapsed))
+
+
+def read_dump(sock, receive, msg_type, decode, what, seq, **retry):
+    """Send one dump request and decode the replies; read again if it was interrupted
+    (retry_interrupted(), which gets `retry`).
 
     Returns (items, next sequence number).
     """
-    for _attempt in range(DUMP_ATTEMPTS):
-        reader = DumpReader(seq, REPLY_TYPES[msg_type], decode, what)
-        seq += 1
+    sequence = [seq]
+
+    def read_once():
+        reader = DumpReader(sequence[0], REPLY_TYPES[msg_type], decode, what)
+        sequence[0] += 1
         sock.send(dump_request(msg_type, reader.seq))
         while not reader.feed(receive()):
             pass
-        if not reader.interrupted:
-            return reader.items, seq
-    raise OSError(errno.EAGAIN, '%s: interrupted by concurrent changes %d times in a row'
-                  % (what, DUMP_ATTEMPTS))
+        if reader.interrupted:
+            raise DumpInterrupted(what)
+        return reader.items
+
+    items = retry_interrupted(read_once, what, **retry)
+    return items, sequence[0]
 
 
 def read_snapshot():

@@ -321,14 +321,33 @@ def test_read_dump_reads_an_interrupted_dump_again():
     assert [sent[3] for sent in sock.sent] == [3, 4]
 
 
-def test_read_dump_gives_up_after_repeated_interruptions():
+def test_read_dump_gives_up_after_its_backoff_budget():
+    clock = FakeClock()
+    budget = 0.05  # 1 + 2 + 4 + 8 + 16 ms, then the 19 ms left: 7 reads
     sock = FakeSocket([[link_message(1, 'lo', seq=seq, flags=NLM_F_MULTI | NLM_F_DUMP_INTR), done(seq=seq)]
-                       for seq in range(1, rtnl_snapshot.DUMP_ATTEMPTS + 1)])
+                       for seq in range(1, 8)])
     with pytest.raises(OSError) as caught:
         rtnl_snapshot.read_dump(sock, lambda: sock.pending.pop(0), RTM_GETLINK,
-                                rtnl_snapshot.decode_link, 'RTM_GETLINK dump', 1)
+                                rtnl_snapshot.decode_link, 'RTM_GETLINK dump', 1,
+                                backoff=rtnl_snapshot.Backoff(budget=budget), clock=clock,
+                                sleep=clock.sleep, draw=lambda: 0.0)
     assert caught.value.errno == errno.EAGAIN
-    assert len(sock.sent) == rtnl_snapshot.DUMP_ATTEMPTS
+    assert 'RTM_GETLINK dump: interrupted by concurrent changes 7 times in a row over 0.1 s' in str(caught.value)
+    assert [sent[3] for sent in sock.sent] == list(range(1, 8))
+    assert clock.now == pytest.approx(budget)
+
+
+class FakeClock:
+    """time.monotonic and time.sleep: sleeping moves the clock."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
 
 
 def test_read_snapshot(monkeypatch):
