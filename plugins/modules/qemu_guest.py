@@ -26,6 +26,8 @@ description:
   - Before anything starts, the taps are checked - they must exist (QEMU as root would
     silently create a new, unconnected tap), be taps, be up, not be held by another
     process, and be openable by O(run_as). Each problem is a clear error and no guest is half-started.
+  - With O(prune=true) the module removes every guest of tuntap.qemu that O(keep) does not
+    name, instead of converging one guest; see O(prune).
 author:
   - tuntap.qemu developers (!UNKNOWN)
 extends_documentation_fragment:
@@ -34,9 +36,10 @@ extends_documentation_fragment:
   - tuntap.qemu.attributes.netlink
 options:
   name:
-    description: Guest name (letters, digits, C(.), C(_), C(-)); it names the runtime directory and QEMU's C(-name guest=).
+    description:
+      - Guest name (letters, digits, C(.), C(_), C(-)); it names the runtime directory and QEMU's C(-name guest=).
+      - Required unless O(prune=true), which takes no O(name).
     type: str
-    required: true
   state:
     description:
       - V(running) starts the guest (or restarts it when its command line changed);
@@ -126,8 +129,47 @@ options:
       - Default the user the module runs as (root).
     type: str
   runtime_dir:
-    description: Directory for the pidfile, QMP socket, serial log and recorded command line.
+    description:
+      - Directory for the pidfile, QMP socket, serial log and recorded command line.
+      - Default O(runtime_root)/O(name).
     type: path
+  runtime_root:
+    description:
+      - The folder of the guests' runtime directories, one per guest named after it
+        (the default of O(runtime_dir)), and where O(prune) looks for guests.
+    type: path
+    default: /run/tuntap-qemu
+    version_added: 0.3.0
+  prune:
+    description:
+      - Remove every guest of tuntap.qemu on the host that O(keep) does not name, instead of
+        converging the guest O(name) (which must not be given; nor O(runtime_dir) or O(nics)).
+      - "A guest is found through its marks: a runtime directory under O(runtime_root) whose
+        C(argv.json) is the command line of that guest with that directory's pidfile (what a
+        daemonized start records), and, where systemd is the init system in this network
+        namespace, a unit file C(/etc/systemd/system/tuntap-qemu-guest-NAME.service) with the
+        C(# Managed by tuntap.qemu) header. Folders and units without the mark are never touched."
+      - Each guest goes as with O(state=absent) - its QEMU is stopped gracefully (ACPI
+        C(system_powerdown), O(stop_timeout), QMP C(quit), then SIGKILL of that pid), its unit
+        stopped, disabled and removed, its runtime directory removed - one guest after the
+        other, then one C(systemctl daemon-reload); the units' helper script goes with the last unit.
+      - Only the pid in the pidfile is stopped, and only while C(/proc/PID/cmdline) is the QEMU
+        that tuntap.qemu started there (it names the guest and the pidfile and equals
+        C(argv.json)). A stale pidfile's unrelated process is left alone and the directory goes;
+        a process that is not ours but names the directory (a QEMU that only looks like ours)
+        is left alone with its directory, with a warning (RV(skipped)).
+      - Check mode reports every removal (RV(removed)) and changes nothing; diff mode shows the
+        guests before and after and each removed guest's state and unit file.
+    type: bool
+    default: false
+    version_added: 0.3.0
+  keep:
+    description:
+      - With O(prune=true), the names of the guests that stay (the host's plan); every other guest of ours goes.
+    type: list
+    elements: str
+    default: []
+    version_added: 0.3.0
   restart_on_change:
     description: Restart a running guest whose command line differs from the request.
     type: bool
@@ -206,6 +248,12 @@ EXAMPLES = r'''
   tuntap.qemu.qemu_guest:
     name: web1
     state: stopped
+
+- name: Remove every guest of ours but vm1 and vm2 (processes, units, runtime directories)
+  tuntap.qemu.qemu_guest:
+    prune: true
+    keep: [vm1, vm2]
+    runtime_root: /run/tuntap-qemu
 '''
 
 RETURN = r'''
@@ -288,13 +336,13 @@ unit:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.tuntap.qemu.plugins.module_utils import module_runner
-from ansible_collections.tuntap.qemu.plugins.module_utils._guest.qemu_guest_run import GuestSteps
+from ansible_collections.tuntap.qemu.plugins.module_utils._guest.qemu_guest_run import steps_for
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            name=dict(type='str', required=True),
+            name=dict(type='str'),
             state=dict(type='str', choices=['running', 'stopped', 'absent'], default='running'),
             nics=dict(type='list', elements='dict', default=[], options=dict(
                 tap=dict(type='str', required=True),
@@ -318,10 +366,14 @@ def main():
             restart_on_change=dict(type='bool', default=True),
             stop_timeout=dict(type='int', default=30),
             autostart=dict(type='bool', default=False),
+            runtime_root=dict(type='path', default='/run/tuntap-qemu'),
+            prune=dict(type='bool', default=False),
+            keep=dict(type='list', elements='str', default=[]),
         ),
+        required_if=[('prune', False, ('name',))],
         supports_check_mode=True,
     )
-    module_runner.run(module, GuestSteps())
+    module_runner.run(module, steps_for(module.params))
 
 
 if __name__ == '__main__':

@@ -154,5 +154,7 @@ def plan_action(desired_state, observed, argv, restart_on_change=True):
 
 
 def runtime_paths(params):
-    directory = params.get('runtime_dir') or os.path.join(qemu.RUNTIME_ROOT, params['name'])
+    """qemu.paths() of the guest's runtime directory: runtime_dir, else RUNTIME_ROOT/NAME."""
+    root = params.get('runtime_root') or qemu.RUNTIME_ROOT
+    directory = params.get('runtime_dir') or os.path.join(root, params['name'])
     return qemu.paths(directory)

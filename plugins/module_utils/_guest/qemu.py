@@ -3,9 +3,12 @@
 """QEMU guests on tap devices: argv builder, QMP client, process lifecycle.
 
 The guest runs daemonized (-daemonize -pidfile), or in the foreground under its systemd unit
-(guest_unit.py), with a pidfile and a QMP socket in its runtime directory either way.  A guest counts as running only when the pid in its pidfile is alive, is a
-QEMU started for this guest name (checked in /proc/PID/cmdline, so a recycled pid or a
-stale pidfile is not trusted), and answers `query-status` on QMP.
+(guest_unit.py), with a pidfile and a QMP socket in its runtime directory either way. A guest
+counts as running only when the pid in its pidfile is alive, is the QEMU of this runtime
+directory (process_is_ours(): its /proc/PID/cmdline names the guest and this pidfile, and is
+the command line recorded in argv.json, so a recycled pid, a stale pidfile or a process that
+only looks like ours is never trusted, signalled or sent a QMP command), and answers
+`query-status` on QMP.
 """
 
 from __future__ import annotations
@@ -142,24 +145,57 @@ def process_argv(pid):
     return [arg.decode('utf-8', 'surrogateescape') for arg in data.split(b'\0')[:-1]]
 
 
+def names_guest(args, name):
+    """True when the argv list `args` is a QEMU started for guest `name` (-name guest=NAME,...)."""
+    value = option_value(args, '-name')
+    return value is not None and value.startswith('guest=%s,' % name)
+
+
 def process_is_guest(pid, name):
     """True when pid is alive and is a QEMU started for guest `name`."""
+    args = process_argv(pid)
+    return args is not None and names_guest(args, name)
+
+
+def read_argv(argv_file):
+    """The command line a daemonized start recorded in argv.json (a list of str), or None."""
     try:
-        with open('/proc/%d/cmdline' % pid, 'rb') as handle:
-            args = handle.read().split(b'\0')
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return False
-    wanted = ('guest=%s,' % name).encode('utf-8')
+        with open(argv_file) as handle:
+            argv = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    if isinstance(argv, list) and argv and all(isinstance(arg, str) for arg in argv):
+        return argv
+    return None
+
+
+def option_value(args, option):
+    """The value after the first `option` in an argv list, or None."""
     for index, arg in enumerate(args[:-1]):
-        if arg == b'-name' and args[index + 1].startswith(wanted):
-            return True
-    return False
+        if arg == option:
+            return args[index + 1]
+    return None
+
+
+def process_is_ours(pid, name, files):
+    """True when pid is alive and is the QEMU of the runtime directory `files` for guest `name`.
+
+    Its command line names the guest (-name guest=NAME,) and this directory's pidfile
+    (-pidfile PATH), and is the one recorded in argv.json where the daemonized start recorded
+    one (a guest under its systemd unit records none: the unit file holds its command line).
+    A process that only looks like a guest of that name is not ours.
+    """
+    args = process_argv(pid)
+    if args is None or not names_guest(args, name) or option_value(args, '-pidfile') != files['pidfile']:
+        return False
+    recorded = read_argv(files['argv_file'])
+    return recorded is None or recorded == args
 
 
 def running_pid(files, name):
     """The pid of the running guest, or None (a stale pidfile counts as not running)."""
     pid = read_pid(files['pidfile'])
-    if pid is not None and process_is_guest(pid, name):
+    if pid is not None and process_is_ours(pid, name, files):
         return pid
     return None
 
@@ -219,12 +255,7 @@ def observe(files, name):
     'cmdline'}; argv is the command line recorded at the daemonized start, cmdline the one
     the running process has."""
     pid = running_pid(files, name)
-    argv = None
-    try:
-        with open(files['argv_file']) as handle:
-            argv = json.load(handle)
-    except (FileNotFoundError, ValueError):
-        pass
+    argv = read_argv(files['argv_file'])
     if pid is None:
         return {'state': 'stopped', 'pid': None, 'status': None, 'argv': argv, 'cmdline': None}
     cmdline = process_argv(pid)
@@ -308,7 +339,7 @@ def stop(files, name, timeout=30):
             continue
         if wait_gone(pid, wait):
             return 'powerdown' if command == 'system_powerdown' else 'quit'
-    if process_is_guest(pid, name):
+    if process_is_ours(pid, name, files):
         try:
             os.kill(pid, signal.SIGKILL)
         except OSError as exc:

@@ -4,10 +4,14 @@
 process and unit) -> plan (the action, the unit's steps, the taps checked) -> apply.
 
 A guest runs daemonized, or with autostart as a systemd unit (guest_unit.py) where systemd is
-the init system; switching between the two stops the old QEMU before the new one starts."""
+the init system; switching between the two stops the old QEMU before the new one starts.
+
+PruneSteps (prune=true) removes every guest of ours that `keep` does not name (guest_prune.py
+finds them), each through GuestSteps' own state=absent path, with one daemon-reload."""
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import grp
 import os
@@ -16,7 +20,7 @@ import shutil
 import time
 
 from ansible_collections.tuntap.qemu.plugins.module_utils import files, module_runner
-from ansible_collections.tuntap.qemu.plugins.module_utils._guest import guest_plan, guest_unit, qemu
+from ansible_collections.tuntap.qemu.plugins.module_utils._guest import guest_plan, guest_prune, guest_unit, qemu
 from ansible_collections.tuntap.qemu.plugins.module_utils._links import netlink, reading
 
 
@@ -109,6 +113,11 @@ class GuestSteps(module_runner.ModuleSteps):
 
     libraries = (module_runner.NETADDR, module_runner.PYROUTE2)
 
+    def __init__(self, batch=False):
+        # batch: one guest of several that one call removes (PruneSteps): the helper script and
+        # the daemon-reload are the batch's, once for all of them.
+        self.batch = batch
+
     def parse(self, module):
         params = module.params
         guest, errors = guest_plan.guest_spec(params)
@@ -174,7 +183,7 @@ class GuestSteps(module_runner.ModuleSteps):
             action = guest_plan.plan_action(params['state'], daemon_observed, argv, params['restart_on_change'])
             if daemon_observed is not observed and observed['state'] != 'stopped':
                 action = {'start': 'restart', None: 'stop'}.get(action, action)
-        remove_helper = (steps is not None and steps.remove and not _other_units(guest['name'])
+        remove_helper = (not self.batch and steps is not None and steps.remove and not _other_units(guest['name'])
                          and guest_unit.is_ours(files.read_text(guest_unit.HELPER_PATH)))
         write_helper = wanted and helper_before != helper_after
 
@@ -239,7 +248,8 @@ class GuestSteps(module_runner.ModuleSteps):
                             plan.write_helper, result)
             else:
                 if steps is not None:
-                    _remove_unit(module, unit, steps, plan.remove_helper)
+                    _remove_unit(module, unit, steps._replace(reload=steps.reload and not self.batch),
+                                 plan.remove_helper)
                 _apply_daemon(result['action'], paths, name, params, request['argv'], request['run_as'],
                               result)
         except (qemu.QemuError, guest_unit.SystemctlError) as exc:
@@ -281,9 +291,227 @@ class GuestPlan:
         return self.result['changed']
 
 
+def steps_for(params):
+    """The module's steps: PruneSteps for prune=true, else GuestSteps for one guest."""
+    return PruneSteps() if params.get('prune') else GuestSteps()
+
+
 def converge(module):
-    """Converge one guest through module_runner; returns the module result."""
-    return module_runner.converge(module, GuestSteps())
+    """Converge one guest (or prune) through module_runner; returns the module result."""
+    return module_runner.converge(module, steps_for(module.params))
+
+
+# ---------------------------------------------------------------- prune
+
+class GuestModule:
+    """The module as GuestSteps sees it for one guest of a prune: that guest's parameters,
+    everything else (check mode, diff, run_command, warn) the real module's."""
+
+    def __init__(self, module, params):
+        self._module = module
+        self.params = params
+
+    def __getattr__(self, attribute):
+        return getattr(self._module, attribute)
+
+
+def absent_params(params, guest):
+    """qemu_guest's parameters for `guest` (guest_prune.FoundGuest) with state=absent."""
+    return dict(params, name=guest.name, state='absent', runtime_dir=guest.runtime_dir,
+                autostart=False, nics=[], accel='tcg', kernel=None, initrd=None, append=None,
+                disk=None, disk_format=None, extra_args=[], prune=False, keep=[])
+
+
+@dataclasses.dataclass
+class PruneMember:
+    """One guest that a prune removes, with GuestSteps' request, state and plan for it."""
+
+    guest: guest_prune.FoundGuest
+    module: GuestModule
+    steps: GuestSteps
+    request: dict
+    state: dict
+    plan: GuestPlan | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class PruneRequest:
+    runtime_root: str
+    keep: tuple
+    booted: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class PruneState:
+    prune: guest_prune.PrunePlan
+    members: tuple
+    units: dict
+    found: tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class PruneResult:
+    """What PruneSteps.plan() decided: the module result so far and what apply() needs."""
+
+    result: dict
+    members: tuple
+    remove_helper: bool
+    reload: bool
+
+    @property
+    def changed(self):
+        return self.result['changed']
+
+
+def _guest_errors(name, exc):
+    return ['guest %s: %s' % (name, error) for error in exc.errors]
+
+
+class PruneSteps(module_runner.ModuleSteps):
+    """qemu_guest prune=true: find our guests (runtime directories under runtime_root, unit
+    files), plan each one not in `keep` through GuestSteps(batch=True) as state=absent, then
+    apply them in turn (graceful stop, unit stopped/disabled/removed, runtime directory
+    removed), one daemon-reload, and the units' helper script when no unit of ours is left."""
+
+    libraries = GuestSteps.libraries
+
+    def parse(self, module):
+        params = module.params
+        errors = []
+        if params['name'] is not None:
+            errors.append('name: %r is not for prune=true, which looks at every guest of ours; '
+                          'list the guests to keep in keep' % params['name'])
+        for option in ('runtime_dir', 'nics'):
+            if params[option]:
+                errors.append('%s: not with prune=true (the guests are found under runtime_root)' % option)
+        for index, name in enumerate(params['keep']):
+            if not guest_prune.is_guest_name(name):
+                errors.append('keep[%d]: %r is not a guest name (1-63 letters, digits, ., _ and -, '
+                              'starting with a letter or digit)' % (index, name))
+        if params['stop_timeout'] < 0:
+            errors.append('stop_timeout: %r must not be negative' % params['stop_timeout'])
+        module_runner.refuse(errors)
+        # Unit files only where PID 1 is systemd in this network namespace (see GuestSteps).
+        booted = guest_unit.systemd_booted() and guest_unit.same_netns_as_init() is True
+        return PruneRequest(params['runtime_root'] or qemu.RUNTIME_ROOT, tuple(params['keep']), booted)
+
+    def read(self, module, request):
+        units = guest_prune.find_units(guest_unit.UNIT_DIR) if request.booted else {}
+        found = guest_prune.found_guests(guest_prune.find_runtime_dirs(request.runtime_root), units,
+                                         request.runtime_root)
+        holders = [holder for holder in (guest_prune.foreign_holder(guest) for guest in found
+                                         if guest.name not in request.keep) if holder]
+        prune = guest_prune.plan_prune(found, request.keep, holders)
+        members, errors = [], []
+        for guest in prune.remove:
+            member_module = GuestModule(module, absent_params(module.params, guest))
+            steps = GuestSteps(batch=True)
+            try:
+                member_request = steps.parse(member_module)
+                members.append(PruneMember(guest, member_module, steps, member_request,
+                                           steps.read(member_module, member_request)))
+            except module_runner.Refused as exc:
+                errors.extend(_guest_errors(guest.name, exc))
+        module_runner.refuse(errors)
+        return PruneState(prune, tuple(members), units, tuple(found))
+
+    def plan(self, module, request, state):
+        errors = []
+        for member in state.members:
+            try:
+                member.plan = member.steps.plan(member.module, member.request, member.state)
+            except module_runner.Refused as exc:
+                errors.extend(_guest_errors(member.guest.name, exc))
+        module_runner.refuse(errors)
+        unit_removals = [member for member in state.members
+                         if member.plan.steps is not None and member.plan.steps.remove]
+        removed_units = {member.guest.name for member in unit_removals}
+        helper_before = files.read_text(guest_unit.HELPER_PATH) if request.booted else None
+        remove_helper = (request.booted and not set(state.units) - removed_units
+                         and guest_unit.is_ours(helper_before))
+        reload = any(member.plan.steps.reload for member in unit_removals)
+        changed = any(member.plan.changed for member in state.members) or remove_helper
+        result = {
+            'changed': changed,
+            'runtime_root': request.runtime_root,
+            'removed': [_removed_entry(member) for member in state.members if member.plan.changed],
+            'kept': list(state.prune.kept),
+            'skipped': [{'name': holder.name, 'runtime_dir': holder.runtime_dir, 'pid': holder.pid,
+                         'reason': holder.reason} for holder in state.prune.skipped],
+        }
+        if module._diff:
+            names = [guest.name for guest in state.found]
+            gone = {entry['name'] for entry in result['removed']}
+            diff = [{'before_header': 'guests of tuntap.qemu (%s, unit files)' % request.runtime_root,
+                     'after_header': 'guests of tuntap.qemu (%s, unit files)' % request.runtime_root,
+                     'before': {'guests': names},
+                     'after': {'guests': [name for name in names if name not in gone]}}]
+            for member in state.members:
+                if member.plan.changed:
+                    diff.extend(_member_diff(member))
+            if remove_helper:
+                diff.append(files.text_diff(guest_unit.HELPER_PATH, helper_before, None))
+            result['diff'] = diff
+        return PruneResult(result, state.members, remove_helper, reload)
+
+    def apply(self, module, plan):
+        done = []
+        try:
+            for member in plan.members:
+                if member.plan.changed:
+                    member.steps.apply(member.module, member.plan)
+                    done.append(member.guest.name)
+        except module_runner.ApplyFailed as exc:
+            left = [member.guest.name for member in plan.members
+                    if member.plan.changed and member.guest.name not in done]
+            self._finish(module, plan, remove_helper=False)
+            raise module_runner.ApplyFailed('prune: guest %s: %s' % (left[0], exc), removed=done,
+                                            not_removed=left, **exc.extra)
+        self._finish(module, plan, plan.remove_helper)
+
+    @staticmethod
+    def _finish(module, plan, remove_helper):
+        """The batch's own steps after its guests: the helper script, then one daemon-reload."""
+        if remove_helper:
+            files.write_atomic(module, guest_unit.HELPER_PATH, None)
+            try:
+                os.rmdir(os.path.dirname(guest_unit.HELPER_PATH))
+            except OSError:
+                pass  # not empty: something else of the admin's is there
+        if plan.reload:
+            try:
+                guest_unit.Systemctl(module).run('daemon-reload')
+            except guest_unit.SystemctlError as exc:
+                raise module_runner.ApplyFailed(str(exc))
+
+    def result(self, module, request, plan, applied):
+        result = plan.result
+        for entry, member in zip(result['removed'], [m for m in plan.members if m.plan.changed]):
+            if applied:
+                by_unit = member.plan.steps is not None and member.plan.steps.stop
+                entry['stopped_by'] = 'systemctl stop' if by_unit else member.plan.result.get('stopped_by')
+        for holder in result['skipped']:
+            module.warn('prune: guest %s: %s' % (holder['name'], holder['reason']))
+        return result
+
+
+def _removed_entry(member):
+    """The `removed` entry of one guest, as it is before the prune."""
+    unit = member.state['unit']
+    return {'name': member.guest.name, 'runtime_dir': member.guest.runtime_dir,
+            'pid': member.state['observed']['pid'],
+            'state': member.state['observed']['state'],
+            'unit': unit['name'] if unit is not None and member.plan.steps.remove else None,
+            'stopped_by': None}
+
+
+def _member_diff(member):
+    """GuestSteps' diff of one removed guest, its state entry headed with the guest's name."""
+    diff = member.plan.result.get('diff')
+    entries = list(diff) if isinstance(diff, list) else [diff]
+    header = 'guest %s (%s)' % (member.guest.name, member.guest.runtime_dir)
+    entries[0] = dict(entries[0], before_header=header, after_header='%s (absent)' % header)
+    return entries
 
 
 def _apply_daemon(action, paths, name, params, argv, run_as, result):
@@ -344,6 +572,12 @@ def _apply_unit(module, unit, steps, paths, name, params, after, helper_after, w
         result['pid'] = None
         result['state'] = 'stopped'
     if steps.start or steps.restart:
+        # The daemonized mode's record: under the unit the process's command line is the unit's,
+        # and a stale argv.json would make it look like a QEMU that is not ours (qemu.process_is_ours).
+        try:
+            os.unlink(paths['argv_file'])
+        except FileNotFoundError:
+            pass
         systemctl.run('restart' if steps.restart else 'start', unit['name'])
         # Type=exec: systemctl returns once QEMU is exec'd, before its QMP socket listens.
         status = _wait_for_qmp(paths, timeout=30.0)
