@@ -19,6 +19,15 @@ description:
     in the same call (the bridged_lan topology), in an order that keeps the host reachable -
     the bridge gets the addresses (and, when it is created, the uplink's MAC) first, then the
     uplink is enslaved, routes move with a netlink replace, and the uplink's addresses go last.
+  - The bridge carries the collection's mark, the interface alias V(tuntap.qemu:bridge), or
+    V(tuntap.qemu:bridge uplink=eth0) once it took over the uplink V(eth0). An existing bridge
+    managed here without it gets it, which counts as a change. O(prune) removes only bridges
+    that carry the mark; ports are never marked.
+  - Removing a bridge whose mark names an uplink (O(state=absent), O(prune)) gives the uplink
+    its addresses and routes back in the same call, in an order that keeps the host reachable -
+    the uplink gets the addresses first, leaves the bridge, the routes move to it with a netlink
+    replace, and the bridge goes last with its addresses. An uplink that no longer exists is an
+    error and nothing is changed.
 author:
   - tuntap.qemu developers (!UNKNOWN)
 extends_documentation_fragment:
@@ -27,9 +36,10 @@ extends_documentation_fragment:
   - tuntap.qemu.attributes.netlink
 options:
   name:
-    description: Bridge name, at most 15 bytes, without C(/), C(:) or whitespace.
+    description:
+      - Bridge name, at most 15 bytes, without C(/), C(:) or whitespace.
+      - Required unless O(state=absent) with O(prune=true), which removes every bridge of ours.
     type: str
-    required: true
   state:
     description:
       - V(present) creates or updates the bridge; V(absent) deletes it (its ports are released,
@@ -37,6 +47,17 @@ options:
     type: str
     choices: [present, absent]
     default: present
+  prune:
+    description:
+      - Remove every bridge that carries the collection's mark (see the description) other
+        than O(name); their ports are released, not deleted. Without O(name) (only with
+        O(state=absent)), every bridge of ours goes - the converge of a host whose plan
+        holds no bridge.
+      - A bridge without the mark is never removed or changed, whatever its name.
+      - RV(removed) lists the removed bridges; check mode and diff mode show them.
+    type: bool
+    default: false
+    version_added: 0.3.0
   ports:
     description:
       - Interfaces that must be ports of the bridge. Other ports stay unless O(exclusive=true).
@@ -149,6 +170,17 @@ EXAMPLES = r'''
   tuntap.qemu.bridge_port:
     name: br0
     state: absent
+
+- name: Bridge br0, and no other bridge of the collection (an admin's bridges stay)
+  tuntap.qemu.bridge_port:
+    name: br0
+    ports: [tap0]
+    prune: true
+
+- name: No bridge of the collection at all (leaving bridged_lan - eth0 gets its addresses back)
+  tuntap.qemu.bridge_port:
+    state: absent
+    prune: true
 '''
 
 RETURN = r'''
@@ -191,6 +223,18 @@ devices:
       type: list
       elements: str
       sample: [tap0, tap1]
+    alias:
+      description: The interface alias, the collection's mark.
+      type: str
+      sample: tuntap.qemu:bridge uplink=eth0
+      version_added: 0.3.0
+removed:
+  description: Bridges the call deleted (O(state=absent), O(prune)); in check mode, those it would delete.
+  returned: always
+  type: list
+  elements: str
+  sample: [br1]
+  version_added: 0.3.0
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -202,8 +246,9 @@ from ansible_collections.tuntap.qemu.plugins.module_utils._links.converge import
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            name=dict(type='str', required=True),
+            name=dict(type='str'),
             state=dict(type='str', choices=['present', 'absent'], default='present'),
+            prune=dict(type='bool', default=False),
             ports=dict(type='list', elements='str'),
             exclusive=dict(type='bool', default=False),
             move_ports=dict(type='bool', default=False),
@@ -217,6 +262,7 @@ def main():
             readdress=dict(type='bool', default=False),
         ),
         supports_check_mode=True,
+        required_if=[('state', 'present', ['name']), ('prune', False, ['name'])],
     )
     module_runner.run(module, BridgeSteps())
 

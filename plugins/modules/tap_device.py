@@ -19,6 +19,10 @@ description:
     fails the call and leaves every device as it was.
   - A device whose O(mode) or O(multi_queue) differs from the request is deleted and created
     again (the kernel cannot change them in place); a guest attached to it loses its link.
+  - Every device the module creates or manages as present carries the collection's mark, the
+    interface alias V(tuntap.qemu:tap) (C(ip link show) prints it as C(alias)). A listed device
+    that exists without it (made by hand, or by release 0.2.0) gets it, which counts as a change.
+    O(prune) removes only devices that carry the mark.
 author:
   - tuntap.qemu developers (!UNKNOWN)
 extends_documentation_fragment:
@@ -136,6 +140,19 @@ options:
     type: str
     choices: [present, absent]
     default: present
+  prune:
+    description:
+      - Remove every tap and tun device that carries the collection's mark (see the description)
+        and is not named in this call (O(name), O(names) or O(devices)), with its addresses and
+        routes, which go with the link. RV(removed) lists them; check mode and diff mode show them.
+      - A device without the mark is never removed or changed, whatever its name.
+      - A marked device that a process holds open (a running QEMU; found through the C(iff:) lines
+        of C(/proc/*/fdinfo) and the device's carrier) is left alone with a warning that names the
+        process, and the call does not fail; RV(in_use) lists it.
+      - Pass the complete list of the host's taps with it, for example every guest's tap of the plan.
+    type: bool
+    default: false
+    version_added: 0.3.0
 notes:
   - Owner, group and IFF_VNET_HDR are set by attaching to the device; that fails with
     C(Device or resource busy) while a process (a running QEMU) holds a single-queue tap open.
@@ -175,6 +192,11 @@ EXAMPLES = r'''
   tuntap.qemu.tap_device:
     name: tap0
     state: absent
+
+- name: Exactly the taps of these guests; the collection's other taps go, the admin's stay
+  tuntap.qemu.tap_device:
+    names: [tap0, tap1]
+    prune: true
 '''
 
 RETURN = r'''
@@ -242,6 +264,38 @@ devices:
       type: list
       elements: str
       sample: [192.168.0.1/24]
+    alias:
+      description: The interface alias, the collection's mark V(tuntap.qemu:tap) on its devices.
+      type: str
+      sample: tuntap.qemu:tap
+      version_added: 0.3.0
+    carrier:
+      description: Whether a process (a running QEMU) holds the device open.
+      type: bool
+      version_added: 0.3.0
+removed:
+  description: Devices the call deleted (O(state=absent), O(prune)); in check mode, those it would delete.
+  returned: always
+  type: list
+  elements: str
+  sample: [tap3]
+  version_added: 0.3.0
+in_use:
+  description: Marked devices that O(prune) left alone because a process holds them open.
+  returned: always
+  type: list
+  elements: dict
+  version_added: 0.3.0
+  contains:
+    name:
+      description: Device name.
+      type: str
+      sample: tap4
+    holders:
+      description: The processes in this network namespace that hold it open (empty when only its carrier tells).
+      type: list
+      elements: dict
+      sample: [{pid: 4242, comm: qemu-system-x86}]
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -263,7 +317,7 @@ def main():
         bridge=dict(type='str'),
         state=dict(type='str', choices=['present', 'absent']),
     )
-    argument_spec = dict(per_device, name=dict(type='str'),
+    argument_spec = dict(per_device, name=dict(type='str'), prune=dict(type='bool', default=False),
                          names=dict(type='list', elements='str'),
                          devices=dict(type='list', elements='dict',
                                       options=dict(per_device, name=dict(type='str', required=True))))

@@ -10,10 +10,13 @@ Every kind there is:
     BridgeCreate(name, attrs)                       create a bridge; attrs: stp,
                                                     forward_delay (s), mac
     LinkSet(name, changes)                          set mtu, state, master ('' = release),
-                                                    stp, forward_delay of an existing link
+                                                    stp, forward_delay, alias (the mark of
+                                                    marks.py; '' = none) of an existing link
     AddrAdd(name, address) / AddrDel(name, address) 'ADDRESS/PREFIX'
     RouteReplace(name, route)                       a route (reading.read_routes() dict)
                                                     through `name`, replaced in one step
+                                                    (to the bridge on a takeover, back to
+                                                    the uplink when the bridge goes)
 
 Each is a frozen dataclass: compared by value (the unit tests compare whole action lists),
 and `describe()` says what it does for an error message.

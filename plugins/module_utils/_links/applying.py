@@ -105,6 +105,8 @@ def _set_kwargs(changes, ifindex):
         kwargs['state'] = changes['state']
     if 'master' in changes:
         kwargs['master'] = ifindex(changes['master']) if changes['master'] else 0
+    if 'alias' in changes:
+        kwargs['ifalias'] = changes['alias'] or ''  # IFLA_IFALIAS; '' removes it
     bridge = _bridge_kwargs(changes)
     if bridge:
         kwargs['kind'] = 'bridge'

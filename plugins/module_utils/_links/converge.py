@@ -6,18 +6,41 @@ read state once -> plan every spec -> fail on any error (nothing touched) ->
 apply unless check mode -> read once more for the return values.
 
 pyroute2 is imported only to apply a change and to read routes (bridge_port with an
-uplink, uplink_info): a no-change tap_device or bridge_port never imports it.
+uplink, a bridged_lan bridge to remove, uplink_info): a no-change tap_device or bridge_port
+never imports it. With prune, /proc is walked for holders of tun devices (tun_holders) only
+when there is a marked tap to remove.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import socket
+from typing import Any, Dict, List
 
 from ansible_collections.tuntap.qemu.plugins.module_utils import module_runner
 from ansible_collections.tuntap.qemu.plugins.module_utils._links import (
-    applying, netlink, planning, reading, specs, uplink_check)
+    applying, marks, netlink, planning, pruning, reading, specs, tun_holders, uplink_check)
 
 LIBRARIES = (module_runner.NETADDR, module_runner.PYROUTE2)
+
+
+@dataclasses.dataclass
+class LinkRequest:
+    """The specs of one call, and whether our links it does not hold go (prune)."""
+    specs: List[Dict[str, Any]]
+    prune: bool = False
+
+    def names(self):
+        return [spec['name'] for spec in self.specs]
+
+
+@dataclasses.dataclass
+class LinkState:
+    """What read() found: the snapshot, the holders of the taps a prune would remove, the
+    routes of the bridged_lan bridges a call would remove."""
+    snapshot: Dict[str, Any]
+    holders: Dict[str, List[Any]] = dataclasses.field(default_factory=dict)
+    bridge_routes: Dict[str, List[Dict[str, Any]]] = dataclasses.field(default_factory=dict)
 
 
 class LinkSteps(module_runner.ModuleSteps):
@@ -33,17 +56,22 @@ class LinkSteps(module_runner.ModuleSteps):
     def parse(self, module):
         request, errors = self.specs(module)
         module_runner.refuse(errors)
-        return request
+        return LinkRequest(request, bool(module.params.get('prune')))
 
     def read(self, module, request):
-        return reading.read_snapshot()
+        return LinkState(reading.read_snapshot())
 
     def plan(self, module, request, state):
-        plan = planning.LinkPlan(state)
-        for spec in request:
+        plan = planning.LinkPlan(state.snapshot)
+        for spec in request.specs:
             self.planner(plan, spec)  # pylint: disable=not-callable
+        if request.prune:
+            self.prune(plan, request, state)
         module_runner.refuse(plan.errors)
         return plan
+
+    def prune(self, plan, request, state):
+        """Plan the removal of our links that the request does not hold."""
 
     def apply(self, module, plan):
         ipr = netlink.open_netlink()
@@ -66,16 +94,19 @@ class LinkSteps(module_runner.ModuleSteps):
             snapshot = predicted(plan)
         result = {
             'changed': plan.changed,
-            'devices': [reading.device_facts(snapshot, spec['name']) for spec in request
-                        if snapshot.get(spec['name']) is not None],
+            'devices': [reading.device_facts(snapshot, name) for name in request.names()
+                        if snapshot.get(name) is not None],
+            'removed': list(plan.removed),
         }
+        for warning in plan.warnings:
+            module.warn(warning)
         if module._diff:
             result['diff'] = plan.diff()
-        self.complete(result, snapshot)
+        self.complete(result, plan, snapshot)
         return result
 
-    def complete(self, result, snapshot):
-        """Add module-specific return values from the resulting snapshot."""
+    def complete(self, result, plan, snapshot):
+        """Add module-specific return values from the plan and the resulting snapshot."""
 
 
 class TapSteps(LinkSteps):
@@ -86,6 +117,19 @@ class TapSteps(LinkSteps):
     def specs(self, module):
         return specs.tap_specs(module.params)
 
+    def read(self, module, request):
+        snapshot = reading.read_snapshot()
+        holders = {}
+        if request.prune:
+            holders = tun_holders.read_holders(pruning.tap_candidates(snapshot, request.names()))
+        return LinkState(snapshot, holders)
+
+    def prune(self, plan, request, state):
+        pruning.plan_tap_prune(plan, request.names(), state.holders)
+
+    def complete(self, result, plan, snapshot):
+        result['in_use'] = list(plan.in_use)
+
 
 class BridgeSteps(LinkSteps):
     """bridge_port: one bridge, with the routes of the bridged LAN takeover read first."""
@@ -93,17 +137,33 @@ class BridgeSteps(LinkSteps):
     planner = staticmethod(planning.plan_bridge)
 
     def specs(self, module):
+        if module.params['name'] is None:  # state=absent prune=true: remove all of ours
+            return [], []
         spec, errors = specs.bridge_spec(module.params)
         return [spec], errors
 
     def read(self, module, request):
-        spec = request[0]
-        if spec['uplink'] and spec['state'] == 'present':
-            spec['uplink_routes'] = uplink_routes(spec['uplink'])
-            spec['bridge_routes'] = uplink_routes(spec['name'])
-        return reading.read_snapshot()
+        for spec in request.specs:
+            if spec['uplink'] and spec['state'] == 'present':
+                spec['uplink_routes'] = uplink_routes(spec['uplink'])
+                spec['bridge_routes'] = uplink_routes(spec['name'])
+        snapshot = reading.read_snapshot()
+        going = [spec['name'] for spec in request.specs
+                 if spec['state'] == 'absent' and spec['name'] in snapshot]
+        if request.prune:
+            going += pruning.bridge_candidates(snapshot, request.names())
+        # A bridged_lan bridge gives its routes back to the uplink: read them (pyroute2) for
+        # those alone.
+        routes = dict((name, uplink_routes(name)) for name in going
+                      if snapshot[name]['kind'] == 'bridge' and marks.mark_uplink(snapshot[name]))
+        for spec in request.specs:
+            spec['removal_routes'] = routes
+        return LinkState(snapshot, bridge_routes=routes)
 
-    def complete(self, result, snapshot):
+    def prune(self, plan, request, state):
+        pruning.plan_bridge_prune(plan, request.names(), state.bridge_routes)
+
+    def complete(self, result, plan, snapshot):
         for device in result['devices']:
             if 'ports' not in device:  # the check-mode prediction has them already
                 device['ports'] = reading.ports_of(snapshot, device['name'])

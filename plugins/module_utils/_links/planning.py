@@ -10,12 +10,17 @@ The flow of every link module (converge.py through module_runner):
     if plan.errors: fail, nothing touched
     if plan.changed and not check_mode: applying.apply_plan(ipr, plan)
 
-The bridged_lan uplink takeover that plan_bridge can include is in uplink_takeover.py.
+The bridged_lan uplink takeover that plan_bridge can include is in uplink_takeover.py;
+the prune of our other taps and bridges (marks.py) in pruning.py.
+
+Every tap and bridge planned as present gets our mark (its alias, marks.py): a link created
+here, and one that existed without it (the inventory says it is ours). A new mark is a
+change like any other, so hosts converged before the marks report changed once.
 """
 
 from __future__ import annotations
 
-from ansible_collections.tuntap.qemu.plugins.module_utils._links import uplink_takeover
+from ansible_collections.tuntap.qemu.plugins.module_utils._links import marks, uplink_takeover
 from ansible_collections.tuntap.qemu.plugins.module_utils._links.actions import (
     AddrAdd, AddrDel, BridgeCreate, Delete, LinkSet, Tun)
 from ansible_collections.tuntap.qemu.plugins.module_utils._links.reading import ports_of
@@ -26,12 +31,18 @@ class LinkPlan:
 
     `actions` is a list of the typed actions of actions.py (Delete, Tun, BridgeCreate,
     LinkSet, AddrAdd, AddrDel, RouteReplace), applied in order by applying.apply_plan().
+    `removed` names the links deleted for good (state=absent, prune), `in_use` the marked
+    taps a prune leaves alone because a process holds them ({name, holders: [{pid, comm}]}),
+    each also in `warnings`.
     """
 
     def __init__(self, snapshot):
         self.snapshot = snapshot
         self.actions = []
         self.errors = []
+        self.warnings = []
+        self.removed = []
+        self.in_use = []
         self.before = {}
         self.after = {}
         self.changed_names = []
@@ -56,13 +67,14 @@ class LinkPlan:
 
 
 TAP_FIELDS = ('mode', 'owner', 'group', 'multi_queue', 'vnet_hdr', 'mtu', 'state', 'master',
-              'addresses')
+              'addresses', 'alias')
 TAP_DEFAULTS = {'owner': None, 'group': None, 'multi_queue': False, 'vnet_hdr': False,
-                'mtu': 1500, 'state': 'down', 'master': None, 'addresses': []}
+                'mtu': 1500, 'state': 'down', 'master': None, 'addresses': [], 'alias': None}
 
-BRIDGE_FIELDS = ('stp', 'forward_delay', 'mtu', 'state', 'addresses', 'ports')
+# `ports` last: the view of an existing bridge reads it with ports_of().
+BRIDGE_FIELDS = ('stp', 'forward_delay', 'mtu', 'state', 'addresses', 'alias', 'ports')
 BRIDGE_DEFAULTS = {'stp': False, 'forward_delay': 15, 'mtu': 1500, 'state': 'down',
-                   'addresses': [], 'ports': []}
+                   'addresses': [], 'alias': None, 'ports': []}
 
 
 def _view(link, fields):
@@ -78,9 +90,9 @@ def _desired(spec, fields, current, defaults):
 
 
 def _plan_link_settings(plan, name, have, want):
-    """MTU, admin state, master and addresses: shared by taps and bridges."""
-    changes = dict((field, want[field]) for field in ('mtu', 'master', 'state')
-                   if field in want and want[field] != have[field])
+    """MTU, admin state, master, mark and addresses: shared by taps and bridges."""
+    changes = dict((field, want[field]) for field in ('mtu', 'master', 'state', 'alias')
+                   if field in want and want[field] != have.get(field))
     if 'master' in changes and changes['master'] is None:
         changes['master'] = ''
     if changes:
@@ -113,6 +125,7 @@ def plan_tap(plan, spec):
         if current is not None:
             plan.actions.append(Delete(name))
             plan.record(name, _view(current, TAP_FIELDS), None)
+            plan.removed.append(name)
         return
 
     master = spec.get('master')
@@ -126,7 +139,7 @@ def plan_tap(plan, spec):
                                % (spec['prefix'], master, bridge['kind'] or 'physical device'))
             return
 
-    wanted = dict(spec)
+    wanted = dict(spec, alias=marks.tap_mark())
     wanted['state'] = spec['link_state']
     wanted['master'] = None if master == '' else master
     wanted['addresses'] = sorted(spec['addresses']) if spec['addresses'] is not None else None
@@ -170,14 +183,10 @@ def plan_bridge(plan, spec):
     if current is not None and current['kind'] != 'bridge':
         _kind_error(plan, path, name, current, 'bridge')
         return
-    have = None
-    if current is not None:
-        have = _view(current, BRIDGE_FIELDS[:-1])
-        have['ports'] = ports_of(plan.snapshot, name)
+    have = bridge_view(plan.snapshot, name)
     if spec['state'] == 'absent':
         if current is not None:
-            plan.actions.append(Delete(name))
-            plan.record(name, have, None)
+            remove_bridge(plan, name, (spec.get('removal_routes') or {}).get(name, []))
         return
 
     ports = spec.get('ports') or []
@@ -193,6 +202,11 @@ def plan_bridge(plan, spec):
     desired['ports'] = sorted(set(desired['ports']) | set(ports))
     if spec.get('exclusive'):
         desired['ports'] = sorted(ports)
+    # The mark names the uplink this bridge took over, so that its removal gives the uplink
+    # back its addresses and routes; a call without uplink keeps the one still a port.
+    kept_uplink = marks.mark_uplink(current) if current is not None else None
+    desired['alias'] = marks.bridge_mark(
+        spec.get('uplink') or (kept_uplink if kept_uplink in desired['ports'] else None))
     takeover = uplink_takeover.prepare(plan, spec, have, desired)
     if takeover is None:
         return
@@ -222,6 +236,30 @@ def plan_bridge(plan, spec):
             plan.actions.append(LinkSet(port, {'master': ''}))
     uplink_takeover.move(plan, name, takeover, desired)
     plan.record(name, have, desired)
+
+
+def bridge_view(snapshot, name):
+    """The managed fields of existing bridge `name` with its ports, or None."""
+    current = snapshot.get(name)
+    if current is None:
+        return None
+    have = _view(current, BRIDGE_FIELDS[:-1])
+    have['ports'] = ports_of(snapshot, name)
+    return have
+
+
+def remove_bridge(plan, name, routes):
+    """Delete bridge `name`; its ports are released, not deleted (the kernel does it with the
+    delete). A bridge whose mark names the uplink it took over (bridged_lan) first gives the
+    uplink its addresses and `routes` (read_routes() of the bridge) back, in the order of
+    uplink_takeover.give_back(). False (with the error in plan.errors) when it cannot."""
+    uplink = marks.mark_uplink(plan.snapshot[name])
+    if uplink and not uplink_takeover.give_back(plan, name, uplink, routes):
+        return False
+    plan.actions.append(Delete(name))
+    plan.record(name, bridge_view(plan.snapshot, name), None)
+    plan.removed.append(name)
+    return True
 
 
 def _stp_ordered(name, bridge_attrs):

@@ -76,7 +76,9 @@ IFLA_MTU = 4
 IFLA_MASTER = 10
 IFLA_OPERSTATE = 16
 IFLA_LINKINFO = 18
+IFLA_IFALIAS = 20
 IFLA_EXT_MASK = 29
+IFLA_CARRIER = 33
 # nested in IFLA_LINKINFO
 IFLA_INFO_KIND = 1
 IFLA_INFO_DATA = 2
@@ -115,7 +117,7 @@ I32 = struct.Struct('=i')
 RECEIVE_BUFFER = 1 << 20
 
 LINK_ATTRIBUTES = frozenset((IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER, IFLA_OPERSTATE,
-                             IFLA_LINKINFO))
+                             IFLA_LINKINFO, IFLA_IFALIAS, IFLA_CARRIER))
 LINKINFO_ATTRIBUTES = frozenset((IFLA_INFO_KIND, IFLA_INFO_DATA))
 TUN_ATTRIBUTES = frozenset((IFLA_TUN_OWNER, IFLA_TUN_GROUP, IFLA_TUN_TYPE, IFLA_TUN_VNET_HDR,
                             IFLA_TUN_PERSIST, IFLA_TUN_MULTI_QUEUE))
@@ -192,9 +194,10 @@ def decode_link(data, start, end):
     """The body of one RTM_NEWLINK message (from its ifinfomsg on) -> link record.
 
     The record is that of the pyroute2 reference reader (tests/integration/targets/rtnl_snapshot/pyroute2_reader.py): name, ifindex, kind, mac, mtu, state,
-    operstate, master_index, master (None; set by snapshot_from()), addresses ([]), and
-    mode/owner/group/multi_queue/vnet_hdr/persist for kind 'tun', stp/forward_delay for
-    kind 'bridge'.
+    operstate, master_index, master (None; set by snapshot_from()), addresses ([]), alias
+    (IFLA_IFALIAS, None when unset: the mark of marks.py), and
+    mode/owner/group/multi_queue/vnet_hdr/persist/carrier for kind 'tun' (carrier: a process
+    holds the device open), stp/forward_delay for kind 'bridge'.
     """
     if end - start < IFINFOMSG.size:
         raise _bad_message('RTM_NEWLINK shorter than struct ifinfomsg')
@@ -217,6 +220,7 @@ def decode_link(data, start, end):
         'master_index': _number(data, attrs.get(IFLA_MASTER), U32, 0),
         'master': None,
         'addresses': [],
+        'alias': _string(data, attrs.get(IFLA_IFALIAS)) or None,
     }
     data_span = info.get(IFLA_INFO_DATA)
     if kind == 'tun':
@@ -230,6 +234,7 @@ def decode_link(data, start, end):
             'multi_queue': bool(_number(data, tun.get(IFLA_TUN_MULTI_QUEUE), U8, 0)),
             'vnet_hdr': bool(_number(data, tun.get(IFLA_TUN_VNET_HDR), U8, 0)),
             'persist': bool(_number(data, tun.get(IFLA_TUN_PERSIST), U8, 0)),
+            'carrier': bool(_number(data, attrs.get(IFLA_CARRIER), U8, 0)),
         })
     elif kind == 'bridge':
         bridge = (attribute_spans(data, data_span[0], data_span[1], BRIDGE_ATTRIBUTES)

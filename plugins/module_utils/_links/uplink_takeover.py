@@ -1,13 +1,23 @@
 # Copyright: tuntap.qemu contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The bridged_lan uplink takeover: the uplink becomes a port of the bridge, and its
-addresses and routes move to the bridge (bridge_port uplink=).
+addresses and routes move to the bridge (bridge_port uplink=); and its reverse, when the
+bridge goes: the uplink gets them back.
 
 Two steps of planning.plan_bridge():
 
     takeover = prepare(plan, spec, have, desired)   # the check; the bridge's addresses, MAC
     ... the generic bridge actions (the uplink becomes a port) ...
     move(plan, name, takeover, desired)             # routes replaced, then the uplink lets go
+
+and one of planning.remove_bridge(), for a bridge whose mark names the uplink it took over
+(marks.py, `tuntap.qemu:bridge uplink=eth0`):
+
+    give_back(plan, name, uplink, routes)           # before the bridge is deleted
+
+Both keep the host reachable the same way: the link that takes the addresses holds them
+before the uplink changes its master, the routes move with a replace (no moment without
+them), and the link that gave them up loses them last (on the way back: with the bridge).
 
 With readdress, the bridge gets the requested addresses and default route on purpose and the
 uplink's own go; without it, the addresses (and gateway) the caller persists must be what the
@@ -20,7 +30,8 @@ import dataclasses
 from typing import Any, Dict, List, Optional
 
 from ansible_collections.tuntap.qemu.plugins.module_utils._links import uplink_check
-from ansible_collections.tuntap.qemu.plugins.module_utils._links.actions import AddrDel, RouteReplace
+from ansible_collections.tuntap.qemu.plugins.module_utils._links.actions import (
+    AddrAdd, AddrDel, LinkSet, RouteReplace)
 from ansible_collections.tuntap.qemu.plugins.module_utils._links.reading import (
     RTPROT_BOOT, describe_route)
 
@@ -83,6 +94,18 @@ def prepare(plan, spec, have, desired):
     return Takeover(uplink, moving, routes, readdress)
 
 
+def _replace_routes(plan, name, routes):
+    """Routes moved onto link `name` with a replace: no moment without them."""
+    for route in routes:
+        plan.actions.append(RouteReplace(name, route))
+
+
+def _record_uplink(plan, uplink, before, after):
+    """The uplink's addresses and routes (as `ip route` says them) before and after."""
+    plan.record(uplink, {'addresses': before[0], 'routes': [describe_route(r) for r in before[1]]},
+                {'addresses': after[0], 'routes': [describe_route(r) for r in after[1]]})
+
+
 def move(plan, name, takeover, desired):
     """The route and address moves to bridge `name`, after the uplink became its port."""
     moving, routes, readdress = takeover.moving, takeover.routes, takeover.readdress
@@ -90,13 +113,42 @@ def move(plan, name, takeover, desired):
         return
     # The bridge holds the addresses already (planned before) when the uplink becomes its
     # port; routes move with a replace (no moment without them), then the uplink lets go.
-    for route in routes:
-        plan.actions.append(RouteReplace(name, route))
+    _replace_routes(plan, name, routes)
     for address in moving:
         plan.actions.append(AddrDel(takeover.uplink, address))
     if moving:
-        moved = [] if readdress else routes
-        plan.record(takeover.uplink,
-                    {'addresses': moving, 'routes': [describe_route(r) for r in moved]},
-                    {'addresses': [], 'routes': []})
+        _record_uplink(plan, takeover.uplink, (moving, [] if readdress else routes), ([], []))
     desired['routes'] = [describe_route(r) for r in routes]
+
+
+def give_back(plan, name, uplink, routes):
+    """The reverse of prepare() + move(), planned before bridge `name` is deleted: the uplink
+    gets the bridge's addresses, leaves the bridge, and the bridge's routes (read_routes())
+    move to it with a replace. The bridge's addresses go with the bridge, after that.
+
+    Adding first means both links hold the addresses for a moment (the bridge's routes
+    still win); releasing the uplink before the routes move means its neighbour lookups
+    (ARP, NDP) are answered on the uplink itself, not swallowed by the bridge it was a port
+    of. Returns False with an error in plan.errors when the uplink cannot take them back."""
+    bridge = plan.snapshot[name]
+    link = plan.snapshot.get(uplink)
+    if link is None:
+        plan.errors.append('%s: the bridge took over the uplink %r (its mark says so), which no '
+                           'longer exists; its addresses %s and routes cannot go back; nothing '
+                           'was changed' % (name, uplink, ', '.join(bridge['addresses']) or '-'))
+        return False
+    if link['master'] not in (None, name):
+        plan.errors.append('%s: its uplink %r is now a port of %r and cannot take the '
+                           "bridge's addresses back; nothing was changed"
+                           % (name, uplink, link['master']))
+        return False
+    giving = [address for address in bridge['addresses'] if address not in link['addresses']]
+    for address in giving:
+        plan.actions.append(AddrAdd(uplink, address))
+    if link['master'] == name:
+        plan.actions.append(LinkSet(uplink, {'master': ''}))
+    _replace_routes(plan, uplink, routes)
+    if giving or routes:
+        _record_uplink(plan, uplink, (link['addresses'], []),
+                       (sorted(set(link['addresses']) | set(giving)), routes))
+    return True

@@ -43,6 +43,7 @@ def link_record(msg):
         'master_index': _attr(msg, 'IFLA_MASTER', 0),
         'master': None,
         'addresses': [],
+        'alias': msg.get_attr('IFLA_IFALIAS') or None,
     }
     data = _info_data(linkinfo)
     if kind == 'tun':
@@ -55,6 +56,7 @@ def link_record(msg):
             'multi_queue': bool(data.get('IFLA_TUN_MULTI_QUEUE', 0)),
             'vnet_hdr': bool(data.get('IFLA_TUN_VNET_HDR', 0)),
             'persist': bool(data.get('IFLA_TUN_PERSIST', 0)),
+            'carrier': bool(msg.get_attr('IFLA_CARRIER') or 0),
         })
     elif kind == 'bridge':
         record.update({

@@ -104,6 +104,9 @@ for link in ttr-br0 ttr-veth0 ttr-veth1 ttr-tap1 ttr-tap2 ttr-tap3 ttr-tun0; do
     ns_ip link set "${link}" up
 done
 # ttr-tap0 and ttr-br1 stay down.
+# The mark of _links/marks.py (IFLA_IFALIAS) on a tap and a bridge; the others have none.
+ns_ip link set ttr-tap1 alias 'tuntap.qemu:tap'
+ns_ip link set ttr-br0 alias 'tuntap.qemu:bridge uplink=ttr-veth1'
 
 ns_ip addr add 192.0.2.1/24 dev ttr-br0
 ns_ip addr add 198.51.100.7/32 dev ttr-br0
@@ -125,13 +128,15 @@ cat >"${work_dir}/expected.json" <<JSON
                "vnet_hdr": false, "persist": true, "state": "down", "operstate": "down", "master": null,
                "addresses": ["10.1.2.3/30", "fd00:0:0:7::a/64"]},
   "ttr-tap1": {"mode": "tap", "owner": ${nobody_uid}, "group": ${nobody_gid}, "state": "up",
-               "master": "ttr-br0"},
+               "master": "ttr-br0", "alias": "tuntap.qemu:tap", "carrier": false},
   "ttr-tap2": {"mode": "tap", "owner": ${nobody_uid}, "group": null, "multi_queue": true, "mtu": 9000},
   "ttr-tap3": {"mode": "tap", "owner": null, "group": ${nobody_gid}, "vnet_hdr": true, "multi_queue": false},
   "ttr-tun0": {"kind": "tun", "mode": "tun", "mac": null, "owner": ${nobody_uid}, "addresses": ["203.0.113.9/28"]},
   "ttr-br0": {"kind": "bridge", "stp": true, "forward_delay": 7, "state": "up",
+              "alias": "tuntap.qemu:bridge uplink=ttr-veth1",
               "addresses": ["192.0.2.1/24", "198.51.100.7/32", "2001:db8::1/64", "2001:db8::1:0:0:5/80"]},
-  "ttr-br1": {"kind": "bridge", "stp": false, "forward_delay": 15, "mtu": 1400, "state": "down", "addresses": []},
+  "ttr-br1": {"kind": "bridge", "stp": false, "forward_delay": 15, "mtu": 1400, "state": "down", "addresses": [],
+              "alias": null},
   "ttr-veth0": {"kind": "veth", "master": null, "addresses": ["10.9.9.1/32"], "state": "up"},
   "ttr-veth1": {"kind": "veth", "master": "ttr-br0", "master_index": ${bridge_index}, "addresses": []}
 }

@@ -13,15 +13,19 @@ from ansible_collections.tuntap.qemu.plugins.module_utils._links.actions import 
     AddrAdd, AddrDel, BridgeCreate, Delete, LinkSet, RouteReplace, Tun)
 
 
+TAP_MARK = 'tuntap.qemu:tap'
+BRIDGE_MARK = 'tuntap.qemu:bridge'
+
+
 def link(name, ifindex, kind, **fields):
     record = {'name': name, 'ifindex': ifindex, 'kind': kind, 'mac': '02:00:00:00:00:%02x' % ifindex,
               'mtu': 1500, 'state': 'up', 'operstate': 'up', 'master_index': 0, 'master': None,
               'addresses': []}
     if kind == 'tun':
         record.update({'mode': 'tap', 'owner': None, 'group': None, 'multi_queue': False,
-                       'vnet_hdr': False, 'persist': True})
+                       'vnet_hdr': False, 'persist': True, 'carrier': False, 'alias': TAP_MARK})
     if kind == 'bridge':
-        record.update({'stp': False, 'forward_delay': 15})
+        record.update({'stp': False, 'forward_delay': 15, 'alias': BRIDGE_MARK})
     record.update(fields)
     return record
 
@@ -32,7 +36,7 @@ SNAPSHOT = {
     'br0': link('br0', 3, 'bridge', addresses=['192.168.0.1/24']),
     'tap0': link('tap0', 4, 'tun', owner=1000, master='br0', master_index=3),
     'tap1': link('tap1', 5, 'tun', addresses=['192.168.1.1/24']),
-    'br1': link('br1', 6, 'bridge'),
+    'br1': link('br1', 6, 'bridge', alias=None),  # an admin's bridge: no mark
     'veth9': link('veth9', 7, 'veth', master='br1', master_index=6),
 }
 
@@ -57,11 +61,11 @@ def plan_taps(params, snapshot=None):
 @pytest.mark.parametrize('params, actions', [
     # a new tap: create, bring up
     ({'name': 'tap7'}, [Tun('tap7', 'tap', None, None, False, False),
-                        LinkSet('tap7', {'state': 'up'})]),
+                        LinkSet('tap7', {'state': 'up', 'alias': TAP_MARK})]),
     # a new tap owned by root with an address and a bridge
     ({'name': 'tap7', 'user': '0', 'addresses': ['192.168.7.1/24'], 'bridge': 'br0'},
      [Tun('tap7', 'tap', 0, None, False, False),
-      LinkSet('tap7', {'master': 'br0', 'state': 'up'}),
+      LinkSet('tap7', {'master': 'br0', 'state': 'up', 'alias': TAP_MARK}),
       AddrAdd('tap7', '192.168.7.1/24')]),
     # existing and equal: nothing (owner unmanaged)
     ({'name': 'tap0'}, []),
@@ -78,11 +82,11 @@ def plan_taps(params, snapshot=None):
     # mode change recreates and restores the managed settings
     ({'name': 'tap1', 'mode': 'tun'},
      [Delete('tap1'), Tun('tap1', 'tun', None, None, False, False),
-      LinkSet('tap1', {'state': 'up'}), AddrAdd('tap1', '192.168.1.1/24')]),
+      LinkSet('tap1', {'state': 'up', 'alias': TAP_MARK}), AddrAdd('tap1', '192.168.1.1/24')]),
     # multi_queue change recreates
     ({'name': 'tap0', 'multi_queue': True},
      [Delete('tap0'), Tun('tap0', 'tap', 1000, None, True, False),
-      LinkSet('tap0', {'master': 'br0', 'state': 'up'})]),
+      LinkSet('tap0', {'master': 'br0', 'state': 'up', 'alias': TAP_MARK})]),
     ({'name': 'tap0', 'state': 'absent'}, [Delete('tap0')]),
     ({'name': 'tap9', 'state': 'absent'}, []),
 ])
@@ -169,7 +173,7 @@ def plan_bridge(**params):
     ({'stp': True, 'forward_delay': 4}, [LinkSet('br0', {'stp': True, 'forward_delay': 4})]),
     ({'addresses': ['192.168.0.1/24', 'fd00::1/64']}, [AddrAdd('br0', 'fd00::1/64')]),
     ({'name': 'br5', 'addresses': ['192.168.5.1/24'], 'forward_delay': 0, 'ports': ['tap1']},
-     [BridgeCreate('br5', {'forward_delay': 0}), LinkSet('br5', {'state': 'up'}),
+     [BridgeCreate('br5', {'forward_delay': 0}), LinkSet('br5', {'state': 'up', 'alias': BRIDGE_MARK}),
       AddrAdd('br5', '192.168.5.1/24'), LinkSet('tap1', {'master': 'br5'})]),
     ({'ports': ['veth9'], 'move_ports': True}, [LinkSet('veth9', {'master': 'br0'})]),
     ({'state': 'absent'}, [Delete('br0')]),
@@ -215,7 +219,7 @@ def test_tap_can_join_bridge_created_in_same_plan():
     specs, _errors = link_specs.tap_specs(tap_params(name='tap7', bridge='br5'))
     planning.plan_tap(plan, specs[0])
     assert plan.errors == []
-    assert LinkSet('tap7', {'master': 'br5', 'state': 'up'}) in plan.actions
+    assert LinkSet('tap7', {'master': 'br5', 'state': 'up', 'alias': TAP_MARK}) in plan.actions
 
 
 DEFAULT_ROUTE = {'family': 4, 'dst': 'default', 'gateway': '10.0.0.1', 'metric': 5, 'proto': 3, 'scope': 0}
@@ -230,7 +234,7 @@ def test_uplink_takeover_moves_addresses_and_routes_in_a_safe_order():
     assert plan.errors == []
     assert plan.actions == [
         BridgeCreate('br5', {'forward_delay': 0, 'mac': SNAPSHOT['eth0']['mac']}),
-        LinkSet('br5', {'state': 'up'}),
+        LinkSet('br5', {'state': 'up', 'alias': 'tuntap.qemu:bridge uplink=eth0'}),
         AddrAdd('br5', '10.0.0.2/24'),
         LinkSet('eth0', {'master': 'br5'}),
         LinkSet('tap1', {'master': 'br5'}),
@@ -243,7 +247,8 @@ def test_uplink_takeover_moves_addresses_and_routes_in_a_safe_order():
 
 def test_uplink_takeover_done_is_unchanged():
     snapshot = copy.deepcopy(SNAPSHOT)
-    snapshot['br5'] = link('br5', 8, 'bridge', addresses=['10.0.0.2/24'], forward_delay=0)
+    snapshot['br5'] = link('br5', 8, 'bridge', addresses=['10.0.0.2/24'], forward_delay=0,
+                           alias='tuntap.qemu:bridge uplink=eth0')
     snapshot['eth0'].update(addresses=[], master='br5', master_index=8)
     snapshot['tap1'].update(master='br5', master_index=8)
     spec, _errors = link_specs.bridge_spec(bridge_params(name='br5', uplink='eth0', ports=['tap1'], forward_delay=0))
@@ -325,7 +330,8 @@ def test_takeover_refuses_what_the_inventory_does_not_hold(params, routes, messa
 
 def test_takeover_check_reads_the_bridge_once_it_holds_the_addresses():
     snapshot = copy.deepcopy(SNAPSHOT)
-    snapshot['br5'] = link('br5', 8, 'bridge', addresses=['10.0.0.2/24'], forward_delay=0)
+    snapshot['br5'] = link('br5', 8, 'bridge', addresses=['10.0.0.2/24'], forward_delay=0,
+                           alias='tuntap.qemu:bridge uplink=eth0')
     snapshot['eth0'].update(addresses=[], master='br5', master_index=8)
     snapshot['tap1'].update(master='br5', master_index=8)
     plan = takeover(snapshot, bridge_routes=[ONLINK_DEFAULT], addresses=['10.0.0.2/24'], gateway='10.0.0.1')

@@ -35,8 +35,9 @@ def link(name, ifindex, kind, **fields):
     record.update(fields)
     return record
 
-SNAPSHOT = {'br0': link('br0', 3, 'bridge')}
-SNAPSHOT.update(('tap%d' % n, link('tap%d' % n, 10 + n, 'tun', master='br0', master_index=3))
+SNAPSHOT = {'br0': link('br0', 3, 'bridge', alias='tuntap.qemu:bridge')}
+SNAPSHOT.update(('tap%d' % n, link('tap%d' % n, 10 + n, 'tun', master='br0', master_index=3,
+                                   alias='tuntap.qemu:tap', carrier=False))
                 for n in range(4))
 reading.read_snapshot = lambda: dict(SNAPSHOT)
 

@@ -24,6 +24,7 @@ RTM_NEWLINK, RTM_GETLINK, RTM_NEWADDR, RTM_GETADDR = 16, 18, 20, 22
 # linux/if_link.h
 IFLA_ADDRESS, IFLA_BROADCAST, IFLA_IFNAME, IFLA_MTU = 1, 2, 3, 4
 IFLA_MASTER, IFLA_OPERSTATE, IFLA_LINKINFO, IFLA_STATS64, IFLA_EXT_MASK = 10, 16, 18, 23, 29
+IFLA_IFALIAS, IFLA_CARRIER = 20, 33
 IFLA_INFO_KIND, IFLA_INFO_DATA, IFLA_INFO_SLAVE_KIND = 1, 2, 4
 IFLA_TUN_OWNER, IFLA_TUN_GROUP, IFLA_TUN_TYPE, IFLA_TUN_PI = 1, 2, 3, 4
 IFLA_TUN_VNET_HDR, IFLA_TUN_PERSIST, IFLA_TUN_MULTI_QUEUE, IFLA_TUN_NUM_QUEUES = 5, 6, 7, 8
@@ -97,6 +98,8 @@ TAP_WITH_OWNER = ifinfomsg(
     nla(IFLA_ADDRESS, MAC),
     nla(IFLA_BROADCAST, b'\xff' * 6),
     nla(IFLA_STATS64, b'\x01' * 184),
+    nla(IFLA_IFALIAS, asciiz('tuntap.qemu:tap')),
+    nla(IFLA_CARRIER, u8(1)),
     nest(IFLA_LINKINFO,
          nla(IFLA_INFO_KIND, asciiz('tun')),
          nest(IFLA_INFO_DATA,
@@ -116,6 +119,7 @@ BRIDGE_WITH_STP = ifinfomsg(
     nla(IFLA_MTU, u32(9000)),
     nla(IFLA_OPERSTATE, u8(IF_OPER_UP)),
     nla(IFLA_ADDRESS, MAC),
+    nla(IFLA_IFALIAS, asciiz('tuntap.qemu:bridge uplink=eth0')),
     nest(IFLA_LINKINFO,
          nla(IFLA_INFO_KIND, asciiz('bridge')),
          nest(IFLA_INFO_DATA,
@@ -152,17 +156,19 @@ PHYSICAL = ifinfomsg(
     nla(IFLA_OPERSTATE, u8(42)),
 )
 
-COMMON = {'master': None, 'addresses': []}
+COMMON = {'master': None, 'addresses': [], 'alias': None}
 
 
 @pytest.mark.parametrize('body, expected', [
     pytest.param(TAP_WITH_OWNER, dict(
         COMMON, name='tap0', ifindex=5, kind='tun', mac='52:54:00:ab:cd:ef', mtu=1500,
         state='up', operstate='down', master_index=0, mode='tap', owner=1000, group=None,
-        multi_queue=False, vnet_hdr=True, persist=True), id='tap with owner'),
+        multi_queue=False, vnet_hdr=True, persist=True, carrier=True, alias='tuntap.qemu:tap'),
+        id='tap with owner, alias and carrier'),
     pytest.param(BRIDGE_WITH_STP, dict(
         COMMON, name='br-guests', ifindex=7, kind='bridge', mac='52:54:00:ab:cd:ef', mtu=9000,
-        state='up', operstate='up', master_index=0, stp=True, forward_delay=4),
+        state='up', operstate='up', master_index=0, stp=True, forward_delay=4,
+        alias='tuntap.qemu:bridge uplink=eth0'),
         id='bridge with stp'),
     pytest.param(VETH_WITH_MASTER, dict(
         COMMON, name='veth-lan1', ifindex=9, kind='veth', mac='0a:0b:0c:0d:0e:0f', mtu=1400,
@@ -170,7 +176,8 @@ COMMON = {'master': None, 'addresses': []}
     pytest.param(TUN_BARE, dict(
         COMMON, name='tun0', ifindex=11, kind='tun', mac=None, mtu=1500, state='up',
         operstate='unknown', master_index=0, mode='tun', owner=None, group=None,
-        multi_queue=False, vnet_hdr=False, persist=False), id='tun without owner and address'),
+        multi_queue=False, vnet_hdr=False, persist=False, carrier=False),
+        id='tun without owner and address'),
     pytest.param(PHYSICAL, dict(
         COMMON, name='eth0', ifindex=2, kind=None, mac='c0:00:02:01', mtu=None, state='up',
         operstate='unknown', master_index=0), id='no linkinfo, short address, odd operstate'),
