@@ -191,6 +191,7 @@ backup_files:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.tuntap.qemu.plugins.module_utils import module_runner
 from ansible_collections.tuntap.qemu.plugins.module_utils._nat import nat_module, nat_rules
 
 
@@ -202,9 +203,7 @@ def main():
         allow_forward=dict(type='bool', default=True),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    nat_module.require_libraries(module)
-    request = nat_rules.masquerade_request(module.params)
-    module.exit_json(**nat_module.Converge(module, request).run())
+    module_runner.run(module, nat_module.NatSteps(nat_rules.masquerade_request))
 
 
 if __name__ == '__main__':

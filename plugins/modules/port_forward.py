@@ -197,6 +197,7 @@ backup_files:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.tuntap.qemu.plugins.module_utils import module_runner
 from ansible_collections.tuntap.qemu.plugins.module_utils._nat import nat_module, nat_rules
 
 
@@ -214,22 +215,8 @@ def main():
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_if=[('state', 'present', ['destination'])])
-    nat_module.require_libraries(module)
-    params = module.params
-    request = nat_rules.port_forward_request(params)
-
-    def managed_destination(after_rules):
-        if (params['state'] != 'present' or params['allow_unmanaged_destination']
-                or request['destination'] is None):
-            return []
-        masqueraded = nat_rules.masqueraded_networks(after_rules)
-        if not nat_module.destination_errors(request['destination'], masqueraded, []):
-            return []
-        guest_networks = nat_module.guest_side_networks([params['in_interface']])
-        return nat_module.destination_errors(request['destination'], masqueraded,
-                                             guest_networks)
-
-    module.exit_json(**nat_module.Converge(module, request).run(managed_destination))
+    module_runner.run(module, nat_module.NatSteps(nat_rules.port_forward_request,
+                                                    nat_module.managed_destination_errors))
 
 
 if __name__ == '__main__':

@@ -198,26 +198,29 @@ class IptablesBackend:
     def forward_chain(self, state, family):
         return state['forward_chains'].get(family, 'FORWARD')
 
-    def apply(self, state, plan):
-        """Delete, then add, each rule with its own command (iptables has no batch for
-        single rules that leaves the rest of the table alone)."""
+    def commands_of(self, state, plan):
+        """The argv lists that carry out `plan`: deletes, then adds, each rule with its own
+        command (iptables has no batch for single rules that leaves the rest of the table
+        alone)."""
+        argvs = []
         for entry in plan['delete']:
             rule = nat_rules.rule_from_comment(entry['comment'])
             if rule is None:
                 raise NetfilterError(
                     'rule %r in %s %s was not written by this version of tuntap.qemu; '
                     'delete it by hand' % (entry['comment'], entry['table'], entry['ipt_chain']))
-            self._run(rule, '-D', entry['ipt_chain'])
+            argvs.append(self._argv(rule, '-D', entry['ipt_chain']))
         for rule, _before in plan['add']:
             _table, chain = table_chain(rule, self.forward_chain(state, rule['family']))
-            self._run(rule, '-I' if placement(rule) == 'insert' else '-A', chain)
+            argvs.append(self._argv(rule, '-I' if placement(rule) == 'insert' else '-A', chain))
+        return argvs
 
-    def _run(self, rule, verb, chain):
+    def _argv(self, rule, verb, chain):
         table, _chain = table_chain(rule)
         argv = [self.command(rule['family']), '-w', '-t', table, verb, chain] + rule_args(rule)
         if verb == '-I':
             argv[6:6] = ['1']
-        self.commands.run_checked(argv)
+        return argv
 
     def lines(self, state, rules):
         """Command lines of `rules`, in sorted_rules order."""

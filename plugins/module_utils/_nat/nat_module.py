@@ -1,18 +1,24 @@
 # Copyright: tuntap.qemu contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The converge loop shared by the masquerade and port_forward modules.
+"""The steps shared by the masquerade and port_forward modules, run by module_runner.
 
-validate (pure) -> choose the backend -> read our rules once -> plan (nat_rules) ->
-persistent files and foreign chains planned from the same rules -> fail on any error
-(nothing touched) -> apply unless check mode: one nft batch (or the iptables commands),
-the foreign accept rules, then the files (with the nftables backend on a systemd host
-also our boot unit, nft_boot_unit, and its enable link).
+parse: validate (pure, nat_rules) -> read: the interfaces, the backend and our rules, once
+-> plan: the rules (nat_rules), the foreign chains and the persistent files from the same
+rules, as typed records (RuntimePlan, ForeignPlan, FilePlan, BootUnitPlan in a NatPlan);
+every error refuses, nothing touched -> apply (unless check mode), a function of the plan:
+one nft batch (or the iptables commands), the foreign accept rules, then the files (with
+the nftables backend on a systemd host also our boot unit, nft_boot_unit, and its enable
+link) -> result.
+
+    module_runner.run(module, NatSteps(nat_rules.masquerade_request))
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
+import typing
 
 from ansible.module_utils.basic import missing_required_lib
 
@@ -43,15 +49,6 @@ def common_argument_spec():
             (name, dict(type='str', default=value)) for name, value in DEFAULT_COMMANDS.items())),
     )
 
-
-def require_libraries(module):
-    """netaddr, through module_runner's check (pyroute2 is checked where guest_side_networks
-    needs it)."""
-    module_runner.require_libraries(module, (module_runner.NETADDR,))
-
-
-def fail(module, errors, **extra):
-    module.fail_json(msg='; '.join(errors), errors=errors, **extra)
 
 
 # ---------------------------------------------------------------- host state
@@ -124,6 +121,19 @@ def destination_errors(destination, masqueraded, guest_networks):
             'there would send LAN traffic on to another network. Set '
             'allow_unmanaged_destination=true to forward there anyway'
             % (destination, ', '.join(known) or 'none found')]
+
+
+def managed_destination_errors(params, request, after_rules):
+    """port_forward's check of its destination against the masqueraded networks after the
+    call, then (only when that fails) the guest-side networks of the host."""
+    if (params['state'] != 'present' or params['allow_unmanaged_destination']
+            or request['destination'] is None):
+        return []
+    masqueraded = nat_rules.masqueraded_networks(after_rules)
+    if not destination_errors(request['destination'], masqueraded, []):
+        return []
+    guest_networks = guest_side_networks([params['in_interface']])
+    return destination_errors(request['destination'], masqueraded, guest_networks)
 
 
 # ---------------------------------------------------------------- the backend
@@ -223,99 +233,156 @@ def plan_foreign(targets, desired_forward, candidates, present):
     return {'insert': insert, 'delete': delete, 'after': after}
 
 
-# ---------------------------------------------------------------- the converge
+# ---------------------------------------------------------------- the plan records
 
-class Converge:
-    """One call of a NAT module: everything read and planned before anything changes."""
+@dataclasses.dataclass(frozen=True)
+class HostState:
+    """What read() found: the programs, the chosen backend and its state of our rules."""
+    commands: typing.Any
+    backend: str
+    reason: str
+    state: dict
+    nft_reader: typing.Any
 
-    def __init__(self, module, request):
+
+@dataclasses.dataclass(frozen=True)
+class RuntimePlan:
+    """The running rules of one backend: before and after, and how to get there.
+
+    batch     nftables: the JSON commands of one `nft -j -f -` ([] when nothing changes)
+    commands  iptables: one argv list per rule deleted or added
+    lines     {comment: the rule in the backend's syntax} of the rules after
+    """
+    backend: str
+    before_rules: list
+    after_rules: list
+    diff: dict
+    lines: dict
+    changed: bool
+    batch: list = dataclasses.field(default_factory=list)
+    commands: list = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True)
+class ForeignPlan:
+    """Accept rules in iptables-nft's forward chains: [(nft_family, chain, rule)]; present
+    is the set of (nft_family, chain, comment) found there before."""
+    insert: list = dataclasses.field(default_factory=list)
+    delete: list = dataclasses.field(default_factory=list)
+    after: list = dataclasses.field(default_factory=list)
+    present: frozenset = frozenset()
+
+    @property
+    def changed(self):
+        return bool(self.insert or self.delete)
+
+    def before(self):
+        """The foreign rules of the task before the change."""
+        known = dict(((f, c, rule['comment']), (f, c, rule))
+                     for f, c, rule in self.after + self.delete)
+        return [known[ident] for ident in self.present if ident in known]
+
+
+@dataclasses.dataclass(frozen=True)
+class FilePlan:
+    """One persistent file (kind 'file' or 'unit') or the unit's enable link ('link': before
+    and after are symlink targets); after None removes it; mode None keeps the file's."""
+    path: str
+    before: typing.Optional[str]
+    after: typing.Optional[str]
+    changed: bool
+    mode: typing.Optional[int]
+    kind: str = 'file'
+
+    def diff(self):
+        if self.kind == 'link':
+            return nft_boot_unit.link_diff(dataclasses.asdict(self))
+        return files.text_diff(self.path, self.before, self.after)
+
+    def report(self):
+        return {'path': self.path, 'changed': self.changed, 'exists': self.after is not None}
+
+
+@dataclasses.dataclass(frozen=True)
+class BootUnitPlan:
+    """Our boot unit (nft_boot_unit): the mode chosen and, where a live systemd runs the
+    unit (systemctl set), whether it is active before and after."""
+    mode: str
+    reason: str
+    path: typing.Optional[str] = None
+    enabled: typing.Optional[bool] = None
+    systemctl: typing.Optional[str] = None
+    active_before: bool = False
+    active_after: bool = False
+
+    @property
+    def activity_changed(self):
+        return self.systemctl is not None and self.active_before != self.active_after
+
+    def report(self):
+        report = {'mode': self.mode, 'reason': self.reason}
+        if self.path is not None:
+            report.update(path=self.path, enabled=self.enabled)
+        if self.systemctl is not None:
+            report['active'] = self.active_after
+        return report
+
+    def diff(self):
+        header = '%s (systemd)' % nft_boot_unit.UNIT_NAME
+        return {'before_header': header, 'after_header': header,
+                'before': 'active\n' if self.active_before else 'inactive\n',
+                'after': 'active\n' if self.active_after else 'inactive\n'}
+
+
+@dataclasses.dataclass(frozen=True)
+class PersistencePlan:
+    """The persistent files of one backend, in the order they are written, and the boot
+    unit (nftables backend, persistent=true)."""
+    files: list = dataclasses.field(default_factory=list)
+    boot_unit: typing.Optional[BootUnitPlan] = None
+
+    @property
+    def changed(self):
+        return (any(item.changed for item in self.files)
+                or bool(self.boot_unit and self.boot_unit.activity_changed))
+
+
+@dataclasses.dataclass(frozen=True)
+class NatPlan:
+    backend: str
+    reason: str
+    runtime: RuntimePlan
+    foreign: ForeignPlan
+    persistence: PersistencePlan
+    warnings: list
+
+    @property
+    def changed(self):
+        return self.runtime.changed or self.foreign.changed or self.persistence.changed
+
+
+# ---------------------------------------------------------------- systemd
+
+class LiveSystemd:
+    """systemctl when the unit folder is that of a running systemd whose network namespace
+    this is (the unit can then be reloaded, read and started); else None.  Looked up once."""
+
+    def __init__(self, module, commands, unit_dir, warnings):
         self.module = module
-        self.params = module.params
-        self.request = request
-        self.commands = Commands(module, self.params['commands'])
-        self.errors = list(request['errors'])
-        self.warnings = []
-        self._nft_state = None
+        self.commands = commands
+        self.unit_dir = unit_dir
+        self.warnings = warnings
+        self._found = False
+        self._systemctl = None
 
-    def _read_nft(self):
-        if self._nft_state is None:
-            self._nft_state = nft.NftBackend(self.commands).read()
-        return self._nft_state
-
-    def run(self, extra_checks=None):
-        """Plan and apply; returns the module result (exit_json keywords)."""
-        module, params = self.module, self.params
-        if self.errors:
-            fail(module, self.errors)
-        self.errors.extend(missing_interface_errors(params, self.request))
-        if self.errors:
-            fail(module, self.errors)
-        applying = False
-        try:
-            backend_name, reason = choose_backend(params['backend'], self.commands,
-                                                  self._read_nft)
-            if backend_name == 'nftables':
-                outcome = self._plan_nft()
-            else:
-                outcome = self._plan_iptables()
-            if extra_checks:
-                self.errors.extend(extra_checks(outcome['after_rules']))
-            if self.errors:
-                fail(module, self.errors)
-            self._plan_files(outcome)
-            if self.errors:
-                fail(module, self.errors)
-            changed = (outcome['runtime_changed'] or outcome['foreign_changed']
-                       or any(item['changed'] for item in outcome['files'])
-                       or outcome.get('boot_unit_active', {}).get('changed', False))
-            if changed and not module.check_mode:
-                applying = True
-                outcome['apply']()
-                self._write_files(outcome)
-        except (NetfilterError, OSError) as exc:
-            message = str(exc)
-            if applying:
-                message += ' (while applying the change; run the task again to converge)'
-            fail(module, [message], changed=applying)
-        for warning in self.warnings:
-            module.warn(warning)
-        return self._result(backend_name, reason, outcome, changed)
-
-    def _write_files(self, outcome):
-        active = outcome.get('boot_unit_active')
-        if active and active['changed'] and not active['after']:
-            # No ExecStop: stopping only tells systemd that the unit goes.
-            self._systemctl_run(active['systemctl'], 'stop')
-        for item in outcome['files']:
-            if not item['changed']:
-                continue
-            if item.get('kind') == 'link':
-                nft_boot_unit.write_link(item)
-                continue
-            backup = files.write_atomic(self.module, item['path'], item['after'],
-                                        backup=self.params['backup'], mode=item['mode'])
-            if item['after'] is not None:
-                # atomic_move gives a new file the umask's mode; the hook must be executable.
-                os.chmod(item['path'], item['mode'])
-            if backup:
-                item['backup_file'] = backup
-        systemctl = self._live_systemctl()
-        if systemctl and any(item.get('kind') in ('unit', 'link') and item['changed']
-                             for item in outcome['files']):
-            self._systemctl_run(systemctl, 'daemon-reload')
-        if active and active['changed'] and active['after']:
-            # Loads the file once more: the table it replaces is the same one.
-            self._systemctl_run(active['systemctl'], 'start')
-
-    def _live_systemctl(self):
-        """systemctl when the unit folder is that of a running systemd whose network
-        namespace this is (the unit can then be reloaded, read and started); else None."""
-        if not hasattr(self, '_systemctl'):
-            self._systemctl = self._find_live_systemctl()
+    def systemctl(self):
+        if not self._found:
+            self._systemctl = self._find()
+            self._found = True
         return self._systemctl
 
-    def _find_live_systemctl(self):
-        if (os.path.realpath(self.params['systemd_unit_dir']) != nft_boot_unit.DEFAULT_UNIT_DIR
+    def _find(self):
+        if (os.path.realpath(self.unit_dir) != nft_boot_unit.DEFAULT_UNIT_DIR
                 or not nft_boot_unit.systemd_booted()
                 or nft_boot_unit.same_network_namespace_as_init() is not True):
             return None
@@ -325,194 +392,189 @@ class Converge:
                                  '%s is in place for the next boot' % nft_boot_unit.UNIT_NAME)
         return systemctl
 
-    def _systemctl_run(self, systemctl, verb):
+    def run(self, systemctl, verb):
         argv = [systemctl, verb] + ([] if verb == 'daemon-reload' else [nft_boot_unit.UNIT_NAME])
         rc, _out, err = self.commands.run(argv)
         if rc != 0:
             raise NetfilterError('%s failed (exit %d): %s' % (' '.join(argv), rc, err.strip()))
 
-    # ------------------------------------------------------------ nftables
-    def _plan_nft(self):
-        backend = nft.NftBackend(self.commands)
-        state = self._read_nft()
-        self.errors.extend(nft.chain_errors(state))
-        plan = nat_rules.plan_rules(state['entries'], self.request['keys'],
-                                    self.request['rules'])
-        batch = nft.table_batch(state, plan)
-        before_rules, _unknown = nat_rules.rules_of_entries(state['entries'])
-        after_rules, unknown = nat_rules.rules_of_entries(plan['after'])
-        for comment in unknown:
-            self.warnings.append('table %s holds a rule that tuntap.qemu did not write '
-                                 '(comment %r); it stays, but is not in the persistent file'
-                                 % (nft.TABLE, comment))
-        foreign = self._plan_foreign(backend, state, plan)
 
-        def apply():
-            backend.apply(batch)
-            foreign_forward = iptables.ForeignForward(self.commands)
-            for nft_family, chain, rule in foreign['delete']:
-                foreign_forward.delete(nft_family, chain, rule)
-            for nft_family, chain, rule in foreign['insert']:
-                foreign_forward.insert(nft_family, chain, rule)
+# ---------------------------------------------------------------- planning
 
-        return {
-            'backend': backend, 'state': state, 'plan': plan, 'apply': apply,
-            'runtime_changed': bool(batch), 'before_rules': before_rules,
-            'after_rules': after_rules, 'foreign': foreign,
-            'foreign_changed': bool(foreign['insert'] or foreign['delete']),
-            'runtime_diff': {'before_header': 'nft table %s (runtime)' % nft.TABLE,
-                             'after_header': 'nft table %s (runtime)' % nft.TABLE,
-                             'before': nft.render_table(before_rules),
-                             'after': nft.render_table(after_rules)},
-            'lines': dict((rule['comment'], nft.rule_statement(rule)) for rule in after_rules),
-        }
+class NftReader:
+    """Our nft table, read at most once (backend=auto may read it to choose)."""
 
-    def _plan_foreign(self, backend, state, plan):
-        """Accept rules in iptables-nft's forward chains (see foreign_targets).
+    def __init__(self, commands):
+        self.commands = commands
+        self._state = None
 
-        With foreign_forward=accept the task's forward rules are inserted where a drop
-        policy would drop them, and removed where no longer needed; with ignore only the
-        rules this converge removes from our table are removed there too."""
-        empty = {'insert': [], 'delete': [], 'after': [], 'present': set()}
-        accept = self.params['foreign_forward'] == 'accept'
-        desired_forward = nat_rules.forward_rules(self.request['rules'])
-        desired_comments = set(rule['comment'] for rule in desired_forward)
-        owned_before, _unknown = nat_rules.rules_of_entries(
-            [entry for entry in state['entries']
-             if nat_rules.key_of(entry['comment']) in self.request['keys']])
-        stale_forward = [rule for rule in nat_rules.forward_rules(owned_before)
-                         if rule['comment'] not in desired_comments]
-        if not desired_forward and not stale_forward:
-            return empty
-        chains = backend.read_foreign_chains()
-        targets = {}
-        if accept:
-            targets = foreign_targets(chains['drop'], self._families(desired_forward))
-        if desired_forward:
-            handled = set((nft_family, 'filter', 'FORWARD')
-                          for nft_family, _chain in targets.values())
-            self.warnings.extend(foreign_warnings(
-                chains['drop'], self._families(desired_forward), handled,
-                self.params['foreign_forward']))
-        candidate_rules = (desired_forward if accept else []) + stale_forward
-        foreign_forward = iptables.ForeignForward(self.commands)
-        candidates, present = {}, set()
-        for family in self._families(candidate_rules):
-            nft_family = iptables.NFT_FAMILIES[family]
-            rules = [rule for rule in candidate_rules if rule['family'] == family]
-            for chain in chains['iptables_nft'][nft_family]:
-                candidates[(nft_family, chain)] = rules
-                for rule in rules:
-                    if foreign_forward.present(nft_family, chain, rule):
-                        present.add((nft_family, chain, rule['comment']))
-        foreign = plan_foreign(targets, desired_forward if accept else [], candidates, present)
-        foreign['present'] = present
-        return foreign
+    def read(self):
+        if self._state is None:
+            self._state = nft.NftBackend(self.commands).read()
+        return self._state
 
-    @staticmethod
-    def _families(rules):
-        return sorted(set(rule['family'] for rule in rules))
 
-    # ------------------------------------------------------------ iptables
-    def _plan_iptables(self):
-        backend = iptables.IptablesBackend(self.commands)
-        families = self._families(self.request['rules']) or ['ipv4']
-        state = backend.read(families)
-        plan = nat_rules.plan_rules(state['entries'], self.request['keys'],
-                                    self.request['rules'])
-        # iptables lists inserted rules in reverse: report them in an order of their own.
-        before_rules, _unknown = nat_rules.rules_of_entries(state['entries'])
-        before_rules = iptables.sorted_rules(before_rules)
-        after_rules, unknown = nat_rules.rules_of_entries(plan['after'])
-        after_rules = iptables.sorted_rules(after_rules)
-        for comment in unknown:
-            self.warnings.append('iptables holds a rule with comment %r that this version of '
-                                 'tuntap.qemu did not write; it stays, but is not in the '
-                                 'persistent hook' % comment)
-        if self.params['foreign_forward'] == 'accept':
-            self.warnings.append('foreign_forward=accept has no effect with the iptables '
-                                 'backend: its forward rules are in the FORWARD chain already')
+def families_of(rules):
+    return sorted(set(rule['family'] for rule in rules))
 
-        def apply():
-            backend.apply(state, plan)
 
-        return {
-            'backend': backend, 'state': state, 'plan': plan, 'apply': apply,
-            'runtime_changed': plan['changed'], 'before_rules': before_rules,
-            'after_rules': after_rules,
-            'foreign': {'insert': [], 'delete': [], 'after': [], 'present': set()},
-            'foreign_changed': False,
-            'runtime_diff': {'before_header': 'iptables rules (runtime)',
-                             'after_header': 'iptables rules (runtime)',
-                             'before': _lines_text(backend.lines(state, before_rules)),
-                             'after': _lines_text(backend.lines(state, after_rules))},
-            'lines': dict((rule['comment'], backend.lines(state, [rule])[0])
-                          for rule in after_rules),
-        }
+def plan_nft_runtime(state, keys, desired, warnings):
+    """RuntimePlan of the nftables backend (pure: `state` is what NftBackend.read() found)."""
+    plan = nat_rules.plan_rules(state['entries'], keys, desired)
+    batch = nft.table_batch(state, plan)
+    before_rules, _unknown = nat_rules.rules_of_entries(state['entries'])
+    after_rules, unknown = nat_rules.rules_of_entries(plan['after'])
+    for comment in unknown:
+        warnings.append('table %s holds a rule that tuntap.qemu did not write '
+                        '(comment %r); it stays, but is not in the persistent file'
+                        % (nft.TABLE, comment))
+    return RuntimePlan(
+        backend='nftables', before_rules=before_rules, after_rules=after_rules,
+        changed=bool(batch), batch=batch,
+        diff={'before_header': 'nft table %s (runtime)' % nft.TABLE,
+              'after_header': 'nft table %s (runtime)' % nft.TABLE,
+              'before': nft.render_table(before_rules),
+              'after': nft.render_table(after_rules)},
+        lines=dict((rule['comment'], nft.rule_statement(rule)) for rule in after_rules))
 
-    # ------------------------------------------------------------ files
-    def _plan_files(self, outcome):
-        outcome['files'] = []
-        params = self.params
-        if not params['persistent']:
-            return
-        after_rules = outcome['after_rules']
-        if outcome['backend'].name == 'nftables':
-            nft_file = self._path('nft_file')
-            conf = self._path('nftables_conf')
-            if nft_file is None or conf is None:
-                return
-            self._add_file(outcome, nft_file, nft.render_file(after_rules), 0o644)
-            conf_before = files.read_text(conf)
-            if after_rules:
-                conf_after = nft.conf_with_include(conf_before, nft_file)
-            else:
-                conf_after = nft.conf_without_include(conf_before)
-            self._add_file(outcome, conf, conf_after, 0o755 if conf_before is None else None,
-                           before=conf_before)
-            self._plan_boot_unit(outcome, nft_file, bool(after_rules))
+
+def plan_iptables_runtime(backend, state, keys, desired, warnings):
+    """RuntimePlan of the iptables backend; `backend` renders the command lines."""
+    plan = nat_rules.plan_rules(state['entries'], keys, desired)
+    # iptables lists inserted rules in reverse: report them in an order of their own.
+    before_rules, _unknown = nat_rules.rules_of_entries(state['entries'])
+    before_rules = iptables.sorted_rules(before_rules)
+    after_rules, unknown = nat_rules.rules_of_entries(plan['after'])
+    after_rules = iptables.sorted_rules(after_rules)
+    for comment in unknown:
+        warnings.append('iptables holds a rule with comment %r that this version of '
+                        'tuntap.qemu did not write; it stays, but is not in the '
+                        'persistent hook' % comment)
+    return RuntimePlan(
+        backend='iptables', before_rules=before_rules, after_rules=after_rules,
+        changed=plan['changed'], commands=backend.commands_of(state, plan),
+        diff={'before_header': 'iptables rules (runtime)',
+              'after_header': 'iptables rules (runtime)',
+              'before': _lines_text(backend.lines(state, before_rules)),
+              'after': _lines_text(backend.lines(state, after_rules))},
+        lines=dict((rule['comment'], backend.lines(state, [rule])[0]) for rule in after_rules))
+
+
+def plan_foreign_chains(commands, params, request, state, warnings):
+    """ForeignPlan: accept rules in iptables-nft's forward chains (see foreign_targets).
+
+    With foreign_forward=accept the task's forward rules are inserted where a drop policy
+    would drop them, and removed where no longer needed; with ignore only the rules this
+    converge removes from our table are removed there too."""
+    accept = params['foreign_forward'] == 'accept'
+    desired_forward = nat_rules.forward_rules(request['rules'])
+    desired_comments = set(rule['comment'] for rule in desired_forward)
+    owned_before, _unknown = nat_rules.rules_of_entries(
+        [entry for entry in state['entries']
+         if nat_rules.key_of(entry['comment']) in request['keys']])
+    stale_forward = [rule for rule in nat_rules.forward_rules(owned_before)
+                     if rule['comment'] not in desired_comments]
+    if not desired_forward and not stale_forward:
+        return ForeignPlan()
+    chains = nft.NftBackend(commands).read_foreign_chains()
+    targets = {}
+    if accept:
+        targets = foreign_targets(chains['drop'], families_of(desired_forward))
+    if desired_forward:
+        handled = set((nft_family, 'filter', 'FORWARD') for nft_family, _chain in targets.values())
+        warnings.extend(foreign_warnings(chains['drop'], families_of(desired_forward), handled,
+                                         params['foreign_forward']))
+    candidate_rules = (desired_forward if accept else []) + stale_forward
+    foreign_forward = iptables.ForeignForward(commands)
+    candidates, present = {}, set()
+    for family in families_of(candidate_rules):
+        nft_family = iptables.NFT_FAMILIES[family]
+        rules = [rule for rule in candidate_rules if rule['family'] == family]
+        for chain in chains['iptables_nft'][nft_family]:
+            candidates[(nft_family, chain)] = rules
+            for rule in rules:
+                if foreign_forward.present(nft_family, chain, rule):
+                    present.add((nft_family, chain, rule['comment']))
+    foreign = plan_foreign(targets, desired_forward if accept else [], candidates, present)
+    return ForeignPlan(present=frozenset(present), **foreign)
+
+
+class PersistencePlanner:
+    """Plans the persistent files of a backend from its rules after the call; errors
+    (bad paths, a unit that is not ours) are collected in `errors`."""
+
+    def __init__(self, params, commands, systemd, errors):
+        self.params = params
+        self.commands = commands
+        self.systemd = systemd
+        self.errors = errors
+
+    def plan(self, backend, after_rules, ipt_backend=None):
+        if not self.params['persistent']:
+            return PersistencePlan()
+        if backend == 'nftables':
+            return self._nft(after_rules)
+        return self._iptables(after_rules, ipt_backend)
+
+    def _nft(self, after_rules):
+        nft_file = self._path('nft_file')
+        conf = self._path('nftables_conf')
+        if nft_file is None or conf is None:
+            return PersistencePlan()
+        planned = [self._file(nft_file, nft.render_file(after_rules), 0o644)]
+        conf_before = files.read_text(conf)
+        if after_rules:
+            conf_after = nft.conf_with_include(conf_before, nft_file)
         else:
-            hook = self._path('hook_file')
-            if hook is None:
-                return
-            paths = {}
-            for family in ('ipv4', 'ipv6'):
-                if any(rule['family'] == family for rule in after_rules):
-                    paths[family] = outcome['backend'].command(family)
-            self._add_file(outcome, hook, iptables.render_hook(after_rules, paths), 0o755)
+            conf_after = nft.conf_without_include(conf_before)
+        planned.append(self._file(conf, conf_after, 0o755 if conf_before is None else None,
+                                  before=conf_before))
+        boot_unit, unit_files = self.boot_unit(nft_file, bool(after_rules))
+        return PersistencePlan(files=planned + unit_files, boot_unit=boot_unit)
 
-    def _plan_boot_unit(self, outcome, nft_file, present):
-        """Our systemd unit that loads nft_file at boot, and its enable link."""
+    def _iptables(self, after_rules, ipt_backend):
+        hook = self._path('hook_file')
+        if hook is None:
+            return PersistencePlan()
+        paths = {}
+        for family in ('ipv4', 'ipv6'):
+            if any(rule['family'] == family for rule in after_rules):
+                paths[family] = ipt_backend.command(family)
+        return PersistencePlan(files=[self._file(hook, iptables.render_hook(after_rules, paths),
+                                                 0o755)])
+
+    def boot_unit(self, nft_file, present):
+        """(BootUnitPlan, [FilePlan of the unit and its enable link]): our systemd unit that
+        loads nft_file at boot."""
         requested = self.params['boot_unit']
         booted = same_netns = None
         if requested == 'auto':
             booted = nft_boot_unit.systemd_booted()
             same_netns = nft_boot_unit.same_network_namespace_as_init() if booted else None
         mode, reason = nft_boot_unit.choose_mode(requested, booted, same_netns)
-        outcome['boot_unit'] = {'mode': mode, 'reason': reason}
         if mode == 'none':
-            return
+            return BootUnitPlan(mode=mode, reason=reason), []
         unit_dir = self.params['systemd_unit_dir']
         if not os.path.isabs(unit_dir):
             self.errors.append('systemd_unit_dir: %r is not an absolute path' % unit_dir)
-            return
+            return BootUnitPlan(mode=mode, reason=reason), []
         nft_program = self.commands.require('nft', 'boot_unit')
         plan = nft_boot_unit.plan_unit(mode, unit_dir, nft_program, nft_file, present,
                                        nft_boot_unit.read_current(unit_dir))
         self.errors.extend(plan['errors'])
-        outcome['boot_unit'].update(path=plan['unit']['path'], enabled=present)
-        unit = dict(plan['unit'], mode=0o644, kind='unit')
-        link = dict(plan['link'], mode=None, kind='link')
-        # Enable after writing the unit; disable before removing it.
-        outcome['files'].extend([unit, link] if present else [link, unit])
-        systemctl = self._live_systemctl()
+        unit = FilePlan(mode=0o644, kind='unit', **plan['unit'])
+        link = FilePlan(mode=None, kind='link', **plan['link'])
+        systemctl = self.systemd.systemctl()
+        active = False
         if systemctl:
             # Active like after a boot (RemainAfterExit): started once, stopped before it goes.
             _rc, out, _err = self.commands.run([systemctl, 'is-active', nft_boot_unit.UNIT_NAME])
             active = out.strip() == 'active'
-            outcome['boot_unit_active'] = {'before': active, 'after': present,
-                                           'changed': active != present, 'systemctl': systemctl}
-            outcome['boot_unit']['active'] = present
+        boot_unit = BootUnitPlan(mode=mode, reason=reason, path=plan['unit']['path'],
+                                 enabled=present, systemctl=systemctl or None,
+                                 active_before=active, active_after=present)
+        # Enable after writing the unit; disable before removing it.
+        return boot_unit, [unit, link] if present else [link, unit]
 
     def _path(self, option):
         path = self.params[option]
@@ -524,7 +586,8 @@ class Converge:
             return None
         return path
 
-    def _add_file(self, outcome, path, after, mode, before=False):
+    @staticmethod
+    def _file(path, after, mode, before=False):
         """Plan one file; mode None keeps the mode of an existing file."""
         if before is False:
             before = files.read_text(path)
@@ -533,62 +596,174 @@ class Converge:
             mode = os.stat(path).st_mode & 0o7777
         elif before is not None and after is not None:
             changed = changed or os.stat(path).st_mode & 0o7777 != mode
-        outcome['files'].append({'path': path, 'before': before, 'after': after,
-                                 'changed': changed, 'mode': mode})
+        return FilePlan(path=path, before=before, after=after, changed=changed, mode=mode)
 
-    # ------------------------------------------------------------ result
-    def _result(self, backend_name, reason, outcome, changed):
-        keys = self.request['keys']
-        rules = [{'chain': rule['chain'], 'comment': rule['comment'],
-                  'rule': outcome['lines'][rule['comment']]}
-                 for rule in outcome['after_rules'] if rule['key'] in keys]
-        foreign_forward = iptables.ForeignForward(self.commands)
+
+# ---------------------------------------------------------------- applying
+
+def apply_runtime(commands, runtime):
+    """One nft batch, or the iptables commands, of a RuntimePlan."""
+    if runtime.batch:
+        nft.NftBackend(commands).apply(runtime.batch)
+    for argv in runtime.commands:
+        commands.run_checked(argv)
+
+
+def apply_foreign(commands, foreign):
+    foreign_forward = iptables.ForeignForward(commands)
+    for nft_family, chain, rule in foreign.delete:
+        foreign_forward.delete(nft_family, chain, rule)
+    for nft_family, chain, rule in foreign.insert:
+        foreign_forward.insert(nft_family, chain, rule)
+
+
+def write_persistence(module, systemd, persistence, backup):
+    """Write the files of a PersistencePlan; returns the backup files made."""
+    backups = []
+    boot_unit = persistence.boot_unit
+    active = boot_unit if boot_unit and boot_unit.activity_changed else None
+    if active and not active.active_after:
+        # No ExecStop: stopping only tells systemd that the unit goes.
+        systemd.run(active.systemctl, 'stop')
+    for item in persistence.files:
+        if not item.changed:
+            continue
+        if item.kind == 'link':
+            nft_boot_unit.write_link(dataclasses.asdict(item))
+            continue
+        backup_file = files.write_atomic(module, item.path, item.after, backup=backup,
+                                         mode=item.mode)
+        if item.after is not None:
+            # atomic_move gives a new file the umask's mode; the hook must be executable.
+            os.chmod(item.path, item.mode)
+        if backup_file:
+            backups.append(backup_file)
+    systemctl = systemd.systemctl()
+    if systemctl and any(item.kind in ('unit', 'link') and item.changed
+                         for item in persistence.files):
+        systemd.run(systemctl, 'daemon-reload')
+    if active and active.active_after:
+        # Loads the file once more: the table it replaces is the same one.
+        systemd.run(active.systemctl, 'start')
+    return backups
+
+
+# ---------------------------------------------------------------- the steps
+
+class NatSteps(module_runner.ModuleSteps):
+    """The steps of masquerade and port_forward (module_runner.ModuleSteps).
+
+    build_request   params -> request dict (nat_rules.masquerade_request, ...)
+    extra_checks    (params, request, after_rules) -> errors, checked with the plan
+    """
+
+    libraries = (module_runner.NETADDR,)
+
+    def __init__(self, build_request, extra_checks=None):
+        self.build_request = build_request
+        self.extra_checks = extra_checks
+        self.warnings = []
+        self.backup_files = []
+        self.systemd = None
+
+    def parse(self, module):
+        request = self.build_request(module.params)
+        module_runner.refuse(request['errors'])
+        return request
+
+    def read(self, module, request):
+        params = module.params
+        module_runner.refuse(missing_interface_errors(params, request))
+        commands = Commands(module, params['commands'])
+        self.systemd = LiveSystemd(module, commands, params['systemd_unit_dir'], self.warnings)
+        nft_reader = NftReader(commands)
+        try:
+            backend, reason = choose_backend(params['backend'], commands, nft_reader.read)
+            if backend == 'nftables':
+                state = nft_reader.read()
+            else:
+                state = iptables.IptablesBackend(commands).read(
+                    families_of(request['rules']) or ['ipv4'])
+        except (NetfilterError, OSError) as exc:
+            raise module_runner.Refused([str(exc)], changed=False)
+        return HostState(commands=commands, backend=backend, reason=reason, state=state,
+                         nft_reader=nft_reader)
+
+    def plan(self, module, request, host):
+        try:
+            return self._plan(module.params, request, host)
+        except (NetfilterError, OSError) as exc:
+            raise module_runner.Refused([str(exc)], changed=False)
+
+    def _plan(self, params, request, host):
+        errors, warnings = [], self.warnings
+        if host.backend == 'nftables':
+            errors.extend(nft.chain_errors(host.state))
+            runtime = plan_nft_runtime(host.state, request['keys'], request['rules'], warnings)
+            foreign = plan_foreign_chains(host.commands, params, request, host.state, warnings)
+            ipt_backend = None
+        else:
+            ipt_backend = iptables.IptablesBackend(host.commands)
+            runtime = plan_iptables_runtime(ipt_backend, host.state, request['keys'],
+                                            request['rules'], warnings)
+            if params['foreign_forward'] == 'accept':
+                warnings.append('foreign_forward=accept has no effect with the iptables '
+                                'backend: its forward rules are in the FORWARD chain already')
+            foreign = ForeignPlan()
+        if self.extra_checks:
+            errors.extend(self.extra_checks(params, request, runtime.after_rules))
+        module_runner.refuse(errors)
+        planner = PersistencePlanner(params, host.commands, self.systemd, errors)
+        persistence = planner.plan(host.backend, runtime.after_rules, ipt_backend)
+        module_runner.refuse(errors)
+        return NatPlan(backend=host.backend, reason=host.reason, runtime=runtime,
+                       foreign=foreign, persistence=persistence, warnings=warnings)
+
+    def apply(self, module, plan):
+        commands = self.systemd.commands
+        try:
+            apply_runtime(commands, plan.runtime)
+            apply_foreign(commands, plan.foreign)
+            self.backup_files.extend(write_persistence(module, self.systemd, plan.persistence,
+                                                       module.params['backup']))
+        except (NetfilterError, OSError) as exc:
+            message = '%s (while applying the change; run the task again to converge)' % exc
+            raise module_runner.ApplyFailed(message, errors=[message])
+
+    def result(self, module, request, plan, applied):
+        for warning in plan.warnings:
+            module.warn(warning)
+        keys = request['keys']
+        runtime, foreign, persistence = plan.runtime, plan.foreign, plan.persistence
+        foreign_forward = iptables.ForeignForward(self.systemd.commands)
         result = {
-            'changed': changed,
-            'backend': backend_name,
-            'backend_reason': reason,
-            'rules': rules,
+            'changed': plan.changed,
+            'backend': plan.backend,
+            'backend_reason': plan.reason,
+            'rules': [{'chain': rule['chain'], 'comment': rule['comment'],
+                       'rule': runtime.lines[rule['comment']]}
+                      for rule in runtime.after_rules if rule['key'] in keys],
             'foreign_rules': [foreign_forward.line(nft_family, chain, rule)
-                              for nft_family, chain, rule in outcome['foreign']['after']],
-            'persistent': [{'path': item['path'], 'changed': item['changed'],
-                            'exists': item['after'] is not None}
-                           for item in outcome['files']],
+                              for nft_family, chain, rule in foreign.after],
+            'persistent': [item.report() for item in persistence.files],
         }
-        if 'boot_unit' in outcome:
-            result['boot_unit'] = outcome['boot_unit']
-        for item in outcome['files']:
-            if item.get('backup_file'):
-                result.setdefault('backup_files', []).append(item['backup_file'])
-        if self.module._diff:
-            diff = [outcome['runtime_diff']]
-            foreign = outcome['foreign']
-            if foreign['insert'] or foreign['delete']:
-                before = sorted(foreign_forward.line(f, c, rule) for f, c, rule in
-                                _present_rules(foreign))
-                after = sorted(foreign_forward.line(f, c, rule) for f, c, rule in foreign['after'])
+        if persistence.boot_unit is not None:
+            result['boot_unit'] = persistence.boot_unit.report()
+        if self.backup_files:
+            result['backup_files'] = list(self.backup_files)
+        if module._diff:
+            diff = [runtime.diff]
+            if foreign.changed:
+                before = sorted(foreign_forward.line(f, c, rule) for f, c, rule in foreign.before())
+                after = sorted(foreign_forward.line(f, c, rule) for f, c, rule in foreign.after)
                 diff.append({'before_header': 'iptables-nft forward rules of this task',
                              'after_header': 'iptables-nft forward rules of this task',
                              'before': _lines_text(before), 'after': _lines_text(after)})
-            active = outcome.get('boot_unit_active')
-            if active:
-                header = '%s (systemd)' % nft_boot_unit.UNIT_NAME
-                diff.append({'before_header': header, 'after_header': header,
-                             'before': 'active\n' if active['before'] else 'inactive\n',
-                             'after': 'active\n' if active['after'] else 'inactive\n'})
-            for item in outcome['files']:
-                if item.get('kind') == 'link':
-                    diff.append(nft_boot_unit.link_diff(item))
-                else:
-                    diff.append(files.text_diff(item['path'], item['before'], item['after']))
+            if persistence.boot_unit is not None and persistence.boot_unit.systemctl:
+                diff.append(persistence.boot_unit.diff())
+            diff.extend(item.diff() for item in persistence.files)
             result['diff'] = diff
         return result
-
-
-def _present_rules(foreign):
-    """The foreign rules of the task before the change."""
-    known = dict(((f, c, rule['comment']), (f, c, rule))
-                 for f, c, rule in foreign['after'] + foreign['delete'])
-    return [known[ident] for ident in foreign['present'] if ident in known]
 
 
 def _lines_text(lines):

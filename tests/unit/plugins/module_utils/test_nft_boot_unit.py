@@ -195,18 +195,17 @@ def test_converge_with_a_running_systemd(tmp_path, monkeypatch, present, active_
         (tmp_path / 'tuntap-qemu-nft.service').write_text(RENDERED)
         nft_boot_unit.write_link({'path': nft_boot_unit.link_path(unit_dir),
                                   'after': nft_boot_unit.unit_path(unit_dir)})
-    converge = object.__new__(nat_module.Converge)
-    converge.module = FakeModule()
-    converge.params = {'boot_unit': 'auto', 'systemd_unit_dir': unit_dir, 'backup': False}
-    converge.commands = FakeSystemctl(active_now)
-    converge.errors, converge.warnings = [], []
-    outcome = {'files': []}
-    converge._plan_boot_unit(outcome, FILE, present)
-    assert converge.errors == []
-    assert outcome['boot_unit']['mode'] == 'systemd' and outcome['boot_unit']['active'] is present
-    assert outcome['boot_unit_active']['changed'] is (active_now != present)
-    converge._write_files(outcome)
-    assert converge.commands.ran == calls
+    module, commands, warnings, errors = FakeModule(), FakeSystemctl(active_now), [], []
+    systemd = nat_module.LiveSystemd(module, commands, unit_dir, warnings)
+    params = {'boot_unit': 'auto', 'systemd_unit_dir': unit_dir, 'backup': False}
+    planner = nat_module.PersistencePlanner(params, commands, systemd, errors)
+    boot_unit, unit_files = planner.boot_unit(FILE, present)
+    assert errors == []
+    assert boot_unit.report()['mode'] == 'systemd' and boot_unit.report()['active'] is present
+    assert boot_unit.activity_changed is (active_now != present)
+    nat_module.write_persistence(module, systemd, nat_module.PersistencePlan(unit_files, boot_unit),
+                                 backup=False)
+    assert commands.ran == calls
     current = nft_boot_unit.read_current(unit_dir)
     assert (current['unit'] == RENDERED) is present
     assert (current['link'] == nft_boot_unit.unit_path(unit_dir)) is present
