@@ -259,60 +259,60 @@ EXAMPLES = r'''
 RETURN = r'''
 state:
   description: V(running), V(stopped) or V(absent) after the call.
-  returned: always
+  returned: unless O(prune=true)
   type: str
   sample: running
 pid:
   description: Pid of the QEMU process (null when not running or in check mode before a start).
-  returned: always
+  returned: unless O(prune=true)
   type: int
   sample: 4242
 argv:
   description: The full QEMU command line as a list.
-  returned: always
+  returned: unless O(prune=true)
   type: list
   elements: str
 cmdline:
   description: The same command line, shell-quoted, for humans.
-  returned: always
+  returned: unless O(prune=true)
   type: str
 accel:
   description: The accelerator chosen (V(kvm) or V(tcg)) and why.
-  returned: always
+  returned: unless O(prune=true)
   type: dict
   sample: {"name": "tcg", "reason": "auto: the CPU flags have neither vmx nor svm"}
 macs:
   description: The MAC of each NIC, in order.
-  returned: always
+  returned: unless O(prune=true)
   type: list
   elements: str
   sample: ["52:54:00:3c:1d:9e"]
 qmp_socket:
   description: Path of the QMP socket.
-  returned: always
+  returned: unless O(prune=true)
   type: str
 serial_log:
   description: Path of the serial console log.
-  returned: always
+  returned: unless O(prune=true)
   type: str
 pidfile:
   description: Path of the pidfile.
-  returned: always
+  returned: unless O(prune=true)
   type: str
 action:
   description: What the call did - V(start), V(restart), V(stop), V(remove), or null.
-  returned: always
+  returned: unless O(prune=true)
   type: str
 mode:
   description:
     - How the guest runs - V(systemd) (O(autostart) where systemd is the init system) or
       V(daemon) (daemonized; also the fallback for O(autostart) without systemd).
-  returned: always
+  returned: unless O(prune=true)
   type: str
   sample: systemd
 unit:
   description: The guest's systemd unit after the call; null when it has none (V(daemon) mode).
-  returned: always
+  returned: unless O(prune=true)
   type: dict
   contains:
     name:
@@ -331,6 +331,72 @@ unit:
       description: Whether the unit is active (the guest runs under it).
       type: bool
       sample: true
+removed:
+  description:
+    - With O(prune=true), the guests that the call removed (in check mode, would remove), by name,
+      as they were before it.
+  returned: when O(prune=true)
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Guest name.
+      type: str
+      sample: vm3
+    runtime_dir:
+      description: Its runtime directory (removed).
+      type: str
+      sample: /run/tuntap-qemu/vm3
+    pid:
+      description: Pid of its QEMU before the call, null when it did not run.
+      type: int
+      sample: 4243
+    state:
+      description: V(running), V(unresponsive) or V(stopped) before the call.
+      type: str
+      sample: running
+    unit:
+      description: Its systemd unit, stopped, disabled and removed; null when it had none.
+      type: str
+      sample: tuntap-qemu-guest-vm3.service
+    stopped_by:
+      description:
+        - How its QEMU ended - V(powerdown), V(quit), V(killed), V(systemctl stop) or
+          V(not running); null in check mode.
+      type: str
+      sample: powerdown
+kept:
+  description: With O(prune=true), the guests of ours found on the host that O(keep) names.
+  returned: when O(prune=true)
+  type: list
+  elements: str
+  sample: [vm1, vm2]
+skipped:
+  description:
+    - With O(prune=true), runtime directories of ours left in place because the process in
+      their pidfile is not the QEMU that tuntap.qemu started there but uses the directory;
+      each is also a warning.
+  returned: when O(prune=true)
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Guest name of the directory.
+      type: str
+    runtime_dir:
+      description: The directory.
+      type: str
+    pid:
+      description: The process, which is left alone.
+      type: int
+    reason:
+      description: Why it was left alone.
+      type: str
+runtime_root:
+  description: With O(prune=true), the folder where the guests were looked for.
+  returned: when O(prune=true)
+  type: str
+  sample: /run/tuntap-qemu
 '''
 
 from ansible.module_utils.basic import AnsibleModule

@@ -6,5 +6,6 @@
     guest_plan.py       module parameters -> a guest spec, runtime paths, the action, tap checks
     qemu.py             QEMU's argv, the QMP client, process start/observe/stop
     guest_unit.py       a guest as a systemd unit (unit text, systemctl, the unit's steps)
-    qemu_guest_run.py   the qemu_guest module's steps for module_runner
+    guest_prune.py      which guests of ours a host has (runtime directories, unit files), what a prune removes
+    qemu_guest_run.py   the qemu_guest module's steps for module_runner (one guest, or prune)
 """
