@@ -19,8 +19,7 @@ import time
 import pytest
 
 from ansible_collections.tuntap.qemu.plugins.module_utils import module_runner
-from ansible_collections.tuntap.qemu.plugins.module_utils._guest import (guest_prune, guest_unit, qemu,
-                                                                          qemu_guest_run)
+from ansible_collections.tuntap.qemu.plugins.module_utils._guest import guest_prune, guest_unit, qemu, qemu_guest_run
 
 
 def guest_argv(name, directory, binary='/usr/bin/qemu-system-x86_64'):
@@ -309,11 +308,15 @@ def host(tmp_path, monkeypatch):
     return host
 
 
-def prune(host, tmp_path, **params):
+def prune_module(host, tmp_path, **params):
+    """Run a prune; (result, module) for the warnings."""
     host.events = []
     module = FakeModule(host, tmp_path, **params)
-    result = qemu_guest_run.converge(module)
-    return result, module
+    return qemu_guest_run.converge(module), module
+
+
+def prune(host, tmp_path, **params):
+    return prune_module(host, tmp_path, **params)[0]
 
 
 def snapshot(tmp_path):
@@ -336,7 +339,7 @@ def test_prune_four_ways(host, tmp_path):
         handle.write(guest_unit.render_helper())
     before = snapshot(tmp_path)
 
-    check, _ = prune(host, tmp_path, check_mode=True, keep=['keep1'])
+    check = prune(host, tmp_path, check_mode=True, keep=['keep1'])
     assert check['changed'] and host.events == [] and snapshot(tmp_path) == before
     assert [(entry['name'], entry['state'], entry['unit']) for entry in check['removed']] == [
         ('gone1', 'running', None), ('gone2', 'stopped', None),
@@ -353,7 +356,7 @@ def test_prune_four_ways(host, tmp_path):
     assert len(unit_diffs) == 1 and unit_diffs[0]['after'] == '' and unit_diffs[0]['before'].startswith(guest_unit.MARK)
     assert check['diff'][-1]['before_header'] == guest_unit.HELPER_PATH and check['diff'][-1]['after'] == ''
 
-    real, _ = prune(host, tmp_path, keep=['keep1'])
+    real = prune(host, tmp_path, keep=['keep1'])
     assert real['changed'] and [entry['name'] for entry in real['removed']] == ['gone1', 'gone2', 'unit1']
     assert [entry['stopped_by'] for entry in real['removed']] == ['powerdown', 'not running', 'systemctl stop']
     assert host.events == ['qemu stop gone1', 'stop tuntap-qemu-guest-unit1.service',
@@ -364,7 +367,7 @@ def test_prune_four_ways(host, tmp_path):
     assert not os.path.exists(os.path.dirname(guest_unit.HELPER_PATH))
 
     for check_mode in (False, True):
-        again, _ = prune(host, tmp_path, check_mode=check_mode, keep=['keep1'])
+        again = prune(host, tmp_path, check_mode=check_mode, keep=['keep1'])
         assert not again['changed'] and again['removed'] == [] and again['kept'] == ['keep1']
         assert host.events == [] and again['diff'][0]['before'] == again['diff'][0]['after']
 
@@ -376,7 +379,7 @@ def test_prune_keeps_the_helper_while_a_unit_of_ours_stays(host, tmp_path):
     os.makedirs(os.path.dirname(guest_unit.HELPER_PATH))
     with open(guest_unit.HELPER_PATH, 'w') as handle:
         handle.write(guest_unit.render_helper())
-    result, _ = prune(host, tmp_path, keep=['stay'])
+    result = prune(host, tmp_path, keep=['stay'])
     assert [entry['name'] for entry in result['removed']] == ['go']
     assert host.events == ['daemon-reload'] and os.path.exists(guest_unit.HELPER_PATH)
     assert os.listdir(str(tmp_path / 'etc')) == [guest_unit.unit_name('stay')]
@@ -386,7 +389,7 @@ def test_prune_without_systemd_reads_no_unit(host, tmp_path, monkeypatch):
     monkeypatch.setattr(guest_unit, 'systemd_booted', lambda: False)
     make_unit(tmp_path / 'etc', 'unit1', str(tmp_path / 'run' / 'unit1'))
     make_runtime_dir(tmp_path / 'run', 'daemon1')
-    result, _ = prune(host, tmp_path)
+    result = prune(host, tmp_path)
     assert [entry['name'] for entry in result['removed']] == ['daemon1'] and host.events == []
     assert os.path.exists(guest_unit.unit_path('unit1'))
 
@@ -396,7 +399,7 @@ def test_prune_leaves_a_foreign_holder_and_warns(host, tmp_path, monkeypatch):
     holder = guest_prune.ForeignHolder('held', held, 4242, ('python3',))
     monkeypatch.setattr(guest_prune, 'foreign_holder', lambda guest: holder if guest.name == 'held' else None)
     for check_mode in (True, False, False):
-        result, module = prune(host, tmp_path, check_mode=check_mode)
+        result, module = prune_module(host, tmp_path, check_mode=check_mode)
         assert not result['changed'] and result['removed'] == []
         assert result['skipped'] == [{'name': 'held', 'runtime_dir': held, 'pid': 4242, 'reason': holder.reason}]
         assert len(module.warnings) == 1 and 'pid 4242' in module.warnings[0]
