@@ -293,3 +293,17 @@ def test_without_systemd_nothing_is_read(system, tmp_path, monkeypatch):
     assert result['mode'] == 'daemon' and result['unit'] is None and system.calls == []
     assert len(module.warnings) == 1 and 'runs daemonized' in module.warnings[0]
     assert not os.path.exists(guest_unit.UNIT_DIR)
+
+
+def test_unit_start_drops_the_daemonized_record(system, tmp_path):
+    # argv.json is the daemonized start's record; left beside the unit's QEMU it would make that
+    # QEMU look like one we did not start (qemu.process_is_ours compares it with /proc/PID/cmdline).
+    converge(system, tmp_path, autostart=False)
+    argv_file = qemu.paths(str(tmp_path / 'run' / 'vm1'))['argv_file']
+    os.makedirs(os.path.dirname(argv_file), exist_ok=True)
+    with open(argv_file, 'w') as handle:
+        handle.write('["qemu-system-x86_64", "-daemonize"]')
+    check = converge(system, tmp_path, check_mode=True)
+    assert check['action'] == 'restart' and os.path.exists(argv_file)
+    unit = converge(system, tmp_path)
+    assert unit['mode'] == 'systemd' and system.guest['by_unit'] and not os.path.exists(argv_file)
