@@ -30,6 +30,7 @@ pids in their pidfiles, after checking that the pid is the QEMU of that guest.
 from __future__ import annotations
 
 import argparse
+import glob
 import ipaddress
 import json
 import os
@@ -204,8 +205,23 @@ class Lab:
             for guest in hv['guests']:
                 yield hv_name, hv, guest
 
+    def runtime_root(self, hv_name):
+        """The runtime root of hypervisor hv_name's guests (its /run/tuntap-qemu): one per
+        hypervisor, as each real host has its own /run, so that a prune on one hypervisor
+        can only see its own guests."""
+        return os.path.join(self.guests_dir, hv_name)
+
+    def guest_dir(self, name):
+        """The runtime folder of guest `name`: under the hypervisor that lists it, else (a
+        guest the inventory no longer lists) wherever it is."""
+        for hv_name, hv in self.hypervisors.items():
+            if any(guest['name'] == name for guest in hv['guests']):
+                return os.path.join(self.runtime_root(hv_name), name)
+        found = sorted(glob.glob(os.path.join(glob.escape(self.guests_dir), '*', name)))
+        return found[0] if found else os.path.join(self.guests_dir, 'unknown', name)
+
     def serial_log(self, guest):
-        return os.path.join(self.guests_dir, guest['name'], 'serial.log')
+        return os.path.join(self.guest_dir(guest['name']), 'serial.log')
 
     # ------------------------------------------------------------ up / down
     def up(self, python, build):
@@ -314,7 +330,7 @@ class Lab:
                 # which boot_hypervisor reads.
                 'tuntap_qemu_nft_boot_unit': 'systemd',
                 'tuntap_qemu_nft_unit_dir': self.unit_dir(name),
-                'tuntap_qemu_guest_runtime_root': os.path.join(self.guests_dir),
+                'tuntap_qemu_guest_runtime_root': self.runtime_root(name),
             }
             if 'bridge_address' in hv:
                 host['tuntap_qemu_bridge_address'] = hv['bridge_address']
@@ -340,12 +356,11 @@ class Lab:
     def stop_guests(self, names=None):
         """End the lab's QEMU processes (or those of the guests `names`) by the pids in their
         pidfiles."""
-        if not os.path.isdir(self.guests_dir):
-            return
-        for name in sorted(os.listdir(self.guests_dir)):
+        for folder in sorted(glob.glob(os.path.join(glob.escape(self.guests_dir), '*', '*'))):
+            name = os.path.basename(folder)
             if names is not None and name not in names:
                 continue
-            pid = guest_process(os.path.join(self.guests_dir, name, 'qemu.pid'), name)
+            pid = guest_process(os.path.join(folder, 'qemu.pid'), name)
             if pid is not None:
                 os.kill(pid, signal.SIGKILL)
                 deadline = time.monotonic() + 5
@@ -381,8 +396,7 @@ class Lab:
         mac = json.loads(run(['ip', '-j', 'link', 'show', 'dev', 'eth0'], capture=True, netns=ns).stdout)[0]['address']
         guests = [guest['name'] for guest in hv['guests']]
         self.stop_guests(guests)
-        for guest in guests:
-            shutil.rmtree(os.path.join(self.guests_dir, guest), ignore_errors=True)
+        shutil.rmtree(self.runtime_root(name), ignore_errors=True)
         shutil.rmtree(self.ifupdown_state(name), ignore_errors=True)
         if os.path.exists('/run/netns/%s' % ns):
             run(['ip', 'netns', 'del', ns])

@@ -177,7 +177,7 @@ def root_state():
 def files_state(lab, name):
     """{path: sha256 or link target} of a hypervisor's /etc/netns folder and lab state."""
     roots = ['/etc/netns/%s' % lab.hypervisors[name]['namespace'], os.path.join(lab.state_dir, name)]
-    roots += [os.path.join(lab.guests_dir, guest['name']) for guest in lab.hypervisors[name]['guests']]
+    roots += [lab.guest_dir(guest['name']) for guest in lab.hypervisors[name]['guests']]
     state = {}
     for root in roots:
         for folder, dirs, files in os.walk(root):
@@ -384,7 +384,7 @@ def test_check_mode_changes_nothing(checked_lab):
         assert after[name] == before[name], '%s changed in check mode:\n%s' % (
             name, state_diff(before[name], after[name]))
     for _name, _hv, guest in lab.guests():
-        assert tuntap_lab.guest_process(os.path.join(lab.guests_dir, guest['name'], 'qemu.pid'),
+        assert tuntap_lab.guest_process(os.path.join(lab.guest_dir(guest['name']), 'qemu.pid'),
                                         guest['name']) is None
 
 
