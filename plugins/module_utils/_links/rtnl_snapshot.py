@@ -464,14 +464,18 @@ def read_dump(sock, receive, msg_type, decode, what, seq, **retry):
     return items, sequence[0]
 
 
-def read_snapshot():
-    """One dump of links and one of addresses -> {ifname: record} (see decode_link())."""
+def read_snapshot(**retry):
+    """One dump of links and one of addresses -> {ifname: record} (see decode_link()).
+
+    `retry` goes to retry_interrupted() (the concurrency integration target counts the
+    pauses through its `sleep`)."""
     sock = open_socket()
     try:
         receive = _receiver(sock)
-        links, seq = read_dump(sock, receive, RTM_GETLINK, decode_link, 'RTM_GETLINK dump', 1)
+        links, seq = read_dump(sock, receive, RTM_GETLINK, decode_link, 'RTM_GETLINK dump', 1,
+                               **retry)
         addresses = read_dump(sock, receive, RTM_GETADDR, decode_address, 'RTM_GETADDR dump',
-                              seq)[0]
+                              seq, **retry)[0]
     finally:
         sock.close()
     return snapshot_from(links, addresses)
