@@ -154,7 +154,13 @@ notes:
   - Every rule carries a comment that is its identity and spells out its parameters, for
     example C(tuntap.qemu masquerade 192.168.0.0/24 oif eth0 | nat). A call adds and
     deletes only rules whose key (the part before C(|)) belongs to it, so any number of
-    tasks share the table; do not edit the rules by hand.
+    tasks share the table; do not edit the rules by hand. The list form of each module owns
+    every key of its kind (all masquerade rules, or all port forwards) instead.
+  - Switching O(backend) removes the rules of the call from the backend not chosen, when its
+    program is installed - at runtime (one nft batch, or one iptables command per rule) and
+    from its persistent files (the O(hook_file), or the O(nft_file), its include and the boot
+    unit when no rule is left there). Where C(iptables) is iptables-nft, the accept rules that
+    O(foreign_forward=accept) keeps in C(ip filter) are left to it.
   - Run it inside the network namespace to manage, for example with the C(tuntap.qemu.netns)
     connection. C(/etc/netns/NAME/...) entries are what the module then sees in C(/etc),
     but an atomic write cannot replace a single bind-mounted file; point O(nftables_conf)

@@ -19,6 +19,13 @@ description:
   - A call owns the rules of its networks on O(out_interface) (the key of each rule), so
     several tasks share the table; O(state=absent) removes exactly the rules of the listed
     networks on that interface.
+  - The list form O(rules) instead names B(all) the masquerade rules of the host in one call -
+    ours that it does not list are removed (an empty list removes them all); rules without
+    our comment, and our port forwards, are never touched. One call is one nft batch.
+  - Our rules of this call that the backend not chosen holds (the iptables rules of an
+    earlier O(backend=iptables) when it is now V(nftables), and the other way round) are
+    removed with that backend's persistent files and boot unit, when its program is
+    installed; see RV(other_backend).
   - The runtime rules, the persistent file and, with O(foreign_forward=accept), the accept
     rules in other tables' forward chains are computed from one desired state and each
     reported in the diff. The whole request is validated before anything changes.
@@ -36,17 +43,41 @@ options:
       - The guest networks to masquerade, in CIDR form with no host bits set, such as
         V(192.168.0.0/24) or V(fd00:0:0:1::/64) (IPv6 is masqueraded with C(ip6 saddr)).
       - A host address (V(192.168.0.10)) or an address with host bits (V(192.168.0.1/24)) is an error.
+      - Required unless O(rules) is given; mutually exclusive with it.
     type: list
     elements: str
-    required: true
   out_interface:
     description:
       - The uplink the traffic leaves through (C(oifname)); it must exist unless
         O(allow_missing_interface=true).
+      - Required with O(source).
     type: str
-    required: true
+  rules:
+    description:
+      - The list form - every masquerade rule of this host, each a list of source networks
+        out of one interface. Our masquerade rules not listed are removed; V([]) removes
+        them all. Errors name the entry, for example C(rules[1].source[0]).
+      - Goes only with O(state=present); mutually exclusive with O(source) and O(out_interface).
+    type: list
+    elements: dict
+    version_added: 0.3.0
+    suboptions:
+      source:
+        description: The guest networks, as in O(source).
+        type: list
+        elements: str
+        required: true
+      out_interface:
+        description: The uplink, as in O(out_interface).
+        type: str
+        required: true
+      allow_forward:
+        description: As O(allow_forward), which is the default.
+        type: bool
   state:
-    description: Whether the rules of these networks on O(out_interface) exist.
+    description:
+      - Whether the rules of these networks on O(out_interface) exist.
+      - With O(rules) only V(present).
     type: str
     choices: [present, absent]
     default: present
@@ -99,6 +130,15 @@ EXAMPLES = r'''
     out_interface: eth0
     backend: iptables
 
+- name: Every masquerade rule of the host in one call (ours not listed are removed)
+  tuntap.qemu.masquerade:
+    rules:
+      - source: [192.168.0.0/24, fd00:0:0:1::/64]
+        out_interface: eth0
+      - source: [10.10.0.0/24]
+        out_interface: wg0
+        allow_forward: false
+
 - name: Stop masquerading one subnet (other tasks' rules stay)
   tuntap.qemu.masquerade:
     source: [10.10.0.0/24]
@@ -118,7 +158,7 @@ backend_reason:
   type: str
   sample: the host has no legacy iptables rules
 rules:
-  description: The rules of this call after it (predicted in check mode); empty with O(state=absent).
+  description: The rules of this call after it (predicted in check mode); empty with O(state=absent). With O(rules), all our rules of this kind.
   returned: always
   type: list
   elements: dict
@@ -182,6 +222,31 @@ boot_unit:
     active:
       description: Whether systemd has the unit active after the call; only where that systemd runs (see O(boot_unit)).
       type: bool
+other_backend:
+  description:
+    - The rules of this call in the backend not chosen (see the description), removed; with
+      its persistent files (the O(hook_file) of V(iptables), or the O(nft_file), the include in
+      O(nftables_conf) and the boot unit of V(nftables)) after the call. Their diff, when they
+      change, follows the others, each header naming that backend.
+  returned: when the program of the other backend is installed
+  type: dict
+  version_added: 0.3.0
+  contains:
+    backend:
+      description: V(iptables) or V(nftables).
+      type: str
+      sample: iptables
+    changed:
+      description: Whether anything of it was (or in check mode would be) removed or rewritten.
+      type: bool
+    removed:
+      description: The rules removed, in that backend's syntax.
+      type: list
+      elements: str
+    persistent:
+      description: Its persistent files after the call, as RV(persistent).
+      type: list
+      elements: dict
 backup_files:
   description: Backup copies made with O(backup=true).
   returned: when a backup was made
@@ -198,11 +263,19 @@ from ansible_collections.tuntap.qemu.plugins.module_utils._nat import nat_module
 def main():
     argument_spec = nat_module.common_argument_spec()
     argument_spec.update(
-        source=dict(type='list', elements='str', required=True),
-        out_interface=dict(type='str', required=True),
+        source=dict(type='list', elements='str'),
+        out_interface=dict(type='str'),
+        rules=dict(type='list', elements='dict', options=dict(
+            source=dict(type='list', elements='str', required=True),
+            out_interface=dict(type='str', required=True),
+            allow_forward=dict(type='bool'),
+        )),
         allow_forward=dict(type='bool', default=True),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           required_one_of=[('source', 'rules')],
+                           required_together=[('source', 'out_interface')],
+                           mutually_exclusive=[('rules', 'source'), ('rules', 'out_interface')])
     module_runner.run(module, nat_module.NatSteps(nat_rules.masquerade_request))
 
 

@@ -15,6 +15,13 @@ description:
   - The rules live with those of M(tuntap.qemu.masquerade) (same table, same backends, same
     persistence). A call owns the forward of O(protocol), O(host_address) and O(port), so
     each forwarded port is a task of its own and O(state=absent) removes exactly its rules.
+  - The list form O(forwards) instead names B(all) the port forwards of the host in one call -
+    ours that it does not list are removed (an empty list removes them all); rules without
+    our comment, and our masquerade rules, are never touched. One call is one nft batch.
+  - Our rules of this call that the backend not chosen holds (the iptables rules of an
+    earlier O(backend=iptables) when it is now V(nftables), and the other way round) are
+    removed with that backend's persistent files and boot unit, when its program is
+    installed; see RV(other_backend).
   - The destination must lie in a managed subnet - a network masqueraded in our rules, or a
     subnet of an address on an interface of the host that is neither O(in_interface) nor
     an interface with a default route (the guests' bridge or taps). Anything else fails,
@@ -32,14 +39,15 @@ extends_documentation_fragment:
   - tuntap.qemu.nat
 options:
   protocol:
-    description: Transport protocol of the forwarded port.
+    description: Transport protocol of the forwarded port (with O(forwards), of each entry without one).
     type: str
     choices: [tcp, udp]
     default: tcp
   port:
-    description: The host port (1-65535).
+    description:
+      - The host port (1-65535).
+      - Required unless O(forwards) is given; mutually exclusive with it.
     type: int
-    required: true
   host_address:
     description:
       - Forward only connections to this address of the host (C(ip daddr)). Without it,
@@ -50,7 +58,7 @@ options:
   destination:
     description:
       - The guest address the connections go to (IPv4 or IPv6, no prefix length).
-      - Required with O(state=present).
+      - Required with O(state=present) (without O(forwards)).
     type: str
   destination_port:
     description: The guest port; the same as O(port) when not given.
@@ -66,13 +74,53 @@ options:
         anywhere when not given.
     type: list
     elements: str
+  forwards:
+    description:
+      - The list form - every port forward of this host, each entry with the options of the
+        single form. Our port forwards not listed are removed; V([]) removes them all. Two
+        entries of the same protocol, host address and port are an error; errors name the
+        entry, for example C(forwards[2].destination).
+      - Goes only with O(state=present); mutually exclusive with O(port), O(host_address),
+        O(destination), O(destination_port), O(in_interface) and O(source).
+    type: list
+    elements: dict
+    version_added: 0.3.0
+    suboptions:
+      port:
+        description: The host port, as in O(port).
+        type: int
+        required: true
+      protocol:
+        description: As O(protocol), which is the default.
+        type: str
+        choices: [tcp, udp]
+      host_address:
+        description: As O(host_address).
+        type: str
+      destination:
+        description: The guest address, as in O(destination).
+        type: str
+        required: true
+      destination_port:
+        description: As O(destination_port).
+        type: int
+      in_interface:
+        description: As O(in_interface).
+        type: str
+      source:
+        description: As O(source).
+        type: list
+        elements: str
   allow_unmanaged_destination:
     description:
-      - Forward to O(destination) even when it lies outside every managed subnet.
+      - Forward to O(destination) (with O(forwards), to any destination of it) even when it
+        lies outside every managed subnet.
     type: bool
     default: false
   state:
-    description: Whether the forward of O(protocol), O(host_address) and O(port) exists.
+    description:
+      - Whether the forward of O(protocol), O(host_address) and O(port) exists.
+      - With O(forwards) only V(present).
     type: str
     choices: [present, absent]
     default: present
@@ -107,6 +155,18 @@ EXAMPLES = r'''
     host_address: 198.51.100.7
     destination: 192.168.0.80
 
+- name: Every port forward of the host in one call (ours not listed are removed)
+  tuntap.qemu.port_forward:
+    forwards:
+      - port: 2201
+        destination: 192.168.0.11
+        destination_port: 22
+      - port: 53
+        protocol: udp
+        destination: 192.168.0.53
+        in_interface: eth0
+        source: [203.0.113.0/24]
+
 - name: Remove the SSH forward
   tuntap.qemu.port_forward:
     port: 2201
@@ -125,7 +185,7 @@ backend_reason:
   type: str
   sample: table inet tuntap_qemu exists
 rules:
-  description: The rules of this call after it (predicted in check mode); empty with O(state=absent).
+  description: The rules of this call after it (predicted in check mode); empty with O(state=absent). With O(forwards), all our rules of this kind.
   returned: always
   type: list
   elements: dict
@@ -188,6 +248,31 @@ boot_unit:
     active:
       description: Whether systemd has the unit active after the call; only where that systemd runs (see O(boot_unit)).
       type: bool
+other_backend:
+  description:
+    - The rules of this call in the backend not chosen (see the description), removed; with
+      its persistent files (the O(hook_file) of V(iptables), or the O(nft_file), the include in
+      O(nftables_conf) and the boot unit of V(nftables)) after the call. Their diff, when they
+      change, follows the others, each header naming that backend.
+  returned: when the program of the other backend is installed
+  type: dict
+  version_added: 0.3.0
+  contains:
+    backend:
+      description: V(iptables) or V(nftables).
+      type: str
+      sample: iptables
+    changed:
+      description: Whether anything of it was (or in check mode would be) removed or rewritten.
+      type: bool
+    removed:
+      description: The rules removed, in that backend's syntax.
+      type: list
+      elements: str
+    persistent:
+      description: Its persistent files after the call, as RV(persistent).
+      type: list
+      elements: dict
 backup_files:
   description: Backup copies made with O(backup=true).
   returned: when a backup was made
@@ -205,18 +290,30 @@ def main():
     argument_spec = nat_module.common_argument_spec()
     argument_spec.update(
         protocol=dict(type='str', choices=['tcp', 'udp'], default='tcp'),
-        port=dict(type='int', required=True),
+        port=dict(type='int'),
         host_address=dict(type='str'),
         destination=dict(type='str'),
         destination_port=dict(type='int'),
         in_interface=dict(type='str'),
         source=dict(type='list', elements='str'),
+        forwards=dict(type='list', elements='dict', options=dict(
+            port=dict(type='int', required=True),
+            protocol=dict(type='str', choices=['tcp', 'udp']),
+            host_address=dict(type='str'),
+            destination=dict(type='str', required=True),
+            destination_port=dict(type='int'),
+            in_interface=dict(type='str'),
+            source=dict(type='list', elements='str'),
+        )),
         allow_unmanaged_destination=dict(type='bool', default=False),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           required_if=[('state', 'present', ['destination'])])
-    module_runner.run(module, nat_module.NatSteps(nat_rules.port_forward_request,
-                                                    nat_module.managed_destination_errors))
+                           required_one_of=[('port', 'forwards')],
+                           mutually_exclusive=[('forwards', option)
+                                               for option in nat_rules.PORT_FORWARD_OPTIONS])
+    steps = nat_module.NatSteps(nat_module.port_forward_request,
+                                nat_module.managed_destination_errors)
+    module_runner.run(module, steps)
 
 
 if __name__ == '__main__':

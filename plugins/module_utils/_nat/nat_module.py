@@ -10,6 +10,11 @@ one nft batch (or the iptables commands), the foreign accept rules, then the fil
 the nftables backend on a systemd host also our boot unit, nft_boot_unit, and its enable
 link) -> result.
 
+The request owns a set of keys (nat_rules): those of its rules in the single-rule form, every
+key of its kind in the list form (nat_rules.KindKeys).  The backend not chosen is read too,
+when its program is there, and the rules of those keys that it still holds (a switch of
+backend) are planned away with its persistent files (OtherBackendPlan).
+
     module_runner.run(module, NatSteps(nat_rules.masquerade_request))
 """
 
@@ -48,7 +53,6 @@ def common_argument_spec():
         commands=dict(type='dict', options=dict(
             (name, dict(type='str', default=value)) for name, value in DEFAULT_COMMANDS.items())),
     )
-
 
 
 # ---------------------------------------------------------------- host state
@@ -102,8 +106,8 @@ def guest_side_networks(exclude):
     return networks
 
 
-def destination_errors(destination, masqueraded, guest_networks):
-    """Pure: the port_forward destination must lie in a managed subnet.
+def destination_errors(destination, masqueraded, guest_networks, option='destination'):
+    """Pure: the port_forward destination (the option `option`) must lie in a managed subnet.
 
     masqueraded     source networks of the masquerade rules in our table
     guest_networks  [(network, ifname)] on the host's non-uplink interfaces
@@ -117,23 +121,39 @@ def destination_errors(destination, masqueraded, guest_networks):
             return []
     known = ['%s (masqueraded)' % network for network in masqueraded]
     known += ['%s (on %s)' % (network, ifname) for network, ifname in guest_networks]
-    return ['destination: %s is outside every managed subnet (%s); forwarding a host port '
+    return ['%s: %s is outside every managed subnet (%s); forwarding a host port '
             'there would send LAN traffic on to another network. Set '
             'allow_unmanaged_destination=true to forward there anyway'
-            % (destination, ', '.join(known) or 'none found')]
+            % (option, destination, ', '.join(known) or 'none found')]
+
+
+def port_forward_request(params):
+    """nat_rules.port_forward_request, after the check that the argument spec's required_if
+    made before the list form (a list has no top-level destination): the same message."""
+    if (params.get('forwards') is None and params['state'] == 'present'
+            and params.get('destination') is None):
+        message = 'state is present but all of the following are missing: destination'
+        return {'keys': set(), 'rules': [], 'interfaces': [], 'destination': None,
+                'destinations': [], 'errors': [message]}
+    return nat_rules.port_forward_request(params)
 
 
 def managed_destination_errors(params, request, after_rules):
-    """port_forward's check of its destination against the masqueraded networks after the
-    call, then (only when that fails) the guest-side networks of the host."""
-    if (params['state'] != 'present' or params['allow_unmanaged_destination']
-            or request['destination'] is None):
+    """port_forward's check of each destination against the masqueraded networks after the
+    call, then (only when that fails) the guest-side networks of the host (read once per
+    in_interface)."""
+    if params['state'] != 'present' or params['allow_unmanaged_destination']:
         return []
     masqueraded = nat_rules.masqueraded_networks(after_rules)
-    if not destination_errors(request['destination'], masqueraded, []):
-        return []
-    guest_networks = guest_side_networks([params['in_interface']])
-    return destination_errors(request['destination'], masqueraded, guest_networks)
+    errors, guest_networks = [], {}
+    for option, destination, in_interface in request['destinations']:
+        if not destination_errors(destination, masqueraded, [], option):
+            continue
+        if in_interface not in guest_networks:
+            guest_networks[in_interface] = guest_side_networks([in_interface])
+        errors.extend(destination_errors(destination, masqueraded, guest_networks[in_interface],
+                                         option))
+    return errors
 
 
 # ---------------------------------------------------------------- the backend
@@ -243,6 +263,11 @@ class HostState:
     reason: str
     state: dict
     nft_reader: typing.Any
+    other_state: typing.Optional[dict] = None
+    iptables_is_nft: bool = False
+
+
+OTHER_BACKEND = {'nftables': 'iptables', 'iptables': 'nftables'}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,6 +277,7 @@ class RuntimePlan:
     batch     nftables: the JSON commands of one `nft -j -f -` ([] when nothing changes)
     commands  iptables: one argv list per rule deleted or added
     lines     {comment: the rule in the backend's syntax} of the rules after
+    before_lines   the same of the rules before
     """
     backend: str
     before_rules: list
@@ -259,6 +285,7 @@ class RuntimePlan:
     diff: dict
     lines: dict
     changed: bool
+    before_lines: dict = dataclasses.field(default_factory=dict)
     batch: list = dataclasses.field(default_factory=list)
     commands: list = dataclasses.field(default_factory=list)
 
@@ -348,6 +375,29 @@ class PersistencePlan:
 
 
 @dataclasses.dataclass(frozen=True)
+class OtherBackendPlan:
+    """The rules of this call that the backend not chosen holds (written by it before a
+    switch of backend), removed at runtime and from its persistent files."""
+    runtime: RuntimePlan
+    persistence: PersistencePlan
+
+    @property
+    def changed(self):
+        return self.runtime.changed or self.persistence.changed
+
+    def removed(self):
+        """The removed rules in that backend's syntax."""
+        after = set(rule['comment'] for rule in self.runtime.after_rules)
+        return [line for comment, line in sorted(self.runtime.before_lines.items())
+                if comment not in after]
+
+    def report(self):
+        return {'backend': self.runtime.backend, 'changed': self.changed,
+                'removed': self.removed(),
+                'persistent': [item.report() for item in self.persistence.files]}
+
+
+@dataclasses.dataclass(frozen=True)
 class NatPlan:
     backend: str
     reason: str
@@ -355,10 +405,12 @@ class NatPlan:
     foreign: ForeignPlan
     persistence: PersistencePlan
     warnings: list
+    other: typing.Optional[OtherBackendPlan] = None
 
     @property
     def changed(self):
-        return self.runtime.changed or self.foreign.changed or self.persistence.changed
+        return (self.runtime.changed or self.foreign.changed or self.persistence.changed
+                or bool(self.other and self.other.changed))
 
 
 # ---------------------------------------------------------------- systemd
@@ -435,7 +487,8 @@ def plan_nft_runtime(state, keys, desired, warnings):
               'after_header': 'nft table %s (runtime)' % nft.TABLE,
               'before': nft.render_table(before_rules),
               'after': nft.render_table(after_rules)},
-        lines=dict((rule['comment'], nft.rule_statement(rule)) for rule in after_rules))
+        lines=dict((rule['comment'], nft.rule_statement(rule)) for rule in after_rules),
+        before_lines=dict((rule['comment'], nft.rule_statement(rule)) for rule in before_rules))
 
 
 def plan_iptables_runtime(backend, state, keys, desired, warnings):
@@ -457,7 +510,9 @@ def plan_iptables_runtime(backend, state, keys, desired, warnings):
               'after_header': 'iptables rules (runtime)',
               'before': _lines_text(backend.lines(state, before_rules)),
               'after': _lines_text(backend.lines(state, after_rules))},
-        lines=dict((rule['comment'], backend.lines(state, [rule])[0]) for rule in after_rules))
+        lines=dict((rule['comment'], backend.lines(state, [rule])[0]) for rule in after_rules),
+        before_lines=dict((rule['comment'], backend.lines(state, [rule])[0])
+                          for rule in before_rules))
 
 
 def plan_foreign_chains(commands, params, request, state, warnings):
@@ -497,6 +552,23 @@ def plan_foreign_chains(commands, params, request, state, warnings):
                     present.add((nft_family, chain, rule['comment']))
     foreign = plan_foreign(targets, desired_forward if accept else [], candidates, present)
     return ForeignPlan(present=frozenset(present), **foreign)
+
+
+def other_iptables_entries(entries, iptables_is_nft, foreign):
+    """Pure: the entries of our comments in iptables that the iptables backend wrote, when
+    the nftables backend is chosen (they go).  When `iptables` is iptables-nft, its filter
+    FORWARD and DOCKER-USER chains are also where foreign_forward=accept puts its accept
+    rules: forward entries that the ForeignPlan keeps there or found there (and removes
+    itself) are left to it."""
+    if not iptables_is_nft:
+        return list(entries)
+    foreign_owned = set(foreign.present)
+    foreign_owned.update((nft_family, chain, rule['comment'])
+                         for nft_family, chain, rule in foreign.after)
+    return [entry for entry in entries
+            if entry['chain'] != 'forward' or (iptables.NFT_FAMILIES[entry['family']],
+                                               entry['ipt_chain'], entry['comment'])
+            not in foreign_owned]
 
 
 class PersistencePlanner:
@@ -686,12 +758,34 @@ class NatSteps(module_runner.ModuleSteps):
                     families_of(request['rules']) or ['ipv4'])
         except (NetfilterError, OSError) as exc:
             raise module_runner.Refused([str(exc)], changed=False)
+        other_state, iptables_is_nft = self._read_other(commands, backend, nft_reader)
         return HostState(commands=commands, backend=backend, reason=reason, state=state,
-                         nft_reader=nft_reader)
+                         nft_reader=nft_reader, other_state=other_state,
+                         iptables_is_nft=iptables_is_nft)
 
-    def plan(self, module, request, host):
+    def _read_other(self, commands, backend, nft_reader):
+        """(state, iptables_is_nft) of the backend not chosen, when its program is there
+        (state None when it is not, or cannot be read: then a warning says so)."""
+        other = OTHER_BACKEND[backend]
         try:
-            return self._plan(module.params, request, host)
+            if other == 'nftables':
+                if commands.find('nft') is None:
+                    return None, False
+                return nft_reader.read(), False
+            program = commands.find('iptables') or commands.find('ip6tables')
+            if program is None:
+                return None, False
+            state = iptables.IptablesBackend(commands).read([])
+            rc, out, err = commands.run([program, '--version'])
+            return state, rc == 0 and '(nf_tables)' in out + err
+        except (NetfilterError, OSError) as exc:
+            self.warnings.append('the rules of backend %s could not be read, so any that it holds '
+                                 'for this call stay there: %s' % (other, exc))
+            return None, False
+
+    def plan(self, module, request, state):
+        try:
+            return self._plan(module.params, request, state)
         except (NetfilterError, OSError) as exc:
             raise module_runner.Refused([str(exc)], changed=False)
 
@@ -715,17 +809,41 @@ class NatSteps(module_runner.ModuleSteps):
         module_runner.refuse(errors)
         planner = PersistencePlanner(params, host.commands, self.systemd, errors)
         persistence = planner.plan(host.backend, runtime.after_rules, ipt_backend)
+        other = None
+        if host.other_state is not None:
+            other = self._plan_other(request, host, foreign, planner)
         module_runner.refuse(errors)
         return NatPlan(backend=host.backend, reason=host.reason, runtime=runtime,
-                       foreign=foreign, persistence=persistence, warnings=warnings)
+                       foreign=foreign, persistence=persistence, warnings=warnings, other=other)
+
+    @staticmethod
+    def _plan_other(request, host, foreign, planner):
+        """OtherBackendPlan: the rules of this call's keys go from the backend not chosen
+        (its warnings about rules it does not know are not this call's business)."""
+        ignored = []
+        if host.backend == 'nftables':
+            ipt_backend = iptables.IptablesBackend(host.commands)
+            state = dict(host.other_state, entries=other_iptables_entries(
+                host.other_state['entries'], host.iptables_is_nft, foreign))
+            runtime = plan_iptables_runtime(ipt_backend, state, request['keys'], [], ignored)
+        else:
+            ipt_backend = None
+            runtime = plan_nft_runtime(host.other_state, request['keys'], [], ignored)
+        persistence = planner.plan(runtime.backend, runtime.after_rules, ipt_backend)
+        return OtherBackendPlan(runtime=runtime, persistence=persistence)
 
     def apply(self, module, plan):
         commands = self.systemd.commands
         try:
             apply_runtime(commands, plan.runtime)
             apply_foreign(commands, plan.foreign)
+            if plan.other is not None:
+                apply_runtime(commands, plan.other.runtime)
             self.backup_files.extend(write_persistence(module, self.systemd, plan.persistence,
                                                        module.params['backup']))
+            if plan.other is not None:
+                self.backup_files.extend(write_persistence(
+                    module, self.systemd, plan.other.persistence, module.params['backup']))
         except (NetfilterError, OSError) as exc:
             message = '%s (while applying the change; run the task again to converge)' % exc
             raise module_runner.ApplyFailed(message, errors=[message])
@@ -749,6 +867,8 @@ class NatSteps(module_runner.ModuleSteps):
         }
         if persistence.boot_unit is not None:
             result['boot_unit'] = persistence.boot_unit.report()
+        if plan.other is not None:
+            result['other_backend'] = plan.other.report()
         if self.backup_files:
             result['backup_files'] = list(self.backup_files)
         if module._diff:
@@ -762,8 +882,21 @@ class NatSteps(module_runner.ModuleSteps):
             if persistence.boot_unit is not None and persistence.boot_unit.systemctl:
                 diff.append(persistence.boot_unit.diff())
             diff.extend(item.diff() for item in persistence.files)
+            if plan.other is not None and plan.other.changed:
+                diff.extend(self._other_diff(plan.other))
             result['diff'] = diff
         return result
+
+    @staticmethod
+    def _other_diff(other):
+        """The other backend's runtime rules and files, headers saying whose they are."""
+        note = ' (backend %s, not in use: the rules of this call go)' % other.runtime.backend
+        diff = [other.runtime.diff]
+        if other.persistence.boot_unit is not None and other.persistence.boot_unit.systemctl:
+            diff.append(other.persistence.boot_unit.diff())
+        diff.extend(item.diff() for item in other.persistence.files)
+        return [dict(entry, before_header=entry['before_header'] + note,
+                     after_header=entry['after_header'] + note) for entry in diff]
 
 
 def _lines_text(lines):

@@ -36,6 +36,9 @@ KEY_SEPARATOR = ' | '
 COMMENT_MAX_BYTES = 128
 CHAINS = ('postrouting', 'prerouting', 'forward')
 PROTOCOLS = ('tcp', 'udp')
+# The options of port_forward's single form, each mutually exclusive with `forwards`.
+PORT_FORWARD_OPTIONS = ('port', 'host_address', 'destination', 'destination_port', 'in_interface',
+                        'source')
 
 # Interface names that are safe inside nft strings, iptables arguments and comments.
 # nft reads '*' as a wildcard and iptables '+', so neither is accepted.
@@ -292,77 +295,187 @@ def _check_comment_lengths(rules, errors):
                           % (rule['comment'], size, COMMENT_MAX_BYTES))
 
 
-def masquerade_request(params):
-    """Validate masquerade parameters.
+def _option(prefix, name):
+    """The path of an option in the error messages: 'source', 'rules[2].source'."""
+    return '%s.%s' % (prefix, name) if prefix else name
 
-    Returns {'keys': set, 'rules': [desired rules],
+
+class KindKeys:
+    """Every key of one kind ('masquerade', 'port_forward'): what a call of the list form
+    owns, so that its plan removes our rules of that kind that the list does not hold.
+    Used like the set of keys of a single-rule call (`key in keys`)."""
+
+    def __init__(self, kind):
+        self.kind = kind
+
+    def __contains__(self, key):
+        return isinstance(key, str) and key.split(' ', 1)[0] == self.kind
+
+    def __repr__(self):
+        return 'KindKeys(%r)' % self.kind
+
+
+def _masquerade_entry(prefix, entry, allow_forward, present, errors):
+    """(keys, rules, interfaces) of one source list on one out interface."""
+    networks = _networks(_option(prefix, 'source'), entry['source'], errors)
+    if not entry['source']:
+        errors.append('%s: give at least one network, for example 192.168.0.0/24'
+                      % _option(prefix, 'source'))
+    out_interface = _interface(_option(prefix, 'out_interface'), entry['out_interface'], errors)
+    if errors:
+        return [], [], []
+    keys, rules = [], []
+    for network in networks:
+        keys.append(masquerade_key(network, out_interface))
+        if present:
+            rules.extend(masquerade_rules(network, out_interface, allow_forward))
+    return keys, rules, [(_option(prefix, 'out_interface'), out_interface)]
+
+
+def masquerade_request(params):
+    """Validate masquerade parameters (the single-rule form, or the list form `rules`).
+
+    Returns {'keys': set (KindKeys for the list form), 'rules': [desired rules],
     'interfaces': [(option, name) of interfaces that must exist],
     'networks': [...], 'errors': [...]}.  'rules' is empty for state=absent.
     """
+    if params.get('rules') is not None:
+        return masquerade_list_request(params)
     errors = []
-    networks = _networks('source', params['source'], errors)
-    if not params['source']:
-        errors.append('source: give at least one network, for example 192.168.0.0/24')
-    out_interface = _interface('out_interface', params['out_interface'], errors)
-    request = {'keys': set(), 'rules': [], 'interfaces': [], 'networks': networks,
+    request = {'keys': set(), 'rules': [], 'interfaces': [], 'networks': [],
                'errors': errors}
+    keys, rules, interfaces = _masquerade_entry('', params, params['allow_forward'],
+                                                params['state'] == 'present', errors)
     if errors:
         return request
-    request['interfaces'] = [('out_interface', out_interface)]
-    for network in networks:
-        request['keys'].add(masquerade_key(network, out_interface))
-        if params['state'] == 'present':
-            request['rules'].extend(masquerade_rules(network, out_interface,
-                                                     params['allow_forward']))
+    request.update(keys=set(keys), rules=rules, interfaces=interfaces,
+                   networks=[key.split(' ')[1] for key in keys])
     _check_comment_lengths(request['rules'], errors)
     return request
 
 
-def port_forward_request(params):
-    """Validate port_forward parameters; same result shape as masquerade_request.
+def _list_state_errors(params, option):
+    if params['state'] == 'present':
+        return []
+    return ['state: %s lists every rule of its kind on the host, so state=absent does not go '
+            'with it; %s: [] removes them all' % (option, option)]
 
-    'destination' is the guest address (None for state=absent without one).
-    """
-    errors = []
-    protocol = params['protocol']
-    port = _port('port', params['port'], errors)
-    host_address = None
-    if params.get('host_address'):
-        host_address = _address('host_address', params['host_address'], errors)
-    request = {'keys': set(), 'rules': [], 'interfaces': [], 'destination': None,
+
+def masquerade_list_request(params):
+    """The list form: `rules` are ALL our masquerade rules on the host (KindKeys)."""
+    errors = _list_state_errors(params, 'rules')
+    request = {'keys': KindKeys('masquerade'), 'rules': [], 'interfaces': [], 'networks': [],
                'errors': errors}
-    present = params['state'] == 'present'
+    owner = {}
+    for index, entry in enumerate(params['rules']):
+        prefix = 'rules[%d]' % index
+        entry_errors = []
+        allow_forward = entry.get('allow_forward')
+        if allow_forward is None:
+            allow_forward = params['allow_forward']
+        keys, rules, interfaces = _masquerade_entry(prefix, entry, allow_forward, True,
+                                                    entry_errors)
+        for key in keys:
+            if key in owner:
+                entry_errors.append('%s: %s is in %s already' % (prefix, key, owner[key]))
+            owner.setdefault(key, prefix)
+        errors.extend(entry_errors)
+        request['rules'].extend(rules)
+        for interface in interfaces:
+            if interface[1] not in [name for _option_path, name in request['interfaces']]:
+                request['interfaces'].append(interface)
+        request['networks'].extend(key.split(' ')[1] for key in keys)
+    if not errors:
+        _check_comment_lengths(request['rules'], errors)
+    return request
+
+
+def _port_forward_entry(prefix, entry, present, errors):
+    """(key, rules, interfaces, destination) of one forwarded port, or None on errors."""
+    protocol = entry['protocol']
+    port = _port(_option(prefix, 'port'), entry['port'], errors)
+    host_address = None
+    if entry.get('host_address'):
+        host_address = _address(_option(prefix, 'host_address'), entry['host_address'], errors)
     destination = None
-    if present and not params.get('destination'):
-        errors.append('destination: the guest address is required with state=present')
-    elif params.get('destination'):
-        destination = _address('destination', params['destination'], errors)
-    destination_port = _port('destination_port', params.get('destination_port'), errors)
-    in_interface = _interface('in_interface', params.get('in_interface'), errors,
+    if present and not entry.get('destination'):
+        errors.append('%s: the guest address is required with state=present'
+                      % _option(prefix, 'destination'))
+    elif entry.get('destination'):
+        destination = _address(_option(prefix, 'destination'), entry['destination'], errors)
+    destination_port = _port(_option(prefix, 'destination_port'), entry.get('destination_port'),
+                             errors)
+    in_interface = _interface(_option(prefix, 'in_interface'), entry.get('in_interface'), errors,
                               required=False)
-    sources = _networks('source', params.get('source'), errors)
+    sources = _networks(_option(prefix, 'source'), entry.get('source'), errors)
     if errors:
-        return request
+        return None
     if destination_port is None:
         destination_port = port
     family = family_of(destination) if destination else None
     if family and host_address and family_of(host_address) != family:
-        errors.append('host_address: %s and destination %s are of different address '
-                      'families' % (host_address, destination))
+        errors.append('%s: %s and destination %s are of different address families'
+                      % (_option(prefix, 'host_address'), host_address, destination))
     for index, source in enumerate(sources):
         if family and family_of(source) != family:
-            errors.append('source[%d]: %s is not of the address family of destination %s'
-                          % (index, source, destination))
+            errors.append('%s[%d]: %s is not of the address family of destination %s'
+                          % (_option(prefix, 'source'), index, source, destination))
     if errors:
-        return request
-    request['keys'].add(port_forward_key(protocol, host_address, port))
-    request['destination'] = destination
-    if in_interface:
-        request['interfaces'] = [('in_interface', in_interface)]
+        return None
+    rules = []
     if present:
-        request['rules'] = port_forward_rules(protocol, host_address, port, destination,
-                                              destination_port, in_interface, sources)
+        rules = port_forward_rules(protocol, host_address, port, destination,
+                                   destination_port, in_interface, sources)
+    interfaces = [(_option(prefix, 'in_interface'), in_interface)] if in_interface else []
+    return port_forward_key(protocol, host_address, port), rules, interfaces, destination
+
+
+def port_forward_request(params):
+    """Validate port_forward parameters (single-rule form, or the list form `forwards`);
+    same result shape as masquerade_request, and 'destinations':
+    [(option, guest address, in_interface)] of the forwards to check ('destination' is the
+    single form's guest address, None for state=absent without one).
+    """
+    if params.get('forwards') is not None:
+        return port_forward_list_request(params)
+    errors = []
+    request = {'keys': set(), 'rules': [], 'interfaces': [], 'destination': None,
+               'destinations': [], 'errors': errors}
+    found = _port_forward_entry('', params, params['state'] == 'present', errors)
+    if found is None:
+        return request
+    key, rules, interfaces, destination = found
+    request.update(keys={key}, rules=rules, interfaces=interfaces, destination=destination)
+    if destination is not None:
+        request['destinations'] = [('destination', destination, params.get('in_interface'))]
     _check_comment_lengths(request['rules'], errors)
+    return request
+
+
+def port_forward_list_request(params):
+    """The list form: `forwards` are ALL our port forwards on the host (KindKeys).  An
+    entry without protocol takes the module's."""
+    errors = _list_state_errors(params, 'forwards')
+    request = {'keys': KindKeys('port_forward'), 'rules': [], 'interfaces': [],
+               'destination': None, 'destinations': [], 'errors': errors}
+    owner = {}
+    for index, entry in enumerate(params['forwards']):
+        prefix = 'forwards[%d]' % index
+        entry = dict(entry, protocol=entry.get('protocol') or params['protocol'])
+        entry_errors = []
+        found = _port_forward_entry(prefix, entry, True, entry_errors)
+        if found is not None:
+            key, rules, interfaces, destination = found
+            if key in owner:
+                entry_errors.append('%s: %s is in %s already' % (prefix, key, owner[key]))
+            owner.setdefault(key, prefix)
+            request['rules'].extend(rules)
+            request['interfaces'].extend(interfaces)
+            request['destinations'].append((_option(prefix, 'destination'), destination,
+                                            entry.get('in_interface')))
+        errors.extend(entry_errors)
+    if not errors:
+        _check_comment_lengths(request['rules'], errors)
     return request
 
 

@@ -8,4 +8,4 @@ set -eux -o pipefail
 source ../setup_nat_lab/nat_lab.sh
 nat_lab_init masquerade
 nat_lab_run_playbooks masquerade_nft.yml masquerade_coexist.yml masquerade_iptables.yml \
-    masquerade_bad_input.yml -- "$@"
+    masquerade_bad_input.yml masquerade_list.yml masquerade_backend_switch.yml -- "$@"

@@ -4,6 +4,12 @@
     ruleset.py others              every table except inet tuntap_qemu, as `nft -s list table`
                                    prints it (stateless: no counter values), in listing order
     ruleset.py counters            {comment: packets} of the rules of inet tuntap_qemu (JSON)
+    ruleset.py ours [SAVE...]      where our comments are (JSON), from `nft -j list ruleset`:
+                                   {"table": {chain: [comments of inet tuntap_qemu, in
+                                   order; '' for a rule without one]}, "elsewhere":
+                                   ["family table chain | comment" of other tables' rules
+                                   with a comment of ours]}, and for each iptables-save
+                                   program SAVE, "SAVE": ["table chain | comment"] of ours
     ruleset.py fingerprint FILE... what a converge may change: `nft -s list ruleset`, the
                                    legacy iptables tables (without counters) and the files
                                    (their content, or "absent")
@@ -19,6 +25,8 @@ import subprocess
 import sys
 
 OURS = ('inet', 'tuntap_qemu')
+PREFIX = 'tuntap.qemu '
+SAVED_COMMENT = re.compile(r'^-A (\S+) .*--comment "([^"]*)"')
 ENV = dict(os.environ, LC_ALL='C')
 
 
@@ -52,6 +60,33 @@ def counters():
     sys.stdout.write('\n')
 
 
+def ours(saves):
+    found = {'table': {}, 'elsewhere': []}
+    for item in json.loads(nft('-j', 'list', 'ruleset'))['nftables']:
+        rule = item.get('rule')
+        if not rule:
+            continue
+        comment = rule.get('comment', '')
+        if (rule['family'], rule['table']) == OURS:
+            found['table'].setdefault(rule['chain'], []).append(comment)
+        elif comment.startswith(PREFIX):
+            found['elsewhere'].append('%s %s %s | %s' % (rule['family'], rule['table'],
+                                                         rule['chain'], comment))
+    for save in saves:
+        found[save] = []
+        out = subprocess.run([save], check=True, env=ENV, stdout=subprocess.PIPE,
+                             universal_newlines=True).stdout
+        table = None
+        for line in out.splitlines():
+            if line.startswith('*'):
+                table = line[1:]
+            match = SAVED_COMMENT.match(line)
+            if match and match.group(2).startswith(PREFIX):
+                found[save].append('%s %s | %s' % (table, match.group(1), match.group(2)))
+    json.dump(found, sys.stdout, sort_keys=True)
+    sys.stdout.write('\n')
+
+
 def fingerprint(paths):
     sys.stdout.write('## nft -s list ruleset\n' + nft('-s', 'list', 'ruleset'))
     for save in ('iptables-legacy-save', 'ip6tables-legacy-save'):
@@ -76,6 +111,8 @@ def main(argv):
         others()
     elif argv == ['counters']:
         counters()
+    elif argv[:1] == ['ours']:
+        ours(argv[1:])
     elif argv[:1] == ['fingerprint']:
         fingerprint(argv[1:])
     else:
