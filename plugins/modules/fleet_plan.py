@@ -85,11 +85,9 @@ EXAMPLES = r'''
   tuntap.qemu.tap_device:
     devices: "{{ fleet.plan[inventory_hostname].taps }}"
 
-- name: Masquerade its guest networks when the topology has NAT
+- name: Masquerade its guest networks - exactly those of the plan (none without NAT)
   tuntap.qemu.masquerade:
-    source: "{{ fleet.plan[inventory_hostname].nat | map(attribute='source') | list }}"
-    out_interface: "{{ fleet.plan[inventory_hostname].uplink }}"
-  when: fleet.plan[inventory_hostname].nat | length > 0
+    rules: "{{ fleet.plan[inventory_hostname].nat }}"
 '''
 
 RETURN = r'''
@@ -198,13 +196,15 @@ plan:
     nat:
       description:
         - Networks to masquerade out of the uplink - each guest subnet for routed_nat, the
-          bridge subnet for bridged_nat, none otherwise.
+          bridge subnet for bridged_nat, none otherwise - as the O(tuntap.qemu.masquerade#module:rules)
+          of M(tuntap.qemu.masquerade), one entry per network.
       type: list
       elements: dict
       contains:
         source:
-          description: The network in CIDR form.
-          type: str
+          description: The network in CIDR form, the one element of the list.
+          type: list
+          elements: str
         out_interface:
           description: The uplink.
           type: str

@@ -20,7 +20,8 @@ def host_plan(host, resolved):
              'addresses': rule.tap_addresses(item)} for item in resolved]
     nat = []
     if topology.nat:
-        nat = [{'source': source, 'out_interface': host.uplink}
+        # masquerade's rules: one entry per guest network.
+        nat = [{'source': [source], 'out_interface': host.uplink}
                for source in rule.internal_networks(host, resolved)]
     bridge = None
     if topology.bridge == topologies.INTERNAL:

@@ -485,7 +485,7 @@ def test_planned_routed_guest_gets_gateway_and_nat():
     assert spec['taps'][0]['addresses'] == ['10.64.0.1/24']
     assert spec['guests'][0]['gateway'] == '10.64.0.1'
     assert spec['guests'][0]['derived'] == ['address', 'gateway', 'mac', 'tap']
-    assert spec['nat'] == [{'source': '10.64.0.0/24', 'out_interface': 'wan0'}]
+    assert spec['nat'] == [{'source': ['10.64.0.0/24'], 'out_interface': 'wan0'}]
 
 
 @pytest.mark.parametrize('address, gateway, host_side', [
