@@ -110,6 +110,7 @@ CHANGED_HYPERVISORS = {
     },
 }
 
+
 def guest_ip(guest):
     return guest['address'].split('/')[0]
 
