@@ -56,7 +56,7 @@ def link_record(msg):
             'multi_queue': bool(data.get('IFLA_TUN_MULTI_QUEUE', 0)),
             'vnet_hdr': bool(data.get('IFLA_TUN_VNET_HDR', 0)),
             'persist': bool(data.get('IFLA_TUN_PERSIST', 0)),
-            'carrier': bool(msg.get_attr('IFLA_CARRIER') or 0),
+            'carrier': bool(msg.get_attr('IFLA_CARRIER')),
         })
     elif kind == 'bridge':
         record.update({
