@@ -106,6 +106,7 @@ def refuse(errors, **extra):
 def converge(module, steps):
     """Run the steps; return the module result (module.fail_json() on failure)."""
     require_libraries(module, steps.libraries)
+    applying = False
     try:
         request = steps.parse(module)
         with _host_lock(module, steps):  # released on every way out, fail_json's too
@@ -113,7 +114,9 @@ def converge(module, steps):
             plan = steps.plan(module, request, state)
             applied = bool(plan.changed) and not module.check_mode
             if applied:
+                applying = True
                 steps.apply(module, plan)
+                applying = False
             return steps.result(module, request, plan, applied)
     except host_lock.LockTimeout as exc:
         module.fail_json(msg=str(exc), errors=[str(exc)], lock=exc.facts())
@@ -123,6 +126,14 @@ def converge(module, steps):
         module.fail_json(msg=str(exc), errors=exc.errors, **exc.extra)
     except ApplyFailed as exc:
         module.fail_json(msg=str(exc), changed=True, **exc.extra)
+    except OSError as exc:
+        # A kernel or file error that no step turned into Refused/ApplyFailed (a netlink dump
+        # still interrupted after its retries, say): a clean failure, not a traceback.
+        if applying:
+            module.fail_json(msg='%s (while applying the change; run the task again to converge)' % exc,
+                             changed=True)
+        module.fail_json(msg='reading the host state failed, nothing was changed: %s' % exc,
+                         errors=[str(exc)])
     return None  # not reached: fail_json exits
 
 

@@ -43,7 +43,10 @@ reading.read_snapshot = lambda: dict(SNAPSHOT)
 
 
 class Module:
-    check_mode = False
+    # Check mode: the fake snapshot is not the kernel's, so nothing may ever be applied (a
+    # planner that disagrees with it would otherwise change the links of the namespace the
+    # unit tests run in). A no-change converge is the same in both modes.
+    check_mode = True
     _diff = True
 
     def __init__(self, params):
@@ -151,3 +154,37 @@ def test_check_mode_plans_but_does_not_apply():
     module = FakeModule()
     module.check_mode = True
     assert module_runner.converge(module, Changing()) == {'changed': True, 'applied': False}
+
+
+def test_an_os_error_is_a_clean_failure_that_says_whether_anything_changed():
+    class Reading(module_runner.ModuleSteps):
+        host_lock = False
+
+        def read(self, module, request):
+            raise OSError(11, 'RTM_GETLINK dump: interrupted by concurrent changes')
+
+        def plan(self, module, request, state):
+            raise AssertionError('planned without a state')
+
+    with pytest.raises(Failed) as failure:
+        module_runner.converge(FakeModule(), Reading())
+    result = failure.value.args[0]
+    assert 'nothing was changed' in result['msg'] and 'interrupted' in result['msg']
+    assert 'changed' not in result
+
+    class Applying(module_runner.ModuleSteps):
+        host_lock = False
+
+        class Plan:
+            changed = True
+
+        def plan(self, module, request, state):
+            return self.Plan()
+
+        def apply(self, module, plan):
+            raise OSError(19, 'No such device')
+
+    with pytest.raises(Failed) as failure:
+        module_runner.converge(FakeModule(), Applying())
+    result = failure.value.args[0]
+    assert result['changed'] is True and 'while applying' in result['msg'], result
