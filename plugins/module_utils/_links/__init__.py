@@ -11,6 +11,9 @@ fail with every error, apply.
     planning.py         LinkPlan, plan_tap, plan_bridge (the generic bridge, STP ordering)
     uplink_takeover.py  bridged_lan: the uplink's addresses and routes move to the bridge
     uplink_check.py     the uplink as it is against what the inventory says
+    marks.py            the mark (interface alias) that says a link is ours
+    pruning.py          prune: our taps and bridges that a call does not hold go
+    tun_holders.py      the processes that hold a tap/tun open (/proc fdinfo)
     applying.py         apply_plan(): the actions through pyroute2 and tun ioctls
     tuntap.py           tun/tap ioctls on /dev/net/tun
     converge.py         the link modules' steps for module_runner
