@@ -32,19 +32,25 @@ class FoundGuest:
 
 @dataclasses.dataclass(frozen=True)
 class ForeignHolder:
-    """A runtime directory of ours whose pidfile names a live process that is not our QEMU
-    but uses that directory (its command line names it): the process and the directory stay."""
+    """A runtime directory of ours that a prune leaves with its process: the live process in
+    its pidfile is not our QEMU but uses that directory (its command line names it), or it is
+    our QEMU but runs in another network namespace (another host of the namespace lab that
+    shares the runtime root), so it is not this host's guest."""
 
     name: str
     runtime_dir: str
     pid: int
     cmdline: tuple
+    other_netns: bool = False
 
     @property
     def reason(self):
+        pidfile = os.path.join(self.runtime_dir, qemu.PIDFILE)
+        if self.other_netns:
+            return ('pid %d in %s runs in another network namespace than this module, so it is '
+                    "another host's guest; neither is touched" % (self.pid, pidfile))
         return ('pid %d in %s is not the QEMU tuntap.qemu started there (its command line differs '
-                'from argv.json) but uses that folder; neither is touched'
-                % (self.pid, os.path.join(self.runtime_dir, qemu.PIDFILE)))
+                'from argv.json) but uses that folder; neither is touched' % (self.pid, pidfile))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,18 +155,32 @@ def found_guests(runtime_dirs, units, root):
     return guests
 
 
+def netns_inode(pid='self'):
+    """The inode of a process's network namespace, or None when it cannot be read."""
+    try:
+        return os.stat('/proc/%s/ns/net' % pid).st_ino
+    except OSError:
+        return None
+
+
 def foreign_holder(guest):
     """ForeignHolder when the pidfile of the guest's runtime directory names a live process that
-    is not our QEMU (qemu.process_is_ours) and whose command line names that directory; else None.
+    is our QEMU in another network namespace, or that is not our QEMU (qemu.process_is_ours) and
+    whose command line names that directory; else None.
 
     A stale pidfile whose pid now belongs to some unrelated process is no holder: the directory
     goes and the process is left alone."""
     paths = qemu.paths(guest.runtime_dir)
     pid = qemu.read_pid(paths['pidfile'])
-    if pid is None or qemu.process_is_ours(pid, guest.name, paths):
+    if pid is None:
         return None
     args = qemu.process_argv(pid)
     if args is None:
+        return None
+    if qemu.process_is_ours(pid, guest.name, paths):
+        theirs, ours = netns_inode(pid), netns_inode()
+        if None not in (theirs, ours) and theirs != ours:
+            return ForeignHolder(guest.name, guest.runtime_dir, pid, tuple(args), other_netns=True)
         return None
     inside = guest.runtime_dir.rstrip('/') + '/'
     if any(arg == guest.runtime_dir or inside in arg for arg in args):

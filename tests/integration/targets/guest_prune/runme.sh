@@ -8,6 +8,9 @@
 #   foreign-mimic/    our mark (argv.json) and a pidfile whose process only looks like our QEMU:
 #                     its command line has -name guest=foreign-mimic,... and this pidfile, but it
 #                     is a Python sleep, not the recorded command line
+#   foreign-otherhost/ a "guest of ours" in every respect (argv.json is its command line), but
+#                     its process runs in the root network namespace, not in the play's: another
+#                     host's guest in the lab, where hosts are namespaces of one machine
 # The test guest (a Debian cloud kernel and a busybox initramfs) comes from
 # lab/guest/build_guest.py, cached after the first build. On exit, before the namespaces go,
 # any QEMU still running from a pidfile under the root is killed by that pid once
@@ -22,6 +25,7 @@ GP_ROOT=/run/ttq-guest-prune-$$
 GP_MADE_ROOT=false
 GP_SLEEP_PID=
 GP_MIMIC_PID=
+GP_OTHER_PID=
 GP_STARTED=$SECONDS
 
 # gp_guest_pid PIDFILE NAME: the pid in PIDFILE when it is alive and is a QEMU of guest NAME
@@ -29,7 +33,7 @@ GP_STARTED=$SECONDS
 gp_guest_pid() {
     local pid args
     pid=$(cat -- "$1" 2>/dev/null) || return 1
-    [[ $pid =~ ^[0-9]+$ && $pid != "$GP_MIMIC_PID" ]] || return 1
+    [[ $pid =~ ^[0-9]+$ && $pid != "$GP_MIMIC_PID" && $pid != "$GP_OTHER_PID" ]] || return 1
     args=$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
     [[ $'\n'$args == *$'\n'"guest=$2,"* ]] || return 1
     printf '%s\n' "$pid"
@@ -71,6 +75,7 @@ netns_cleanup_hook() {
     done < <(gp_live_guests)
     gp_end "$GP_SLEEP_PID" sleep
     gp_end "$GP_MIMIC_PID" "$(basename -- "$NETNS_ANSIBLE_PYTHON")"
+    gp_end "$GP_OTHER_PID" "$(basename -- "$NETNS_ANSIBLE_PYTHON")"
     if $GP_MADE_ROOT; then
         rm -rf -- "$GP_ROOT"
     fi
@@ -96,11 +101,12 @@ gp_collection_root() {
 
 # gp_foreign_state: what must not change - the foreign folders' files and their processes.
 gp_foreign_state() {
-    (cd -- "$GP_ROOT" && find foreign-nomark foreign-mimic -type f -print0 | sort -z | xargs -0 sha256sum)
-    tr '\0' ' ' <"/proc/$GP_SLEEP_PID/cmdline"
-    echo
-    tr '\0' ' ' <"/proc/$GP_MIMIC_PID/cmdline"
-    echo
+    local pid
+    (cd -- "$GP_ROOT" && find foreign-nomark foreign-mimic foreign-otherhost -type f -print0 | sort -z | xargs -0 sha256sum)
+    for pid in "$GP_SLEEP_PID" "$GP_MIMIC_PID" "$GP_OTHER_PID"; do
+        tr '\0' ' ' <"/proc/$pid/cmdline"
+        echo
+    done
 }
 
 if ! command -v qemu-system-x86_64 >/dev/null; then
@@ -130,12 +136,22 @@ mimic_pidfile=$GP_ROOT/foreign-mimic/qemu.pid
 GP_MIMIC_PID=$!
 echo "$GP_MIMIC_PID" >"$mimic_pidfile"
 
+# Ours in every respect but its network namespace (this script's, not the play's).
+mkdir -- "$GP_ROOT/foreign-otherhost"
+other_pidfile=$GP_ROOT/foreign-otherhost/qemu.pid
+"$NETNS_ANSIBLE_PYTHON" -c 'import time; time.sleep(3600)' \
+    -name guest=foreign-otherhost,process=qemu-foreign-otherhost -pidfile "$other_pidfile" >/dev/null 2>&1 &
+GP_OTHER_PID=$!
+echo "$GP_OTHER_PID" >"$other_pidfile"
+
 vars_file=$NETNS_WORK_DIR/guest_prune_vars.json
-"$NETNS_ANSIBLE_PYTHON" - "$NETNS_WORK_DIR/guest.json" "$vars_file" "$GP_ROOT" "$GP_SLEEP_PID" "$GP_MIMIC_PID" <<'PY'
+"$NETNS_ANSIBLE_PYTHON" - "$NETNS_WORK_DIR/guest.json" "$vars_file" "$GP_ROOT" "$GP_SLEEP_PID" "$GP_MIMIC_PID" \
+    "$GP_OTHER_PID" <<'PY'
 import json
 import sys
+import time
 
-guest_json, vars_file, root, sleep_pid, mimic_pid = sys.argv[1:]
+guest_json, vars_file, root, sleep_pid, mimic_pid, other_pid = sys.argv[1:]
 with open(guest_json) as handle:
     guest = json.load(handle)
 pidfile = root + '/foreign-mimic/qemu.pid'
@@ -143,9 +159,20 @@ with open(root + '/foreign-mimic/argv.json', 'w') as handle:
     json.dump(['/usr/bin/qemu-system-x86_64', '-name', 'guest=foreign-mimic,process=qemu-foreign-mimic',
                '-daemonize', '-pidfile', pidfile, '-qmp', 'unix:%s/foreign-mimic/qmp.sock,server=on,wait=off' % root],
               handle)
+# The other host's guest records its own command line, once its exec is done.
+deadline = time.monotonic() + 10
+while True:
+    with open('/proc/%s/cmdline' % other_pid, 'rb') as handle:
+        other_argv = [arg.decode() for arg in handle.read().split(b'\0')[:-1]]
+    if '-pidfile' in other_argv or time.monotonic() > deadline:
+        break
+    time.sleep(0.05)
+with open(root + '/foreign-otherhost/argv.json', 'w') as handle:
+    json.dump(other_argv, handle)
 with open(vars_file, 'w') as handle:
     json.dump({'gp_kernel': guest['kernel'], 'gp_initrd': guest['initrd'], 'gp_root': root,
-               'gp_sleep_pid': int(sleep_pid), 'gp_mimic_pid': int(mimic_pid)}, handle)
+               'gp_sleep_pid': int(sleep_pid), 'gp_mimic_pid': int(mimic_pid),
+               'gp_other_pid': int(other_pid)}, handle)
 PY
 foreign_before=$(gp_foreign_state)
 
@@ -163,7 +190,7 @@ if [[ $foreign_after != "$foreign_before" ]]; then
     diff <(echo "$foreign_before") <(echo "$foreign_after") >&2 || true
     exit 1
 fi
-if [[ $(cd -- "$GP_ROOT" && echo *) != 'foreign-mimic foreign-nomark' ]]; then
+if [[ $(cd -- "$GP_ROOT" && echo *) != 'foreign-mimic foreign-nomark foreign-otherhost' ]]; then
     echo "guest_prune: left under $GP_ROOT: $(cd -- "$GP_ROOT" && echo *)" >&2
     exit 1
 fi

@@ -443,3 +443,17 @@ def test_prune_failure_part_way_reloads_and_names_what_is_left(host, tmp_path, m
     assert 'prune: guest b: QMP broke' in str(failed.value)
     assert host.events == ['daemon-reload'] and not os.path.exists(guest_unit.unit_path('a'))
     assert os.path.isdir(str(root / 'c'))
+
+
+def test_foreign_holder_our_qemu_in_another_network_namespace(tmp_path, processes, monkeypatch):
+    files = qemu.paths(str(tmp_path / 'vm1'))
+    own_args = ['-name', 'guest=vm1,process=qemu-vm1', '-pidfile', files['pidfile']]
+    pid = processes(*own_args)
+    make_runtime_dir(tmp_path, 'vm1', argv=qemu.process_argv(pid), pid=pid)
+    guest = guest_prune.FoundGuest('vm1', files['runtime_dir'])
+    assert guest_prune.foreign_holder(guest) is None  # ours, in this namespace: it goes
+    monkeypatch.setattr(guest_prune, 'netns_inode', lambda pid='self': 1 if pid == 'self' else 2)
+    holder = guest_prune.foreign_holder(guest)
+    assert holder.other_netns and holder.pid == pid and "another host's guest" in holder.reason
+    monkeypatch.setattr(guest_prune, 'netns_inode', lambda pid='self': None if pid == 'self' else 2)
+    assert guest_prune.foreign_holder(guest) is None  # unreadable: not taken for another host's
