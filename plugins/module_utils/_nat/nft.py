@@ -171,11 +171,15 @@ def _split_block(text):
     return lines[:start], lines[start:end + 1], lines[end + 1:]
 
 
+# What conf_with_include() starts a missing nftables.conf with.
+NEW_CONF_HEAD = '#!/usr/sbin/nft -f\n'
+
+
 def conf_with_include(text, nft_file):
     """nftables.conf text that includes `nft_file`: our marker block replaced in place, or
     appended; every other line stays as it is.  A missing file (None) becomes a minimal one."""
     if text is None:
-        text = '#!/usr/sbin/nft -f\n'
+        text = NEW_CONF_HEAD
     before, block, after = _split_block(text)
     if block is not None:
         return ''.join(before) + include_block(nft_file) + ''.join(after)
@@ -185,13 +189,15 @@ def conf_with_include(text, nft_file):
 
 
 def conf_without_include(text):
-    """nftables.conf text without our marker block (None stays None)."""
+    """nftables.conf text without our marker block (None stays None). A file that then holds
+    only what conf_with_include() made of a missing one goes (None): it was ours."""
     if text is None:
         return None
     before, block, after = _split_block(text)
     if block is None:
         return text
-    return ''.join(before) + ''.join(after)
+    rest = ''.join(before) + ''.join(after)
+    return None if rest == NEW_CONF_HEAD else rest
 
 
 # ---------------------------------------------------------------- the kernel

@@ -98,6 +98,9 @@ def test_conf_with_include(before, after):
     (ADMIN_CONF, ADMIN_CONF),
     ('# top\n' + BLOCK + 'table ip x {\n}\n', '# top\ntable ip x {\n}\n'),
     (None, None),
+    # The file that conf_with_include made of a missing one goes with the block.
+    ('#!/usr/sbin/nft -f\n' + BLOCK, None),
+    ('#!/usr/sbin/nft -f\n\n' + BLOCK, '#!/usr/sbin/nft -f\n\n'),
 ])
 def test_conf_without_include(before, after):
     assert nft.conf_without_include(before) == after
