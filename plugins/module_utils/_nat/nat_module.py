@@ -28,7 +28,7 @@ import typing
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.tuntap.qemu.plugins.module_utils import files, module_runner, names
-from ansible_collections.tuntap.qemu.plugins.module_utils._links import netlink, reading
+from ansible_collections.tuntap.qemu.plugins.module_utils._links import netlink, reading, rtnl_snapshot
 from ansible_collections.tuntap.qemu.plugins.module_utils._nat import iptables, nat_rules, nft, nft_boot_unit
 from ansible_collections.tuntap.qemu.plugins.module_utils._nat.netfilter_commands import (
     Commands, DEFAULT_COMMANDS, NetfilterError)
@@ -86,7 +86,10 @@ def guest_side_networks(exclude):
         by_index = dict((record['ifindex'], name) for name, record in snapshot.items())
         uplinks = set(name for name in exclude if name)
         for family in (socket.AF_INET, socket.AF_INET6):
-            for route in ipr.get_default_routes(family=family):
+            routes = rtnl_snapshot.retry_interrupted(
+                lambda family=family: tuple(ipr.get_default_routes(family=family)),
+                'RTM_GETROUTE dump', netlink.dump_interrupted())
+            for route in routes:
                 oif = route.get_attr('RTA_OIF')
                 if oif in by_index:
                     uplinks.add(by_index[oif])
