@@ -12,7 +12,9 @@ Every kind there is:
     LinkSet(name, changes)                          set mtu, state, master ('' = release),
                                                     stp, forward_delay, alias (the mark of
                                                     marks.py; '' = none) of an existing link
-    AddrAdd(name, address) / AddrDel(name, address) 'ADDRESS/PREFIX'
+    AddrAdd(name, address) / AddrDel(name, address) 'ADDRESS/PREFIX'; AddrAdd(..., nodad=True)
+                                                    skips IPv6 duplicate address detection
+                                                    (an address this host holds already)
     RouteReplace(name, route)                       a route (reading.read_routes() dict)
                                                     through `name`, replaced in one step
                                                     (to the bridge on a takeover, back to
@@ -73,6 +75,7 @@ class LinkSet:
 class AddrAdd:
     name: str
     address: str
+    nodad: bool = False
 
     def describe(self):
         return 'adding address %s' % self.address

@@ -18,6 +18,7 @@ from ansible_collections.tuntap.qemu.plugins.module_utils._links.reading import 
     RT_TABLE_MAIN, RTNH_F_ONLINK)
 
 USER_HZ = 100  # bridge timers are given in clock_t
+IFA_F_NODAD = 0x02  # linux/if_addr.h
 
 
 class LinkError(Exception):
@@ -50,7 +51,10 @@ def apply_plan(ipr, plan):
             elif isinstance(action, RouteReplace):
                 ipr.route('replace', **_route_kwargs(action.route, ifindex(name)))
             elif isinstance(action, AddrAdd):
-                ipr.addr('add', index=ifindex(name), **address_kwargs(action.address))
+                kwargs = address_kwargs(action.address)
+                if action.nodad:
+                    kwargs['flags'] = IFA_F_NODAD
+                ipr.addr('add', index=ifindex(name), **kwargs)
             elif isinstance(action, AddrDel):
                 address, prefix = action.address.split('/')
                 ipr.addr('del', index=ifindex(name), address=address, prefixlen=int(prefix))

@@ -144,7 +144,9 @@ def give_back(plan, name, uplink, routes):
         return False
     giving = [address for address in bridge['addresses'] if address not in link['addresses']]
     for address in giving:
-        plan.actions.append(AddrAdd(uplink, address))
+        # The host holds these addresses on the bridge already: without duplicate address
+        # detection an IPv6 address is usable on the uplink at once, not after DAD's second.
+        plan.actions.append(AddrAdd(uplink, address, nodad=':' in address))
     if link['master'] == name:
         plan.actions.append(LinkSet(uplink, {'master': ''}))
     _replace_routes(plan, uplink, routes)

@@ -221,7 +221,7 @@ def test_leaving_bridged_lan_gives_the_uplink_its_addresses_and_routes_back_in_o
     assert plan.actions == [
         # the uplink holds the addresses before it leaves the bridge ...
         AddrAdd('eth0', '10.0.0.2/24'),
-        AddrAdd('eth0', 'fd00:10::2/64'),
+        AddrAdd('eth0', 'fd00:10::2/64', nodad=True),
         LinkSet('eth0', {'master': ''}),
         # ... the routes move with a replace, and the bridge goes with its addresses last
         RouteReplace('eth0', DEFAULT),
@@ -236,7 +236,7 @@ def test_leaving_bridged_lan_gives_the_uplink_its_addresses_and_routes_back_in_o
 
 def test_state_absent_of_a_bridged_lan_bridge_gives_the_uplink_back_too():
     plan = plan_bridge(state='absent', removal_routes={'br-lan': [DEFAULT]})
-    assert plan.actions[:3] == [AddrAdd('eth0', '10.0.0.2/24'), AddrAdd('eth0', 'fd00:10::2/64'),
+    assert plan.actions[:3] == [AddrAdd('eth0', '10.0.0.2/24'), AddrAdd('eth0', 'fd00:10::2/64', nodad=True),
                                 LinkSet('eth0', {'master': ''})]
     assert plan.actions[-1] == Delete('br-lan')
 
