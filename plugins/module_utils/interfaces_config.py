@@ -11,6 +11,8 @@ bridge. Forwarding and NAT come back through their own files (sysctl.d, nftables
 
 from __future__ import annotations
 
+from ansible_collections.tuntap.qemu.plugins.module_utils._links import marks
+
 HEADER = ('# Managed by tuntap.qemu (topology {topology}); local changes are overwritten.\n'
           '# Taps, bridge and addresses of the guests; forwarding and NAT are restored by\n'
           '# /etc/sysctl.d and nftables.\n')
@@ -35,6 +37,8 @@ def _tap_stanza(tap):
         lines.append('    address %s' % first)
     lines.append('    pre-up ip tuntap add dev %s mode tap%s' % (tap['name'], owner))
     lines.append('    up ip link set dev %s up' % tap['name'])
+    # Our mark, as tap_device sets it: a later converge knows the tap as ours (prune).
+    lines.append("    up ip link set dev %s alias '%s'" % (tap['name'], marks.tap_mark()))
     lines.append('    post-down ip tuntap del dev %s mode tap' % tap['name'])
     for address in addresses[1:]:
         lines += ['', 'iface %s %s static' % (tap['name'], _family(address)),
@@ -66,6 +70,8 @@ def _bridge_stanza(bridge, gateway=None):
     lines.append('    bridge_stp off')
     lines.append('    bridge_fd 0')
     lines.append('    bridge_maxwait 0')
+    # Our mark, as bridge_port sets it (bridge-utils' hook makes the bridge after pre-up).
+    lines.append("    up ip link set dev %s alias '%s'" % (bridge['name'], marks.bridge_mark(bridge.get('uplink'))))
     for address in addresses[1:]:
         lines += ['', 'iface %s %s static' % (bridge['name'], _family(address)),
                   '    address %s' % address]

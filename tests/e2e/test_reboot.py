@@ -78,6 +78,8 @@ def _links(netns):
             # MACs of taps and bridges are random; what counts is that a bridged_lan bridge
             # carries its uplink's MAC (the host's MAC on the LAN).
             'uplink_mac': link.get('address') == macs.get('eth0') and link['ifname'] != 'lo',
+            # Our mark (tuntap.qemu:tap, tuntap.qemu:bridge ...): what a later prune goes by.
+            'alias': link.get('ifalias'),
         }
         if entry['kind'] == 'tun':
             # type, pi, multi_queue, persist and the owner (user, group) when set. Not

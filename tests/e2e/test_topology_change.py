@@ -8,7 +8,8 @@ each) are converged; then every one of them moves to another topology
 (tuntap_lab.CHANGED_HYPERVISORS: routed -> bridged_nat, routed_nat -> bridged_lan,
 bridged_nat -> routed_nat, bridged_lan -> routed) and hv2 and hv4 lose a guest. site.yml
 runs four ways: --check --diff (reports the removals, changes nothing), for real, again
-(changed=0), again in check mode (changed=0). The runtime state (links, addresses, routes,
+(changed=0), again in check mode (changed=0); between the check and the real run, one
+run with tuntap_qemu_prune=false must remove nothing. The runtime state (links, addresses, routes,
 nftables ruleset, forwarding) and the persisted files of each hypervisor must then equal
 those of a second lab that converged the changed inventory from scratch; the removed
 guests' QEMU processes and runtime folders are gone; the guests of the new inventory pass
@@ -111,6 +112,11 @@ def changed(build):
         result['check'] = (rc, lab.last_output, _snapshot(lab),
                            dict((name, guest_pid(lab, name)) for name in REMOVED_GUESTS))
         print('topology change, --check --diff: %.1f s' % (time.monotonic() - started))
+        # tuntap_qemu_prune=false: the roles only add; what the plan no longer holds stays.
+        rc, _count = lab.converge('site.yml', extra_vars={'tuntap_qemu_prune': 'false'})
+        links = dict((name, network_state(hv['namespace'])['links']) for name, hv in sorted(lab.hypervisors.items()))
+        result['additive'] = (rc, lab.last_output, links,
+                              dict((name, guest_pid(lab, name)) for name in REMOVED_GUESTS))
         started = time.monotonic()
         rc, _count = lab.converge('site.yml', extra_args=['--diff'])
         result['real'] = (rc, lab.last_output)
@@ -145,6 +151,18 @@ def test_check_mode_names_every_removal(changed):
     assert '192.168.4.0/24' in output
     # hv3 leaves bridged_nat and hv4 bridged_lan: their br0 goes.
     assert 'br0' in output
+
+
+def test_without_prune_nothing_of_the_old_inventory_goes(changed):
+    """With tuntap_qemu_prune=false the same change converges, and the removed guests, their
+    taps and the bridges of the topologies left all stay (the later run with pruning on,
+    from this state, must still end where a fresh converge ends)."""
+    rc, output, links, pids = changed['additive']
+    assert rc == 0, output
+    assert pids == changed['pids'], 'a guest was stopped without pruning: %s, before %s' % (pids, changed['pids'])
+    assert 'tap1' in links['hv2'], "hv2's second tap (vm4's) went without pruning"
+    assert 'tap1' in links['hv4'], "hv4's second tap (vm8's) went without pruning"
+    assert 'br0' in links['hv3'] and 'br0' in links['hv4'], 'a bridge went without pruning'
 
 
 def test_the_change_converges(changed):

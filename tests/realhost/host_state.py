@@ -154,6 +154,8 @@ def normalise_links(links):
             'up': 'UP' in link.get('flags', []),
             'operstate': link.get('operstate'),
             'mtu': link.get('mtu'),
+            # Our mark (tuntap.qemu:tap, tuntap.qemu:bridge ...): what a later prune goes by.
+            'alias': link.get('ifalias'),
         }
         if kind == 'tun':
             entry['tun_type'] = data.get('type')

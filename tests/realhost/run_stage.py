@@ -33,6 +33,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -98,6 +99,10 @@ class Topology(NamedTuple):
     wrong_uplink: tuple = ()
     # (regex on a host_state difference path, reason): explained differences after a boot.
     allowed: tuple = ()
+    # Issue 10: after the reboot, the host leaves this topology for `leave` (another
+    # Topology: its topology, guests and peer routes) while the LAN peer pings it and an SSH
+    # session stays open; then it reboots again and must come back as it left.
+    leave: 'Topology | None' = None
 
 
 TOPOLOGIES = (
@@ -114,7 +119,12 @@ TOPOLOGIES = (
     Topology('bridged_lan',
              guests=(Guest('vm7', '10.44.0.101/24', gateway=realhost.GATEWAY_ADDRESS),),
              hostvars={'tuntap_qemu_guest_user': realhost.USER}, ping_during_converge=True,
-             wrong_uplink=('10.45.0.50/24', '10.45.0.1', '10.45.0.0/24')),
+             wrong_uplink=('10.45.0.50/24', '10.45.0.1', '10.45.0.0/24'),
+             leave=Topology('bridged_lan_to_routed', topology='routed',
+                            # vm7 goes (its unit with it), vm8 comes.
+                            guests=(Guest('vm8', '192.168.7.10/24'),),
+                            hostvars={'tuntap_qemu_guest_user': realhost.USER},
+                            peer_routes=('192.168.7.0/24',))),
     Topology('routed',
              guests=(Guest('vm1', '192.168.1.10/24'), Guest('vm2', '192.168.2.10/24')),
              hostvars={'tuntap_qemu_guest_user': realhost.USER},
@@ -352,6 +362,10 @@ class TopologyRun:
         if topology.serial_wait:
             self.wait_for_guest_network(vm, after_raw, boot_guests, rebooted_at)
 
+        # 6. (issue 10) leave the topology, keeping the host reachable
+        if topology.leave is not None:
+            self.leave_topology(vm, site)
+
         # 5. an admin who uses nftables.service: enable, restart, reboot, converge
         if topology.nftables_admin_case:
             subnets = list(topology.nat_subnets)
@@ -366,6 +380,83 @@ class TopologyRun:
             self.check('converge with nftables.service enabled reports changed=0',
                        rc == 0 and summary is not None and summary.get('changed') == 0,
                        'exit %d, %s' % (rc, summary))
+
+    def leave_topology(self, vm, site):
+        """Issue 10 on the real host: the inventory moves the host out of its topology. The
+        converge gives the bridge's addresses and routes back to the uplink while the LAN
+        peer pings the host and an SSH session stays open; br0 goes, the new topology's
+        guest runs; a reboot brings back the same state; the next converge changes nothing."""
+        target = self.topology.leave
+        for network in target.peer_routes:
+            realhost.run(['ip', 'route', 'add', network, 'via', HOST], netns=vm.peer)
+        inventory = vm.write_inventory('leave.json', hostvars=inventory_vars(target))
+        pinger = vm.spawn(['ping', '-n', '-i', '0.1', HOST], netns=vm.peer)
+        # An SSH session of its own (no shared master): it ends when its stdin closes, after
+        # the converge, and prints a word; a connection cut by the change ends it early.
+        session = subprocess.Popen(vm.in_controller(['ssh', '-i', vm.key] + realhost.SSH_OPTIONS + [
+            '-o', 'ServerAliveInterval=2', '-o', 'ServerAliveCountMax=3', '-o', 'ConnectTimeout=5',
+            '%s@%s' % (realhost.USER, HOST), 'cat >/dev/null; echo session-survived']),
+            env=realhost.ENV, text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        vm.children.append(session)
+        time.sleep(3)
+        rc, summary, seconds = self.playbook(vm, 'leave', site, inventory)
+        self.times['leave'] = seconds
+        time.sleep(0.5)
+        pinger.send_signal(signal.SIGINT)
+        output = pinger.communicate(timeout=10)[0]
+        vm.children.remove(pinger)
+        early = session.poll()
+        try:
+            said = session.communicate(input='', timeout=30)[0]
+        except subprocess.TimeoutExpired:
+            session.kill()
+            said = session.communicate()[0]
+        vm.children.remove(session)
+        self.check('leaving %s: converge to %s' % (self.topology.name, target.topology), rc == 0,
+                   '%.0fs, %s' % (seconds, summary))
+        loss = ping_summary(output)
+        self.check('LAN peer pings the host while it leaves %s' % self.topology.name,
+                   loss is not None and loss[0] <= MAX_PING_LOSS,
+                   'lost %d of %d, at most %d allowed' % (loss + (MAX_PING_LOSS,)) if loss
+                   else 'no ping summary: %s' % output[-300:])
+        self.check('an SSH session open across the change survives it',
+                   early is None and session.returncode == 0 and 'session-survived' in said,
+                   'ended %s during the converge, exit %s: %s' % (
+                       'already' if early is not None else 'not', session.returncode, said.strip()[-300:]))
+        left_raw = host_state.collect(vm)
+        left = host_state.normalise(left_raw)
+        uplink = '%s/%d' % (HOST, realhost.PREFIX_LEN)
+        problems = []
+        if 'br0' in left['link']:
+            problems.append('br0 is still there')
+        if uplink not in left['addr'].get('eth0', []):
+            problems.append('eth0 does not hold %s: %s' % (uplink, left['addr'].get('eth0')))
+        if 'default via %s dev eth0' % realhost.GATEWAY_ADDRESS not in left['route4']:
+            problems.append('no default route via %s on eth0: %s' % (realhost.GATEWAY_ADDRESS, sorted(left['route4'])))
+        self.check('the bridge went, the uplink has its address and default route back', not problems,
+                   '; '.join(problems) or 'eth0 %s, default via %s' % (uplink, realhost.GATEWAY_ADDRESS))
+        gone = sorted(set(guest.name for guest in self.topology.guests) - set(guest.name for guest in target.guests))
+        leftovers = ['%s: %s' % (name, where) for name in gone for where, present in (
+            ('unit', 'tuntap-qemu-guest-%s.service' % name in left['unit']),
+            ('runtime folder', name in left['guest']),
+            ('QEMU process', any(name in key for key in left['qemu'])))
+            if present]
+        self.check('the removed guest %s left no unit, folder or process' % ', '.join(gone), not leftovers,
+                   '; '.join(leftovers) or 'unit, folder and QEMU gone')
+        saved, self.topology = self.topology, target
+        try:
+            self.check_guests('the guest of the new topology runs', left)
+            rc, summary, seconds = self.playbook(vm, 'reboot-after-leaving',
+                                                 os.path.join(HERE, 'playbooks', 'reboot.yml'), inventory)
+            if not self.check('reboot after leaving %s' % saved.name, rc == 0, '%.0fs' % seconds):
+                return
+            self.compare(left, host_state.normalise(host_state.collect(vm)))
+            rc, summary, seconds = self.playbook(vm, 'leave-again', site, inventory)
+            self.check('converge after leaving and rebooting reports changed=0',
+                       rc == 0 and summary is not None and summary.get('changed') == 0,
+                       'exit %d, %s' % (rc, summary))
+        finally:
+            self.topology = saved
 
     def wrong_uplink_refused(self, vm, site):
         """Issue 14 on the real host: a typo'd uplink address is an error that names the

@@ -103,8 +103,8 @@ EXPECTED_PLAN = {
             {'name': 'vnet4', 'user': None, 'group': None, 'addresses': ['192.168.3.1/24']},
         ],
         'bridge': None,
-        'nat': [{'source': '192.168.2.0/24', 'out_interface': 'eth0'},
-                {'source': '192.168.3.0/24', 'out_interface': 'eth0'}],
+        'nat': [{'source': ['192.168.2.0/24'], 'out_interface': 'eth0'},
+                {'source': ['192.168.3.0/24'], 'out_interface': 'eth0'}],
         'guests': [
             guest('vm3', 'tap0', '192.168.2.2/24', '192.168.2.1', ['address', 'gateway', 'mac', 'tap']),
             guest('vm4', 'vnet4', '192.168.3.2/24', '192.168.3.1', ['address', 'gateway', 'mac']),
@@ -121,7 +121,7 @@ EXPECTED_PLAN = {
         ],
         'bridge': {'name': 'virbr0', 'addresses': ['192.168.100.1/24'], 'ports': ['tap0', 'tap1'], 'uplink': None,
                    'gateway': None, 'readdress': False},
-        'nat': [{'source': '192.168.100.0/24', 'out_interface': 'ens3'}],
+        'nat': [{'source': ['192.168.100.0/24'], 'out_interface': 'ens3'}],
         'guests': [
             guest('vm5', 'tap0', '192.168.100.2/24', '192.168.100.1', ['gateway', 'mac', 'tap']),
             guest('vm6', 'tap1', '192.168.100.3/24', '192.168.100.1', ['address', 'gateway', 'mac', 'tap']),

@@ -33,6 +33,7 @@ iface tap0 inet static
     address 192.168.0.1/24
     pre-up ip tuntap add dev tap0 mode tap user qemu
     up ip link set dev tap0 up
+    up ip link set dev tap0 alias 'tuntap.qemu:tap'
     post-down ip tuntap del dev tap0 mode tap
 
 auto tap1
@@ -40,6 +41,7 @@ iface tap1 inet static
     address 192.168.1.1/24
     pre-up ip tuntap add dev tap1 mode tap user qemu group kvm
     up ip link set dev tap1 up
+    up ip link set dev tap1 alias 'tuntap.qemu:tap'
     post-down ip tuntap del dev tap1 mode tap
 
 iface tap1 inet6 static
@@ -50,6 +52,7 @@ auto tap0
 iface tap0 inet manual
     pre-up ip tuntap add dev tap0 mode tap
     up ip link set dev tap0 up
+    up ip link set dev tap0 alias 'tuntap.qemu:tap'
     post-down ip tuntap del dev tap0 mode tap
 
 auto br0
@@ -59,6 +62,7 @@ iface br0 inet static
     bridge_stp off
     bridge_fd 0
     bridge_maxwait 0
+    up ip link set dev br0 alias 'tuntap.qemu:bridge'
 '''),
     (BRIDGED_LAN, '10.0.0.1', '''
 auto eth0
@@ -69,6 +73,7 @@ auto tap0
 iface tap0 inet manual
     pre-up ip tuntap add dev tap0 mode tap user qemu
     up ip link set dev tap0 up
+    up ip link set dev tap0 alias 'tuntap.qemu:tap'
     post-down ip tuntap del dev tap0 mode tap
 
 auto br0
@@ -81,6 +86,7 @@ iface br0 inet static
     bridge_stp off
     bridge_fd 0
     bridge_maxwait 0
+    up ip link set dev br0 alias 'tuntap.qemu:bridge uplink=eth0'
 '''),
 ])
 def test_render_interfaces(plan, gateway, expected):
