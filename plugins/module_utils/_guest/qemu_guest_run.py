@@ -541,11 +541,7 @@ def _remove_unit(module, unit, steps, remove_helper):
     if steps.remove:
         files.write_atomic(module, unit['path'], None)
     if remove_helper:
-        files.write_atomic(module, guest_unit.HELPER_PATH, None)
-        try:
-            os.rmdir(os.path.dirname(guest_unit.HELPER_PATH))
-        except OSError:
-            pass  # not empty: something else of the admin's is there
+        remove_unit_helper(module)
     if steps.reload:
         systemctl.run('daemon-reload')
 
@@ -584,3 +580,12 @@ def _apply_unit(module, unit, steps, paths, name, params, after, helper_after, w
         result['pid'] = qemu.running_pid(paths, name)
         result['state'] = 'running'
         result['status'] = status.get('status')
+
+
+def remove_unit_helper(module):
+    """The units' helper script goes (with the last unit), and its folder when empty."""
+    files.write_atomic(module, guest_unit.HELPER_PATH, None)
+    try:
+        os.rmdir(os.path.dirname(guest_unit.HELPER_PATH))
+    except OSError:
+        pass  # not empty: something else of the admin's is there
