@@ -89,24 +89,28 @@ HYPERVISORS = {
 # The topology-change matrix: each lab hypervisor moves to another topology (all four
 # starting points, as issue 10 lists them), and hv2 and hv4 lose a guest. Converging this
 # over a converged lab must leave exactly what a fresh converge of it leaves.
+# The guests of a host restart one after the other, each after its predecessor's stop (the
+# test guest ignores ACPI, so qemu_guest waits its stop_timeout, 30 s): a guest pinging its
+# neighbour keeps trying for longer than that (a round that fails takes about 4 s).
+CHANGE_PING_TRIES = 20
 CHANGED_HYPERVISORS = {
     'hv1': {  # routed -> bridged_nat
         'uplink_address': '10.0.0.11', 'topology': 'bridged_nat', 'bridge_address': '192.168.1.1/24',
-        'guests': [{'name': 'vm1', 'address': '192.168.1.10/24'},
-                   {'name': 'vm2', 'address': '192.168.1.11/24'}],
+        'guests': [{'name': 'vm1', 'address': '192.168.1.10/24', 'ping_tries': CHANGE_PING_TRIES},
+                   {'name': 'vm2', 'address': '192.168.1.11/24', 'ping_tries': CHANGE_PING_TRIES}],
     },
     'hv2': {  # routed_nat -> bridged_lan, vm4 removed
         'uplink_address': '10.0.0.12', 'topology': 'bridged_lan',
-        'guests': [{'name': 'vm3', 'address': '10.0.0.103/24'}],
+        'guests': [{'name': 'vm3', 'address': '10.0.0.103/24', 'ping_tries': CHANGE_PING_TRIES}],
     },
     'hv3': {  # bridged_nat -> routed_nat
         'uplink_address': '10.0.0.13', 'topology': 'routed_nat',
-        'guests': [{'name': 'vm5', 'address': '192.168.5.10/24'},
-                   {'name': 'vm6', 'address': '192.168.6.10/24'}],
+        'guests': [{'name': 'vm5', 'address': '192.168.5.10/24', 'ping_tries': CHANGE_PING_TRIES},
+                   {'name': 'vm6', 'address': '192.168.6.10/24', 'ping_tries': CHANGE_PING_TRIES}],
     },
     'hv4': {  # bridged_lan -> routed, vm8 removed
         'uplink_address': '10.0.0.14', 'topology': 'routed',
-        'guests': [{'name': 'vm7', 'address': '192.168.7.10/24'}],
+        'guests': [{'name': 'vm7', 'address': '192.168.7.10/24', 'ping_tries': CHANGE_PING_TRIES}],
     },
 }
 
@@ -311,9 +315,14 @@ class Lab:
             guests = []
             for spec in hv['guests']:
                 pings = ','.join(address for _label, address in ping_targets(hv, spec))
+                spec = dict(spec)
+                # ping_tries (the lab's, not an inventory key): rounds per target in the guest.
+                tries = spec.pop('ping_tries', None)
+                append = 'console=ttyS0 quiet panic=-1 ttq.ping=%s ttq.after=stay' % pings
+                if tries:
+                    append += ' ttq.tries=%d' % tries
                 guests.append(dict(spec, kernel=build['kernel'], initrd=build['initrd'], memory=256,
-                                   append='console=ttyS0 quiet panic=-1 ttq.ping=%s ttq.after=stay' % pings,
-                                   extra_args=['-no-reboot']))
+                                   append=append, extra_args=['-no-reboot']))
             host = {
                 'ansible_host': ns,
                 'tuntap_qemu_topology': hv['topology'],
