@@ -14,7 +14,7 @@ from ansible_collections.tuntap.qemu.plugins.module_utils._links import (
     marks, planning, pruning, tun_holders)
 from ansible_collections.tuntap.qemu.plugins.module_utils._links import specs as link_specs
 from ansible_collections.tuntap.qemu.plugins.module_utils._links.actions import (
-    AddrAdd, Delete, LinkSet, RouteReplace)
+    AddrAdd, AddrDel, Delete, LinkSet, RouteReplace)
 from ansible_collections.tuntap.qemu.plugins.module_utils._links.tun_holders import Holder
 
 TAP = 'tuntap.qemu:tap'
@@ -223,8 +223,11 @@ def test_leaving_bridged_lan_gives_the_uplink_its_addresses_and_routes_back_in_o
         AddrAdd('eth0', '10.0.0.2/24'),
         AddrAdd('eth0', 'fd00:10::2/64', nodad=True),
         LinkSet('eth0', {'master': ''}),
-        # ... the routes move with a replace, and the bridge goes with its addresses last
+        # ... the routes move with a replace, the bridge's addresses (and their prefix
+        # routes towards a bridge without ports) go at once, the bridge itself last
         RouteReplace('eth0', DEFAULT),
+        AddrDel('br-lan', '10.0.0.2/24'),
+        AddrDel('br-lan', 'fd00:10::2/64'),
         Delete('br-lan'),
         Delete('br-old'),
     ]
