@@ -132,17 +132,22 @@ plan:
       description: The uplink interface (C(tuntap_qemu_uplink), default V(eth0)).
       type: str
     uplink_address:
-      description: The host's LAN address with prefix (C(tuntap_qemu_uplink_address)), or null.
+      description: The host's LAN address with prefix (C(tuntap_qemu_uplink_address)), V(dhcp) for a DHCP lease, or null.
       type: str
     uplink_gateway:
       description: The LAN router of the host's default route (C(tuntap_qemu_uplink_gateway)), or null.
       type: str
+    uplink_network:
+      description: The LAN subnet (C(tuntap_qemu_uplink_network)) in CIDR form, or null.
+      type: str
     uplink_check:
       description:
         - The options of M(tuntap.qemu.uplink_info) that compare the host with its inventory
-          before anything changes (name, bridge, addresses, gateway, exact, hint), or null when
+          before anything changes (name, bridge, addresses, gateway, exact, dhcp, hint), or null when
           the inventory names no uplink address or bridged_lan readdresses on purpose
           (C(tuntap_qemu_uplink_readdress)). bridged_lan needs an exact match.
+        - With C(tuntap_qemu_uplink_address=dhcp) bridged_lan checks a lease (dhcp true, no
+          addresses, exact false); the other topologies check nothing (null).
       type: dict
     forwarding:
       description: Whether the host routes - true for routed, routed_nat and bridged_nat, false for bridged_lan.
@@ -192,6 +197,11 @@ plan:
           type: str
         readdress:
           description: For bridged_lan, whether the bridge takes the inventory's address on purpose (C(tuntap_qemu_uplink_readdress)).
+          type: bool
+        dhcp:
+          description:
+            - For bridged_lan with C(tuntap_qemu_uplink_address=dhcp), true - the bridge gets no
+              static address (addresses empty, gateway null); the DHCP client moves to it.
           type: bool
     nat:
       description:

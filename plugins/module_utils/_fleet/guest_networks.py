@@ -22,8 +22,9 @@ from ansible_collections.tuntap.qemu.plugins.module_utils._fleet import nets, sc
 from ansible_collections.tuntap.qemu.plugins.module_utils._fleet.records import Resolved
 
 
-def _lan_text(net):
-    return '%s (%s)' % (net.cidr, schema.UPLINK_ADDRESS) if net is not None else 'the LAN subnet'
+def _lan_text(host):
+    net, variable = host.lan
+    return '%s (%s)' % (net.cidr, variable) if net is not None else 'the LAN subnet'
 
 
 def _checked_gateway(guest, error):
@@ -163,19 +164,22 @@ class Lan(GuestNetwork):
     def missing_address(self, host, guest):
         return ('%s.address: missing; a bridged_lan guest needs its LAN address in %s; '
                 'pools do not plan LAN addresses, only the LAN knows which are free'
-                % (guest.path, _lan_text(host.uplink_net)))
+                % (guest.path, _lan_text(host)))
 
     def resolve(self, host, guest, error):
-        uplink_net, path = host.uplink_net, guest.path
-        if not _in_subnet(guest, uplink_net, 'the LAN subnet',
-                          '(%s); bridged_lan guests are on the LAN' % schema.UPLINK_ADDRESS, error):
+        # The LAN subnet is the uplink address's, else tuntap_qemu_uplink_network; a DHCP
+        # uplink without it leaves the guest's address (with its own prefix) unchecked.
+        lan, variable = host.lan
+        path = guest.path
+        if lan is not None and not _in_subnet(guest, lan, 'the LAN subnet',
+                                              '(%s); bridged_lan guests are on the LAN' % variable, error):
             return None
         if guest.gateway_given is None:
             return Resolved(guest, None)
         gateway = _checked_gateway(guest, error)
         if gateway is None:
             return None
-        if gateway == uplink_net.ip:
+        if host.uplink_net is not None and gateway == host.uplink_net.ip:
             error('%s.gateway: %r is this host, which does not route in bridged_lan; give the '
                   "LAN's router or no gateway" % (path, guest.gateway_given))
             return None

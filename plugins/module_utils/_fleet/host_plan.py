@@ -27,17 +27,26 @@ def host_plan(host, resolved):
     if topology.bridge == topologies.INTERNAL:
         bridge = {'name': host.bridge, 'addresses': [names.normalize_address(host.bridge_net)],
                   'ports': [tap['name'] for tap in taps], 'uplink': None, 'gateway': None,
-                  'readdress': False}
+                  'readdress': False, 'dhcp': False}
     elif topology.bridge == topologies.UPLINK:
-        bridge = {'name': host.bridge, 'addresses': [names.normalize_address(host.uplink_net)],
+        # A DHCP uplink: the bridge holds the lease (the client moves to it), no static address.
+        addresses = [] if host.uplink_dhcp else [names.normalize_address(host.uplink_net)]
+        bridge = {'name': host.bridge, 'addresses': addresses,
                   'ports': [tap['name'] for tap in taps] + [host.uplink], 'uplink': host.uplink,
-                  'gateway': host.uplink_gateway, 'readdress': host.uplink_readdress}
-    uplink_address = names.normalize_address(host.uplink_net) if host.uplink_net is not None else None
+                  'gateway': host.uplink_gateway, 'readdress': host.uplink_readdress,
+                  'dhcp': host.uplink_dhcp}
+    if host.uplink_dhcp:
+        uplink_address = schema.UPLINK_DHCP
+    elif host.uplink_net is not None:
+        uplink_address = names.normalize_address(host.uplink_net)
+    else:
+        uplink_address = None
     return {
         'topology': topology.name,
         'uplink': host.uplink,
         'uplink_address': uplink_address,
         'uplink_gateway': host.uplink_gateway,
+        'uplink_network': str(host.uplink_network.cidr) if host.uplink_network is not None else None,
         'uplink_check': _uplink_check(host, uplink_address),
         'forwarding': topology.forwarding,
         'taps': taps,
@@ -55,12 +64,30 @@ def _uplink_check(host, uplink_address):
     if uplink_address is None or host.uplink_readdress:
         return None
     exact = host.topology.moves_uplink
+    if host.uplink_dhcp:
+        # Only a topology that moves the uplink checks a lease: the uplink (or the bridge,
+        # after the takeover) holds a dynamic address and a DHCP client runs on it.
+        if not exact:
+            return None
+        return {
+            'name': host.uplink,
+            'bridge': host.bridge,
+            'addresses': [],
+            'gateway': None,
+            'exact': False,
+            'dhcp': True,
+            'hint': ('%s: the inventory (%s %s) expects a DHCP lease on %s (or %s after the '
+                     'takeover) and a DHCP client running there; nothing was changed. Correct the '
+                     'inventory, or start the DHCP client'
+                     % (host.host, schema.UPLINK_ADDRESS, schema.UPLINK_DHCP, host.uplink, host.bridge)),
+        }
     return {
         'name': host.uplink,
         'bridge': host.bridge if exact else None,
         'addresses': [uplink_address],
         'gateway': host.uplink_gateway,
         'exact': exact,
+        'dhcp': False,
         'hint': ('%s: the inventory (%s %s%s) is not what the host holds; nothing was changed. '
                  'Correct the inventory%s'
                  % (host.host, schema.UPLINK_ADDRESS, uplink_address,

@@ -37,19 +37,33 @@ def read_host(name, variables, error):
             fields['uplink'] = uplink
 
     address = variables.get(schema.UPLINK_ADDRESS)
-    if address is not None:
+    dhcp = address == schema.UPLINK_DHCP
+    if dhcp:
+        fields['uplink_dhcp'] = True
+    elif address is not None:
         fields['uplink_net'] = nets.interface_address(schema.UPLINK_ADDRESS, address, error)
     elif topology is not None and topology.needs_uplink_address:
         error('%s: missing; %s needs the host\'s LAN address with its prefix '
-              '(such as 10.0.0.11/24): it moves to the bridge, and guests must be in its subnet'
-              % (schema.UPLINK_ADDRESS, topology.name))
+              '(such as 10.0.0.11/24), or %s for a DHCP lease: it moves to the bridge, and '
+              'guests must be in its subnet' % (schema.UPLINK_ADDRESS, topology.name, schema.UPLINK_DHCP))
     # A missing or broken uplink address is reported once, above.
     address_reported = address is not None or (topology is not None and topology.needs_uplink_address)
-    fields['uplink_gateway'] = _uplink_gateway(fields.get('uplink_net'), variables.get(schema.UPLINK_GATEWAY),
-                                               address_reported, error)
+    gateway = variables.get(schema.UPLINK_GATEWAY)
+    if dhcp and gateway not in (None, ''):
+        error('%s: %r is given with %s: %s; the lease gives the router, leave it out'
+              % (schema.UPLINK_GATEWAY, gateway, schema.UPLINK_ADDRESS, schema.UPLINK_DHCP))
+    else:
+        fields['uplink_gateway'] = _uplink_gateway(fields.get('uplink_net'), gateway, address_reported, error)
+    network = variables.get(schema.UPLINK_NETWORK)
+    if network is not None:
+        fields['uplink_network'] = _uplink_network(fields.get('uplink_net'), network, error)
     readdress = variables.get(schema.UPLINK_READDRESS)
     if readdress is not None and not isinstance(readdress, bool):
         error('%s: %r is not a boolean' % (schema.UPLINK_READDRESS, readdress))
+    elif readdress and dhcp:
+        error('%s: true with %s: %s; a lease is not readdressed by the inventory (the DHCP '
+              'client moves to the bridge with its lease)'
+              % (schema.UPLINK_READDRESS, schema.UPLINK_ADDRESS, schema.UPLINK_DHCP))
     elif readdress and topology is not None:
         if not topology.moves_uplink:
             error('%s: only bridged_lan moves the host\'s address (to the bridge); change the '
@@ -124,6 +138,20 @@ def _uplink_gateway(uplink_net, value, address_reported, error):
         error('%s: %r is the host\'s own address (%s)' % (schema.UPLINK_GATEWAY, value, schema.UPLINK_ADDRESS))
         return None
     return str(gateway)
+
+
+def _uplink_network(uplink_net, value, error):
+    """The LAN subnet (tuntap_qemu_uplink_network) as an IPNetwork, or None (reported)."""
+    network, message = names.parse_network(schema.UPLINK_NETWORK, value)
+    if message:
+        error(message)
+        return None
+    if uplink_net is not None and uplink_net.cidr != network.cidr:
+        error('%s: %r is not the subnet of %s %s (%s)'
+              % (schema.UPLINK_NETWORK, value, schema.UPLINK_ADDRESS, names.normalize_address(uplink_net),
+                 uplink_net.cidr))
+        return None
+    return network
 
 
 def _read_pool(topology, bridge_net, value, error):

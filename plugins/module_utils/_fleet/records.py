@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Optional, Tuple
 
+from ansible_collections.tuntap.qemu.plugins.module_utils._fleet import schema
+
 
 class Problems(object):
     """Errors of the whole fleet, each '<host>: <path>: <what>', listed by host."""
@@ -66,6 +68,8 @@ class Host:
     uplink_net: Any = None
     uplink_gateway: Optional[str] = None
     uplink_readdress: bool = False
+    uplink_dhcp: bool = False       # tuntap_qemu_uplink_address: dhcp
+    uplink_network: Any = None      # netaddr.IPNetwork of tuntap_qemu_uplink_network (the LAN)
     bridge: Optional[str] = None
     bridge_net: Any = None
     pool: Any = None
@@ -73,6 +77,16 @@ class Host:
     guest_user: Any = None
     guest_group: Any = None
     guests: Tuple[Guest, ...] = ()
+
+    @property
+    def lan(self):
+        """(the LAN subnet as an IPNetwork, the variable that names it), or (None, None) when
+        the inventory does not know it (a DHCP uplink without tuntap_qemu_uplink_network)."""
+        if self.uplink_net is not None:
+            return self.uplink_net, schema.UPLINK_ADDRESS
+        if self.uplink_network is not None:
+            return self.uplink_network, schema.UPLINK_NETWORK
+        return None, None
 
 
 @dataclasses.dataclass(frozen=True)

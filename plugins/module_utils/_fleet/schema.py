@@ -13,6 +13,10 @@ UPLINK = 'tuntap_qemu_uplink'
 UPLINK_ADDRESS = 'tuntap_qemu_uplink_address'
 UPLINK_GATEWAY = 'tuntap_qemu_uplink_gateway'
 UPLINK_READDRESS = 'tuntap_qemu_uplink_readdress'
+UPLINK_NETWORK = 'tuntap_qemu_uplink_network'
+# tuntap_qemu_uplink_address: dhcp - the uplink's address is a DHCP lease (the inventory
+# does not know it; bridged_lan moves the DHCP client to the bridge).
+UPLINK_DHCP = 'dhcp'
 BRIDGE = 'tuntap_qemu_bridge'
 BRIDGE_ADDRESS = 'tuntap_qemu_bridge_address'
 POOL = 'tuntap_qemu_pool'
@@ -20,8 +24,8 @@ GUEST_USER = 'tuntap_qemu_guest_user'
 GUEST_GROUP = 'tuntap_qemu_guest_group'
 GUESTS = 'tuntap_qemu_guests'
 # The host variables the plan reads; the action plugin fetches exactly these.
-HOST_VARIABLES = (TOPOLOGY, UPLINK, UPLINK_ADDRESS, UPLINK_GATEWAY, UPLINK_READDRESS, BRIDGE,
-                  BRIDGE_ADDRESS, POOL, GUEST_USER, GUEST_GROUP, GUESTS)
+HOST_VARIABLES = (TOPOLOGY, UPLINK, UPLINK_ADDRESS, UPLINK_GATEWAY, UPLINK_READDRESS, UPLINK_NETWORK,
+                  BRIDGE, BRIDGE_ADDRESS, POOL, GUEST_USER, GUEST_GROUP, GUESTS)
 
 DEFAULT_UPLINK = 'eth0'
 DEFAULT_BRIDGE = 'br0'

@@ -96,6 +96,8 @@ IFLA_BR_STP_STATE = 5
 # linux/if_addr.h: struct ifaddrmsg attributes
 IFA_ADDRESS = 1
 IFA_LOCAL = 2
+IFA_CACHEINFO = 6
+INFINITY_LIFE_TIME = 0xFFFFFFFF   # ifa_valid / ifa_prefered of an address without lifetime
 
 # linux/if.h
 IFF_UP = 0x1
@@ -108,6 +110,7 @@ NLMSGHDR = struct.Struct('=IHHII')   # len, type, flags, seq, pid
 IFINFOMSG = struct.Struct('=BxHiII')  # family, pad, type, index, flags, change
 IFADDRMSG = struct.Struct('=BBBBI')   # family, prefixlen, flags, scope, index
 NLATTR = struct.Struct('=HH')         # len, type
+IFA_CACHEINFO_STRUCT = struct.Struct('=IIII')  # ifa_prefered, ifa_valid, cstamp, tstamp
 U8 = struct.Struct('=B')
 U32 = struct.Struct('=I')
 I32 = struct.Struct('=i')
@@ -122,7 +125,7 @@ LINKINFO_ATTRIBUTES = frozenset((IFLA_INFO_KIND, IFLA_INFO_DATA))
 TUN_ATTRIBUTES = frozenset((IFLA_TUN_OWNER, IFLA_TUN_GROUP, IFLA_TUN_TYPE, IFLA_TUN_VNET_HDR,
                             IFLA_TUN_PERSIST, IFLA_TUN_MULTI_QUEUE))
 BRIDGE_ATTRIBUTES = frozenset((IFLA_BR_FORWARD_DELAY, IFLA_BR_STP_STATE))
-ADDRESS_ATTRIBUTES = frozenset((IFA_ADDRESS, IFA_LOCAL))
+ADDRESS_ATTRIBUTES = frozenset((IFA_ADDRESS, IFA_LOCAL, IFA_CACHEINFO))
 
 
 def _align(length):
@@ -194,8 +197,9 @@ def decode_link(data, start, end):
     """The body of one RTM_NEWLINK message (from its ifinfomsg on) -> link record.
 
     The record is that of the pyroute2 reference reader (tests/integration/targets/rtnl_snapshot/pyroute2_reader.py): name, ifindex, kind, mac, mtu, state,
-    operstate, master_index, master (None; set by snapshot_from()), addresses ([]), alias
-    (IFLA_IFALIAS, None when unset: the mark of marks.py), and
+    operstate, master_index, master (None; set by snapshot_from()), addresses ([]), dynamic
+    ({}: the addresses with a finite lifetime, such as a DHCP lease: {'ADDRESS/PREFIX':
+    {'valid': seconds, 'preferred': seconds}}, filled by snapshot_from()), alias (IFLA_IFALIAS, None when unset: the mark of marks.py), and
     mode/owner/group/multi_queue/vnet_hdr/persist/carrier for kind 'tun' (carrier: a process
     holds the device open), stp/forward_delay for kind 'bridge'.
     """
@@ -220,6 +224,7 @@ def decode_link(data, start, end):
         'master_index': _number(data, attrs.get(IFLA_MASTER), U32, 0),
         'master': None,
         'addresses': [],
+        'dynamic': {},
         'alias': _string(data, attrs.get(IFLA_IFALIAS)) or None,
     }
     data_span = info.get(IFLA_INFO_DATA)
@@ -247,11 +252,14 @@ def decode_link(data, start, end):
 
 
 def decode_address(data, start, end):
-    """The body of one RTM_NEWADDR message -> (ifindex, 'ADDRESS/PREFIX').
+    """The body of one RTM_NEWADDR message -> (ifindex, 'ADDRESS/PREFIX', lifetime).
 
     IFA_LOCAL is preferred over IFA_ADDRESS (on a point-to-point link IFA_ADDRESS is the
     peer). None for an IPv6 link-local address (fe80:) and for families other than IPv4
-    and IPv6.
+    and IPv6. lifetime is None for an address that lives forever (no IFA_CACHEINFO, or its
+    ifa_valid is INFINITY_LIFE_TIME: the kernel's IFA_F_PERMANENT), else the remaining
+    {'valid': seconds, 'preferred': seconds} of struct ifa_cacheinfo (a DHCP lease: what
+    `ip addr` shows as valid_lft / preferred_lft and `dynamic`).
     """
     if end - start < IFADDRMSG.size:
         raise _bad_message('RTM_NEWADDR shorter than struct ifaddrmsg')
@@ -267,20 +275,29 @@ def decode_address(data, start, end):
     address = socket.inet_ntop(socket.AF_INET6 if len(raw) > 8 else socket.AF_INET, raw)
     if address.startswith('fe80:'):
         return None
-    return index, '%s/%d' % (address, prefixlen)
+    lifetime = None
+    cache = attrs.get(IFA_CACHEINFO)
+    if cache is not None and cache[1] - cache[0] >= IFA_CACHEINFO_STRUCT.size:
+        preferred, valid = IFA_CACHEINFO_STRUCT.unpack_from(data, cache[0])[:2]
+        if valid != INFINITY_LIFE_TIME:
+            lifetime = {'valid': valid, 'preferred': preferred}
+    return index, '%s/%d' % (address, prefixlen), lifetime
 
 
 def snapshot_from(links, addresses):
-    """Link records (dump order) and (ifindex, address) pairs -> {ifname: record}.
+    """Link records (dump order) and (ifindex, address, lifetime) triples -> {ifname: record}.
 
     As the pyroute2 reference reader: addresses of unknown links are dropped, each record's
-    addresses are sorted and `master` is the name of the link at master_index.
+    addresses are sorted and `master` is the name of the link at master_index; addresses
+    with a lifetime are also in the record's `dynamic`.
     """
     by_index = dict((record['ifindex'], record) for record in links)
-    for index, address in addresses:
+    for index, address, lifetime in addresses:
         record = by_index.get(index)
         if record is not None:
             record['addresses'].append(address)
+            if lifetime is not None:
+                record['dynamic'][address] = lifetime
     snapshot = {}
     for record in by_index.values():
         master = by_index.get(record['master_index'])

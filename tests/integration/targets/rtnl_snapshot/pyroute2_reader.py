@@ -43,6 +43,7 @@ def link_record(msg):
         'master_index': _attr(msg, 'IFLA_MASTER', 0),
         'master': None,
         'addresses': [],
+        'dynamic': {},
         'alias': msg.get_attr('IFLA_IFALIAS') or None,
     }
     data = _info_data(linkinfo)
@@ -84,6 +85,10 @@ def read_snapshot_pyroute2(ipr):
         if address is None or _is_link_local_v6(address):
             continue
         record['addresses'].append('%s/%d' % (address, msg['prefixlen']))
+        cache = msg.get_attr('IFA_CACHEINFO')
+        if cache is not None and cache['ifa_valid'] != 0xFFFFFFFF:
+            record['dynamic']['%s/%d' % (address, msg['prefixlen'])] = {
+                'valid': cache['ifa_valid'], 'preferred': cache['ifa_preferred']}
     snapshot = {}
     for record in by_index.values():
         master = by_index.get(record['master_index'])

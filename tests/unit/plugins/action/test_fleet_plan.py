@@ -95,7 +95,7 @@ def test_plans_the_hosts_given(tmp_path):
     assert [guest['address'] for guest in hv1['guests']] == ['192.168.0.2/24', '192.168.7.10/24']
     assert hv1['guests'][0]['memory'] == 256 and hv1['guests'][0]['run_as'] == 'qemu'
     assert hv2['bridge'] == {'name': 'br0', 'addresses': ['10.0.0.12/24'], 'ports': ['tap0', 'eth0'],
-                             'uplink': 'eth0', 'gateway': None, 'readdress': False}
+                             'uplink': 'eth0', 'gateway': None, 'readdress': False, 'dhcp': False}
     assert hv2['guests'][0]['address'] == '10.0.0.103/24'
     assert result['msg'] == 'planned 2 hosts with 3 guests'
     assert len(result['summary']) == 3

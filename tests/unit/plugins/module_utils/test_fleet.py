@@ -78,7 +78,8 @@ EXPECTED_PLAN = {
     'hv1': {
         'topology': 'routed', 'uplink': 'eth0', 'uplink_address': '10.0.0.11/24', 'forwarding': True,
         'uplink_gateway': None,
-        'uplink_check': {'name': 'eth0', 'bridge': None, 'addresses': ['10.0.0.11/24'], 'gateway': None, 'exact': False,
+        'uplink_network': None,
+        'uplink_check': {'name': 'eth0', 'bridge': None, 'addresses': ['10.0.0.11/24'], 'gateway': None, 'exact': False, 'dhcp': False,
                          'hint': NAT_HINT % ('hv1', '10.0.0.11/24')},
         'taps': [
             {'name': 'tap0', 'user': None, 'group': None, 'addresses': ['192.168.0.1/24']},
@@ -96,7 +97,8 @@ EXPECTED_PLAN = {
         # The pool skips 192.168.0.0/24 and 192.168.1.0/24 (hv1's guests).
         'topology': 'routed_nat', 'uplink': 'eth0', 'uplink_address': '10.0.0.12/24', 'forwarding': True,
         'uplink_gateway': None,
-        'uplink_check': {'name': 'eth0', 'bridge': None, 'addresses': ['10.0.0.12/24'], 'gateway': None, 'exact': False,
+        'uplink_network': None,
+        'uplink_check': {'name': 'eth0', 'bridge': None, 'addresses': ['10.0.0.12/24'], 'gateway': None, 'exact': False, 'dhcp': False,
                          'hint': NAT_HINT % ('hv2', '10.0.0.12/24')},
         'taps': [
             {'name': 'tap0', 'user': None, 'group': None, 'addresses': ['192.168.2.1/24']},
@@ -113,14 +115,15 @@ EXPECTED_PLAN = {
     'hv3': {
         'topology': 'bridged_nat', 'uplink': 'ens3', 'uplink_address': '10.0.0.13/24', 'forwarding': True,
         'uplink_gateway': None,
-        'uplink_check': {'name': 'ens3', 'bridge': None, 'addresses': ['10.0.0.13/24'], 'gateway': None, 'exact': False,
+        'uplink_network': None,
+        'uplink_check': {'name': 'ens3', 'bridge': None, 'addresses': ['10.0.0.13/24'], 'gateway': None, 'exact': False, 'dhcp': False,
                          'hint': NAT_HINT % ('hv3', '10.0.0.13/24')},
         'taps': [
             {'name': 'tap0', 'user': None, 'group': None, 'addresses': []},
             {'name': 'tap1', 'user': None, 'group': None, 'addresses': []},
         ],
         'bridge': {'name': 'virbr0', 'addresses': ['192.168.100.1/24'], 'ports': ['tap0', 'tap1'], 'uplink': None,
-                   'gateway': None, 'readdress': False},
+                   'gateway': None, 'readdress': False, 'dhcp': False},
         'nat': [{'source': ['192.168.100.0/24'], 'out_interface': 'ens3'}],
         'guests': [
             guest('vm5', 'tap0', '192.168.100.2/24', '192.168.100.1', ['gateway', 'mac', 'tap']),
@@ -130,14 +133,15 @@ EXPECTED_PLAN = {
     'hv4': {
         'topology': 'bridged_lan', 'uplink': 'eth0', 'uplink_address': '10.0.0.14/24', 'forwarding': False,
         'uplink_gateway': '10.0.0.1',
-        'uplink_check': {'name': 'eth0', 'bridge': 'br0', 'addresses': ['10.0.0.14/24'], 'gateway': '10.0.0.1', 'exact': True,
+        'uplink_network': None,
+        'uplink_check': {'name': 'eth0', 'bridge': 'br0', 'addresses': ['10.0.0.14/24'], 'gateway': '10.0.0.1', 'exact': True, 'dhcp': False,
                          'hint': LAN_HINT % 'hv4'},
         'taps': [
             {'name': 'tap0', 'user': 'qemu', 'group': 'kvm', 'addresses': []},
             {'name': 'tap1', 'user': 'alice', 'group': 'kvm', 'addresses': []},
         ],
         'bridge': {'name': 'br0', 'addresses': ['10.0.0.14/24'], 'ports': ['tap0', 'tap1', 'eth0'], 'uplink': 'eth0',
-                   'gateway': '10.0.0.1', 'readdress': False},
+                   'gateway': '10.0.0.1', 'readdress': False, 'dhcp': False},
         'nat': [],
         'guests': [
             guest('vm7', 'tap0', '10.0.0.101/24', '10.0.0.1', ['mac', 'tap'], user='qemu', group='kvm', run_as='root'),
@@ -266,6 +270,46 @@ ERROR_CASES = [
      ["hv3: tuntap_qemu_bridge: 'ens3' is also the uplink (tuntap_qemu_uplink)"]),
     ('uplink name too long', set_host('hv1', tuntap_qemu_uplink='enp0s31f6-uplink0'),
      ["hv1: tuntap_qemu_uplink: interface name 'enp0s31f6-uplink0' is 17 bytes long"]),
+    # tuntap_qemu_uplink_address: dhcp (issue 11): the lease gives the address and the router
+    ('dhcp with a gateway', set_host('hv4', tuntap_qemu_uplink_address='dhcp'),
+     ["hv4: tuntap_qemu_uplink_gateway: '10.0.0.1' is given with tuntap_qemu_uplink_address: dhcp; "
+      "the lease gives the router"]),
+    ('dhcp with readdress', set_host('hv4', tuntap_qemu_uplink_address='dhcp', tuntap_qemu_uplink_gateway=None,
+                                     tuntap_qemu_uplink_readdress=True),
+     ['hv4: tuntap_qemu_uplink_readdress: true with tuntap_qemu_uplink_address: dhcp']),
+    ('DHCP is spelled dhcp', set_host('hv4', tuntap_qemu_uplink_address='DHCP', tuntap_qemu_uplink_gateway=None),
+     ["hv4: tuntap_qemu_uplink_address: 'DHCP' is not an interface address"]),
+    ('uplink network with host bits', set_host('hv4', tuntap_qemu_uplink_network='10.0.0.14/24'),
+     ["hv4: tuntap_qemu_uplink_network: '10.0.0.14/24' has host bits set"]),
+    ('uplink network not a network', set_host('hv4', tuntap_qemu_uplink_network=24),
+     ['hv4: tuntap_qemu_uplink_network: 24 is not a network in CIDR form']),
+    ('uplink network not the static address\'s subnet', set_host('hv4', tuntap_qemu_uplink_network='10.0.0.0/16'),
+     ["hv4: tuntap_qemu_uplink_network: '10.0.0.0/16' is not the subnet of tuntap_qemu_uplink_address "
+      "10.0.0.14/24 (10.0.0.0/24)"]),
+    ('dhcp guests outside the uplink network',
+     set_host('hv4', tuntap_qemu_uplink_address='dhcp', tuntap_qemu_uplink_gateway=None,
+              tuntap_qemu_uplink_network='10.44.0.0/24'),
+     ["hv4: tuntap_qemu_guests[0].address: '10.0.0.101/24' is outside the LAN subnet 10.44.0.0/24 "
+      "(tuntap_qemu_uplink_network); bridged_lan guests are on the LAN",
+      "hv4: tuntap_qemu_guests[1].address: '10.0.0.102/24' is outside the LAN subnet 10.44.0.0/24 "
+      "(tuntap_qemu_uplink_network)"]),
+    ('dhcp guest with another prefix than the uplink network',
+     set_host('hv4', tuntap_qemu_uplink_address='dhcp', tuntap_qemu_uplink_gateway=None,
+              tuntap_qemu_uplink_network='10.0.0.0/16'),
+     ["hv4: tuntap_qemu_guests[0].address: '10.0.0.101/24' has prefix /24 but the LAN subnet is 10.0.0.0/16",
+      "hv4: tuntap_qemu_guests[1].address: '10.0.0.102/24' has prefix /24 but the LAN subnet is 10.0.0.0/16"]),
+    ('dhcp guest gateway outside its own subnet (no uplink network)',
+     lambda inv: (set_host('hv4', tuntap_qemu_uplink_address='dhcp', tuntap_qemu_uplink_gateway=None)(inv),
+                  set_guest('hv4', 0, gateway='10.9.9.1')(inv)),
+     ['hv4: tuntap_qemu_guests[0].gateway: 10.9.9.1 is outside the guest subnet 10.0.0.0/24']),
+    ('dhcp guest address missing', lambda inv: (
+        set_host('hv4', tuntap_qemu_uplink_address='dhcp', tuntap_qemu_uplink_gateway=None,
+                 tuntap_qemu_uplink_network='10.0.0.0/24')(inv),
+        set_guest('hv4', 1, address=None)(inv)),
+     ['hv4: tuntap_qemu_guests[1].address: missing; a bridged_lan guest needs its LAN address in '
+      '10.0.0.0/24 (tuntap_qemu_uplink_network)']),
+    ('dhcp on routed with a gateway', set_host('hv1', tuntap_qemu_uplink_address='dhcp', tuntap_qemu_uplink_gateway='10.0.0.1'),
+     ["hv1: tuntap_qemu_uplink_gateway: '10.0.0.1' is given with tuntap_qemu_uplink_address: dhcp"]),
     ('pool with host bits', set_host('hv2', tuntap_qemu_pool='192.168.0.1/16'),
      ["hv2: tuntap_qemu_pool: '192.168.0.1/16' has host bits set"]),
     ('routed pool too small for /24', set_host('hv2', tuntap_qemu_pool='192.168.0.0/25'),
@@ -571,3 +615,50 @@ def test_empty_gateway_is_none():
     assert errors == []
     assert plan['hv4']['bridge']['gateway'] is None
     assert plan['hv4']['uplink_check']['gateway'] is None
+
+
+DHCP_LAN = ("hv4: the inventory (tuntap_qemu_uplink_address dhcp) expects a DHCP lease on eth0 (or br0 after "
+            "the takeover) and a DHCP client running there; nothing was changed. Correct the inventory, or "
+            "start the DHCP client")
+
+
+@pytest.mark.parametrize('network, guests_gateway', [
+    pytest.param('10.0.0.0/24', '10.0.0.1', id='LAN subnet known: guests checked against it'),
+    pytest.param(None, '10.0.0.1', id='LAN subnet unknown: guests not checked'),
+])
+def test_dhcp_uplink_plans_a_dhcp_bridge_and_a_lease_check(network, guests_gateway):
+    plan, errors = fleet.plan_fleet(fleet_with(set_host(
+        'hv4', tuntap_qemu_uplink_address='dhcp', tuntap_qemu_uplink_gateway=None,
+        tuntap_qemu_uplink_network=network)))
+    assert errors == []
+    hv4 = plan['hv4']
+    assert hv4['uplink_address'] == 'dhcp' and hv4['uplink_gateway'] is None
+    assert hv4['uplink_network'] == network
+    assert hv4['bridge'] == {'name': 'br0', 'addresses': [], 'ports': ['tap0', 'tap1', 'eth0'], 'uplink': 'eth0',
+                             'gateway': None, 'readdress': False, 'dhcp': True}
+    assert hv4['uplink_check'] == {'name': 'eth0', 'bridge': 'br0', 'addresses': [], 'gateway': None,
+                                   'exact': False, 'dhcp': True, 'hint': DHCP_LAN}
+    # A guest's own gateway stays; none is derived from the lease.
+    assert [(guest['address'], guest['gateway']) for guest in hv4['guests']] == [
+        ('10.0.0.101/24', guests_gateway), ('10.0.0.102/24', None)]
+
+
+def test_dhcp_guests_without_uplink_network_may_be_anywhere():
+    plan, errors = fleet.plan_fleet(fleet_with(lambda inv: (
+        set_host('hv4', tuntap_qemu_uplink_address='dhcp', tuntap_qemu_uplink_gateway=None)(inv),
+        set_guest('hv4', 0, address='172.16.5.9/16', gateway='172.16.0.1')(inv))))
+    assert errors == []
+    assert plan['hv4']['guests'][0]['gateway'] == '172.16.0.1'
+
+
+def test_dhcp_on_a_topology_that_keeps_the_uplink_is_only_no_check():
+    plan, errors = fleet.plan_fleet(fleet_with(set_host('hv1', tuntap_qemu_uplink_address='dhcp')))
+    assert errors == []
+    assert plan['hv1']['uplink_address'] == 'dhcp' and plan['hv1']['uplink_check'] is None
+
+
+def test_uplink_network_matching_the_static_address_is_accepted():
+    plan, errors = fleet.plan_fleet(fleet_with(set_host('hv4', tuntap_qemu_uplink_network='10.0.0.0/24')))
+    assert errors == []
+    assert plan['hv4']['uplink_network'] == '10.0.0.0/24'
+    assert plan['hv4']['bridge']['dhcp'] is False and plan['hv4']['uplink_check']['dhcp'] is False

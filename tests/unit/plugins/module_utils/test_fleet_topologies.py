@@ -39,7 +39,7 @@ def test_a_new_topology_is_one_rule_object(isolated):
     assert host['forwarding'] is False
     assert host['nat'] == []
     assert host['bridge'] == {'name': 'iso0', 'addresses': ['172.30.0.1/24'], 'ports': ['tap0', 'tap1'],
-                              'uplink': None, 'gateway': None, 'readdress': False}
+                              'uplink': None, 'gateway': None, 'readdress': False, 'dhcp': False}
     assert [(guest['address'], guest['gateway']) for guest in host['guests']] == [
         ('172.30.0.2/24', '172.30.0.1'), ('172.30.0.20/24', '172.30.0.1')]
     assert [tap['addresses'] for tap in host['taps']] == [[], []]
