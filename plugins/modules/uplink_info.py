@@ -44,6 +44,17 @@ options:
         moves must be what is persisted from the inventory.
     type: bool
     default: false
+  dhcp:
+    description:
+      - The uplink's address is a DHCP lease (C(tuntap_qemu_uplink_address=dhcp)) - check that
+        the uplink, or O(bridge) once the takeover moved it there, holds a dynamic IPv4 address
+        (one with a finite lifetime) and that a DHCP client (dhclient, dhcpcd, udhcpc) of this
+        network namespace runs on that link. O(addresses) and O(gateway) are not given then.
+      - Without it, O(exact) refuses an uplink whose address is a lease or that has a DHCP
+        client running, naming the lease and the client - the takeover would make a static
+        copy of a lease.
+    type: bool
+    default: false
   hint:
     description: Text appended to a mismatch error, such as which inventory variables to correct.
     type: str
@@ -63,6 +74,12 @@ EXAMPLES = r'''
     gateway: 10.0.0.1
     exact: true
     hint: fix tuntap_qemu_uplink_address or tuntap_qemu_uplink_gateway
+
+- name: eth0 (or br0 after the takeover) holds a DHCP lease and its client runs there
+  tuntap.qemu.uplink_info:
+    name: eth0
+    bridge: br0
+    dhcp: true
 
 - name: What eth0 holds
   tuntap.qemu.uplink_info:
@@ -100,10 +117,34 @@ uplink:
       type: str
       sample: 10.0.0.1
     routes:
-      description: The configured routes through the holder, as C(ip route) shows them.
+      description: The configured routes through the holder, as C(ip route) shows them (not with O(dhcp)).
       type: list
       elements: str
       sample: [default via 10.0.0.1 onlink]
+    lease:
+      description: With O(dhcp), the holder's dynamic IPv4 address (the lease), or null.
+      type: str
+      sample: 10.44.0.50/24
+    dhcp_client:
+      description: With O(dhcp), the DHCP client running on the holder, or null.
+      type: dict
+      contains:
+        pid:
+          description: Its process id.
+          type: int
+        program:
+          description: V(dhclient), V(dhcpcd) or V(udhcpc).
+          type: str
+        argv:
+          description: Its command line.
+          type: list
+          elements: str
+        pidfile:
+          description: dhclient's C(-pf) file, or null.
+          type: str
+        leasefile:
+          description: dhclient's C(-lf) file, or null.
+          type: str
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -120,6 +161,7 @@ def main():
             addresses=dict(type='list', elements='str'),
             gateway=dict(type='str'),
             exact=dict(type='bool', default=False),
+            dhcp=dict(type='bool', default=False),
             hint=dict(type='str'),
         ),
         supports_check_mode=True,

@@ -19,7 +19,7 @@ from typing import Any, Dict, List
 
 from ansible_collections.tuntap.qemu.plugins.module_utils import module_runner
 from ansible_collections.tuntap.qemu.plugins.module_utils._links import (
-    applying, marks, netlink, planning, pruning, reading, specs, tun_holders, uplink_check)
+    applying, dhcp_client, marks, netlink, planning, pruning, reading, specs, tun_holders, uplink_check)
 
 LIBRARIES = (module_runner.NETADDR, module_runner.PYROUTE2)
 
@@ -181,11 +181,14 @@ class UplinkInfoSteps(module_runner.ModuleSteps):
     def read(self, module, request):
         snapshot = reading.read_snapshot()
         holder = uplink_check.lan_holder(snapshot, request['name'], request['bridge'])
-        return snapshot, uplink_routes(holder) if holder else []
+        clients = {}
+        if holder and (request.get('dhcp') or request.get('exact')):
+            clients[holder] = dhcp_client.find_clients(holder)
+        return snapshot, uplink_routes(holder) if holder else [], clients
 
     def plan(self, module, request, state):
-        snapshot, routes = state
-        facts, errors = uplink_check.check_uplink(snapshot, routes, request)
+        snapshot, routes, clients = state
+        facts, errors = uplink_check.check_uplink(snapshot, routes, request, clients)
         if errors and request['hint']:
             errors = errors + [request['hint']]
         module_runner.refuse(errors, uplink=facts)

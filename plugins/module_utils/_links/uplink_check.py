@@ -11,7 +11,12 @@ of the bridge that holds them) are compared with the inventory; any difference i
 and nothing is touched.
 
     holder = lan_holder(snapshot, 'eth0', bridge='br0')
-    facts, errors = check_uplink(snapshot, routes_of_holder, spec)
+    facts, errors = check_uplink(snapshot, routes_of_holder, spec, clients)
+
+A DHCP uplink (spec dhcp) is checked for a lease instead: the holder has a dynamic IPv4
+address (one with a finite lifetime, rtnl_snapshot's `dynamic`) and a DHCP client runs on it.
+A static check that moves the uplink (exact) refuses an uplink whose address is a lease: the
+takeover would make a static copy of it and leave the client on a bridge port.
 
 Pure functions over a link snapshot (reading.read_snapshot()) and routes
 (reading.read_routes()); nothing here touches the kernel.
@@ -22,7 +27,7 @@ from __future__ import annotations
 import ipaddress
 
 from ansible_collections.tuntap.qemu.plugins.module_utils import names
-from ansible_collections.tuntap.qemu.plugins.module_utils._links import reading
+from ansible_collections.tuntap.qemu.plugins.module_utils._links import dhcp_client, reading
 
 
 def _interface(text):
@@ -41,6 +46,8 @@ def spec_errors(params):
         _net, message = names.parse_interface_address('addresses[%d]' % index, address)
         if message:
             errors.append(message)
+    if params.get('dhcp') and (params.get('addresses') or params.get('gateway')):
+        errors.append('dhcp: a lease is checked, not addresses or gateway; give neither')
     gateway = params.get('gateway')
     if gateway is not None:
         try:
@@ -73,7 +80,53 @@ def _default_routes(routes, family):
     return [route for route in routes if route['dst'] == 'default' and route['family'] == family]
 
 
-def check_uplink(snapshot, routes, spec):
+def _lease(snapshot, holder):
+    """The holder's first dynamic IPv4 address (ADDRESS/PREFIX), or None."""
+    dynamic = snapshot[holder].get('dynamic') or {}
+    leases = sorted(address for address in dynamic if _interface(address).version == 4)
+    return leases[0] if leases else None
+
+
+def _client_facts(client):
+    return {'pid': client.pid, 'program': client.program, 'argv': list(client.argv),
+            'pidfile': client.pidfile, 'leasefile': client.leasefile}
+
+
+def check_lease(snapshot, spec, clients):
+    """(facts, errors) of a DHCP uplink: the uplink or (after the takeover) its bridge holds a
+    dynamic IPv4 address and a DHCP client runs on it. clients: {ifname: [dhcp_client.Client]}."""
+    name = spec['name']
+    holder = lan_holder(snapshot, name, spec.get('bridge'))
+    if holder is None:
+        return {'name': name, 'exists': False}, ['%s: no such interface on this host' % name]
+    lease = _lease(snapshot, holder)
+    running = clients.get(holder) or []
+    facts = {'name': name, 'exists': True, 'holder': holder, 'master': snapshot[name].get('master'),
+             'addresses': sorted(snapshot[holder]['addresses']), 'lease': lease,
+             'dhcp_client': _client_facts(running[0]) if running else None}
+    where = name if holder == name else '%s (through the bridge %s, which holds its addresses)' % (name, holder)
+    errors = []
+    if lease is None:
+        errors.append('%s holds %s, no DHCP lease (no IPv4 address with a finite lifetime)'
+                      % (where, ', '.join(facts['addresses']) or 'no address'))
+    if not running:
+        errors.append('no DHCP client (%s) runs on %s' % (', '.join(dhcp_client.PROGRAMS), holder))
+    return facts, errors
+
+
+def lease_error(snapshot, holder, clients):
+    """The error of a static check whose uplink holds a lease (a dynamic address, or a DHCP
+    client runs on it), else None."""
+    lease = _lease(snapshot, holder)
+    running = clients.get(holder) or []
+    if lease is None and not running:
+        return None
+    what = 'holds %s as a DHCP lease' % lease if lease else 'has a DHCP client'
+    who = ' (%s)' % ', '.join(client.describe() for client in running) if running else ''
+    return '%s %s%s; set tuntap_qemu_uplink_address: dhcp' % (holder, what, who)
+
+
+def check_uplink(snapshot, routes, spec, clients=None):
     """(facts, errors) for one uplink.
 
     spec: name (the uplink), bridge (a bridge that may hold its addresses already, or None),
@@ -83,7 +136,10 @@ def check_uplink(snapshot, routes, spec):
     comes back at boot, so it must hold exactly these addresses, its IPv4 default route must
     be via `gateway` (or absent without one) and no other configured route may go through it).
     routes: reading.read_routes() of the holder (lan_holder()).
+    clients: {ifname: [dhcp_client.Client]} of the holder (exact and dhcp read them).
     """
+    if spec.get('dhcp'):
+        return check_lease(snapshot, spec, clients or {})
     name = spec['name']
     holder = lan_holder(snapshot, name, spec.get('bridge'))
     if holder is None:
@@ -125,6 +181,9 @@ def check_uplink(snapshot, routes, spec):
         errors.append('%s has the default route via %s, which would move to the bridge now but '
                       'not come back at boot without the gateway' % (where, have_gateway))
     if spec.get('exact'):
+        message = lease_error(snapshot, holder, clients or {})
+        if message:
+            errors.append(message)
         others = [route for route in routes
                   if not (route['dst'] == 'default' and route['family'] == 4)]
         if others:

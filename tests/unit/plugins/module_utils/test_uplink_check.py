@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.tuntap.qemu.plugins.module_utils._links import uplink_check
+from ansible_collections.tuntap.qemu.plugins.module_utils._links import dhcp_client, uplink_check
 
 
 def link(name, kind, addresses=(), master=None):
@@ -94,3 +94,69 @@ def test_facts_say_what_the_host_holds():
 def test_spec_errors(params, message):
     errors = uplink_check.spec_errors(params)
     assert any(error.startswith(message) for error in errors), errors
+
+
+# ---------------------------------------------------------------- DHCP uplinks (issue 11)
+
+def leased(record, address='10.44.0.50/24', valid=3599):
+    return dict(record, dynamic={address: {'valid': valid, 'preferred': valid}})
+
+
+DHCLIENT = dhcp_client.Client(812, ('/sbin/dhclient', '-4', '-v', '-pf', '/run/dhclient.eth0.pid', 'eth0'),
+                              'dhclient', '/run/dhclient.eth0.pid', None)
+LEASE_BEFORE = {'eth0': leased(BEFORE['eth0'])}
+LEASE_AFTER = {'eth0': AFTER['eth0'], 'br0': leased(AFTER['br0'])}
+
+
+@pytest.mark.parametrize('snapshot, clients, holder', [
+    pytest.param(LEASE_BEFORE, {'eth0': [DHCLIENT]}, 'eth0', id='lease and client on the uplink'),
+    pytest.param(LEASE_AFTER, {'br0': [DHCLIENT]}, 'br0', id='lease and client on the bridge after the takeover'),
+])
+def test_dhcp_lease_passes(snapshot, clients, holder):
+    facts, errors = uplink_check.check_uplink(snapshot, [ROUTE], spec(bridge='br0', dhcp=True, addresses=[]),
+                                              clients)
+    assert errors == []
+    assert facts['holder'] == holder and facts['lease'] == '10.44.0.50/24'
+    assert facts['dhcp_client']['pid'] == 812 and facts['dhcp_client']['program'] == 'dhclient'
+
+
+@pytest.mark.parametrize('snapshot, clients, messages', [
+    pytest.param(BEFORE, {'eth0': [DHCLIENT]}, ['eth0 holds 10.44.0.50/24, no DHCP lease'], id='static address'),
+    pytest.param(LEASE_BEFORE, {}, ['no DHCP client (dhclient, dhcpcd, udhcpc) runs on eth0'], id='no client'),
+    pytest.param(LEASE_AFTER, {'br0': []}, ['no DHCP client (dhclient, dhcpcd, udhcpc) runs on br0'],
+                 id='client still on the port'),
+    pytest.param({'eth0': link('eth0', None, [])}, {},
+                 ['eth0 holds no address, no DHCP lease', 'no DHCP client'], id='nothing'),
+    pytest.param({}, {}, ['eth0: no such interface'], id='no uplink'),
+])
+def test_dhcp_lease_missing_fails(snapshot, clients, messages):
+    _facts, errors = uplink_check.check_uplink(snapshot, [], spec(bridge='br0', dhcp=True), clients)
+    assert len(errors) == len(messages), errors
+    for message, error in zip(messages, errors):
+        assert error.startswith(message), (message, error)
+
+
+@pytest.mark.parametrize('snapshot, clients, message', [
+    pytest.param(LEASE_BEFORE, {'eth0': [DHCLIENT]},
+                 'eth0 holds 10.44.0.50/24 as a DHCP lease (dhclient pid 812); set tuntap_qemu_uplink_address: dhcp',
+                 id='lease and client'),
+    pytest.param(LEASE_BEFORE, {},
+                 'eth0 holds 10.44.0.50/24 as a DHCP lease; set tuntap_qemu_uplink_address: dhcp', id='lease only'),
+    pytest.param(BEFORE, {'eth0': [DHCLIENT]},
+                 'eth0 has a DHCP client (dhclient pid 812); set tuntap_qemu_uplink_address: dhcp', id='client only'),
+])
+def test_exact_static_check_refuses_a_lease(snapshot, clients, message):
+    _facts, errors = uplink_check.check_uplink(
+        snapshot, [ROUTE], spec(addresses=['10.44.0.50/24'], gateway='10.44.0.1', exact=True), clients)
+    assert errors == [message]
+
+
+def test_a_lease_is_not_refused_by_a_check_that_keeps_the_uplink():
+    _facts, errors = uplink_check.check_uplink(LEASE_BEFORE, [ROUTE], spec(addresses=['10.44.0.50/24']),
+                                               {'eth0': [DHCLIENT]})
+    assert errors == []
+
+
+def test_dhcp_with_addresses_is_a_bad_request():
+    assert uplink_check.spec_errors(spec(dhcp=True, addresses=['10.44.0.50/24'])) == [
+        'dhcp: a lease is checked, not addresses or gateway; give neither']
