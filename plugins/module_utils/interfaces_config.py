@@ -7,6 +7,21 @@ converge made: taps created with their owner (`ip tuntap add ... user`, the mode
 `tunctl -u`), their host-side addresses, the bridge with `bridge_ports` (bridge-utils'
 ifupdown hook), and for bridged_lan the uplink as a manual port whose address moved to the
 bridge. Forwarding and NAT come back through their own files (sysctl.d, nftables).
+
+A DHCP uplink (bridge.dhcp) makes the bridge `iface BR inet dhcp`: ifupdown starts its
+dhclient on the bridge, which has the uplink's MAC (bridge_hw), so the lease is the same.
+
+`carry` is what uplink_stanza took over from the admin's own stanza of the uplink, or None:
+
+    {"uplink": "eth0", "method": "static"|"dhcp"|..., "allow": ["allow-hotplug"],
+     "bridge_options": [["mtu", "9000"], ["dns-nameservers", "10.44.0.1"]],
+     "port_options": [["mtu", "9000"]],
+     "inet6": [{"method": "static", "options": [["address", "2001:db8::50/64"]]}],
+     "warnings": []}
+
+bridge_options go into the bridge's inet stanza (after address and gateway), port_options
+into the uplink's manual stanza, each inet6 entry becomes `iface BR inet6 METHOD` with its
+options (after the plan's own IPv6 stanzas).
 """
 
 from __future__ import annotations
@@ -46,17 +61,30 @@ def _tap_stanza(tap):
     return lines
 
 
-def _bridge_stanza(bridge, gateway=None):
+def _options(options):
+    return ['    %s %s' % (key, value) if value != '' else '    %s' % key for key, value in options]
+
+
+def _carried(carry, key):
+    return list((carry or {}).get(key) or [])
+
+
+def _bridge_stanza(bridge, gateway=None, carry=None):
     ports = bridge.get('ports') or []
-    addresses = bridge.get('addresses') or []
+    dhcp = bool(bridge.get('dhcp'))
+    addresses = [] if dhcp else (bridge.get('addresses') or [])
     first = addresses[0] if addresses else None
+    if dhcp:
+        method = 'dhcp'
+    else:
+        method = 'static' if first else 'manual'
     lines = ['auto %s' % bridge['name'],
-             'iface %s %s %s' % (bridge['name'], _family(first) if first else 'inet',
-                                 'static' if first else 'manual')]
+             'iface %s %s %s' % (bridge['name'], _family(first) if first else 'inet', method)]
     if first:
         lines.append('    address %s' % first)
         if gateway:
             lines.append('    gateway %s' % gateway)
+    lines += _options(_carried(carry, 'bridge_options'))
     if bridge.get('uplink'):
         # bridged_lan: the uplink's addresses are the bridge's now. Whatever still gives it
         # one at boot (the host's own stanza for it, which ifup -a runs as well) is undone
@@ -65,37 +93,49 @@ def _bridge_stanza(bridge, gateway=None):
     lines.append('    bridge_ports %s' % (' '.join(ports) if ports else 'none'))
     if bridge.get('uplink'):
         # The bridge takes the uplink's MAC, as bridge_port does at runtime: the host keeps
-        # its MAC on the LAN (else the kernel picks the lowest port MAC, maybe a tap's).
+        # its MAC on the LAN (else the kernel picks the lowest port MAC, maybe a tap's), and
+        # a DHCP server gives the bridge the uplink's lease.
         lines.append('    bridge_hw %s' % bridge['uplink'])
     lines.append('    bridge_stp off')
     lines.append('    bridge_fd 0')
     lines.append('    bridge_maxwait 0')
     # Our mark, as bridge_port sets it (bridge-utils' hook makes the bridge after pre-up).
-    lines.append("    up ip link set dev %s alias '%s'" % (bridge['name'], marks.bridge_mark(bridge.get('uplink'))))
+    lines.append("    up ip link set dev %s alias '%s'"
+                 % (bridge['name'], marks.bridge_mark(bridge.get('uplink'), dhcp)))
     for address in addresses[1:]:
         lines += ['', 'iface %s %s static' % (bridge['name'], _family(address)),
                   '    address %s' % address]
+    for stanza in _carried(carry, 'inet6'):
+        lines += ['', 'iface %s inet6 %s' % (bridge['name'], stanza.get('method') or 'manual')]
+        lines += _options(stanza.get('options') or [])
     return lines
 
 
-def render_interfaces(plan, uplink_gateway=None):
+def render_interfaces(plan, uplink_gateway=None, carry=None):
     """The interfaces.d file of one host plan, as text.
 
     The bridged_lan gateway is the plan's (bridge.gateway), the one the converge checked the
-    host against; `uplink_gateway` is only for plans that carry none.
+    host against; `uplink_gateway` is only for plans that carry none. A DHCP bridge has no
+    gateway line (the lease gives the router). `carry` (uplink_stanza's result, or None): the
+    options of the admin's uplink stanza, for a bridge that took the uplink over.
     """
     blocks = []
     bridge = plan.get('bridge')
     if bridge and 'gateway' in bridge:
         uplink_gateway = bridge['gateway']
-    if bridge and bridge.get('uplink'):
+    takes_uplink = bool(bridge and bridge.get('uplink'))
+    if not takes_uplink:
+        carry = None
+    if takes_uplink:
         # bridged_lan: the uplink carries no address of its own any more; it is a port.
         blocks.append(['auto %s' % bridge['uplink'],
-                       'iface %s inet manual' % bridge['uplink'],
-                       '    up ip link set dev %s up' % bridge['uplink']])
+                       'iface %s inet manual' % bridge['uplink']] +
+                      _options(_carried(carry, 'port_options')) +
+                      ['    up ip link set dev %s up' % bridge['uplink']])
     for tap in plan.get('taps') or []:
         blocks.append(_tap_stanza(tap))
     if bridge:
-        blocks.append(_bridge_stanza(bridge, uplink_gateway if bridge.get('uplink') else None))
+        gateway = uplink_gateway if takes_uplink and not bridge.get('dhcp') else None
+        blocks.append(_bridge_stanza(bridge, gateway, carry))
     text = HEADER.format(topology=plan.get('topology'))
     return text + ''.join('\n' + '\n'.join(block) + '\n' for block in blocks)

@@ -10,6 +10,9 @@ ours - an admin's tap7 or bridge, whatever its name - is never removed or change
     tuntap.qemu:bridge               a bridge of bridge_port
     tuntap.qemu:bridge uplink=eth0   a bridged_lan bridge that took over eth0: removing
                                      it gives eth0 its addresses and routes back
+    tuntap.qemu:bridge uplink=eth0 dhcp
+                                     ... and eth0's DHCP client: removing it moves the
+                                     client back to eth0 too
 
 `ip link show` prints it as `alias ...`; `ip link set DEV alias ''` removes it (the admin
 taking the link over). Pure functions over the snapshot's `alias` values.
@@ -31,11 +34,14 @@ class Mark:
     for a bridged_lan bridge, the uplink it took over."""
     role: str
     uplink: Optional[str] = None
+    dhcp: bool = False
 
     def text(self):
         text = '%s:%s' % (PREFIX, self.role) if self.role else PREFIX
         if self.uplink:
             text += ' uplink=%s' % self.uplink
+            if self.dhcp:
+                text += ' dhcp'
         return text
 
 
@@ -43,8 +49,8 @@ def tap_mark():
     return Mark(TAP).text()
 
 
-def bridge_mark(uplink=None):
-    return Mark(BRIDGE, uplink or None).text()
+def bridge_mark(uplink=None, dhcp=False):
+    return Mark(BRIDGE, uplink or None, bool(dhcp and uplink)).text()
 
 
 def parse_mark(alias):
@@ -56,10 +62,13 @@ def parse_mark(alias):
         return None
     role = words[0][len(PREFIX) + 1:]
     uplink = None
+    dhcp = False
     for word in words[1:]:
         if word.startswith('uplink='):
             uplink = word[len('uplink='):] or None
-    return Mark(role, uplink)
+        elif word == 'dhcp':
+            dhcp = True
+    return Mark(role, uplink, dhcp and uplink is not None)
 
 
 def is_ours(link):
@@ -71,3 +80,9 @@ def mark_uplink(link):
     """The uplink a marked bridge took over, or None."""
     mark = parse_mark(link.get('alias'))
     return mark.uplink if mark else None
+
+
+def mark_dhcp(link):
+    """Whether a marked bridge took over its uplink's DHCP client."""
+    mark = parse_mark(link.get('alias'))
+    return bool(mark and mark.dhcp)

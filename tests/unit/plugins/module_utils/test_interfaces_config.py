@@ -97,3 +97,108 @@ def test_render_interfaces(plan, gateway, expected):
 
 def test_gateway_only_for_the_bridged_lan_bridge():
     assert 'gateway' not in interfaces_config.render_interfaces(BRIDGED_NAT, '10.0.0.1')
+
+
+BRIDGED_LAN_DHCP = {
+    'topology': 'bridged_lan',
+    'taps': [],
+    'bridge': {'name': 'br0', 'addresses': [], 'ports': ['eth0'], 'uplink': 'eth0', 'gateway': None,
+               'readdress': False, 'dhcp': True},
+}
+CARRY = {'uplink': 'eth0', 'method': 'static', 'allow': ['allow-hotplug'],
+         'bridge_options': [['mtu', '9000'], ['dns-nameservers', '10.44.0.1']],
+         'port_options': [['mtu', '9000']],
+         'inet6': [{'method': 'static', 'options': [['address', '2001:db8::50/64']]}, {'method': 'auto', 'options': []}],
+         'warnings': []}
+
+
+@pytest.mark.parametrize('plan, carry, expected', [
+    pytest.param(BRIDGED_LAN_DHCP, None, """
+auto eth0
+iface eth0 inet manual
+    up ip link set dev eth0 up
+
+auto br0
+iface br0 inet dhcp
+    pre-up ip address flush dev eth0 scope global
+    bridge_ports eth0
+    bridge_hw eth0
+    bridge_stp off
+    bridge_fd 0
+    bridge_maxwait 0
+    up ip link set dev br0 alias 'tuntap.qemu:bridge uplink=eth0 dhcp'
+""", id='dhcp bridge: inet dhcp, no address, no gateway'),
+    pytest.param(dict(BRIDGED_LAN, bridge=dict(BRIDGED_LAN['bridge'], gateway='10.0.0.1')), CARRY, """
+auto eth0
+iface eth0 inet manual
+    mtu 9000
+    up ip link set dev eth0 up
+
+auto tap0
+iface tap0 inet manual
+    pre-up ip tuntap add dev tap0 mode tap user qemu
+    up ip link set dev tap0 up
+    up ip link set dev tap0 alias 'tuntap.qemu:tap'
+    post-down ip tuntap del dev tap0 mode tap
+
+auto br0
+iface br0 inet static
+    address 10.0.0.14/24
+    gateway 10.0.0.1
+    mtu 9000
+    dns-nameservers 10.44.0.1
+    pre-up ip address flush dev eth0 scope global
+    bridge_ports tap0 eth0
+    bridge_hw eth0
+    bridge_stp off
+    bridge_fd 0
+    bridge_maxwait 0
+    up ip link set dev br0 alias 'tuntap.qemu:bridge uplink=eth0'
+
+iface br0 inet6 static
+    address 2001:db8::50/64
+
+iface br0 inet6 auto
+""", id='static bridge with the carried options'),
+    pytest.param(BRIDGED_LAN_DHCP, dict(CARRY, method='dhcp', inet6=[], port_options=[]), """
+auto eth0
+iface eth0 inet manual
+    up ip link set dev eth0 up
+
+auto br0
+iface br0 inet dhcp
+    mtu 9000
+    dns-nameservers 10.44.0.1
+    pre-up ip address flush dev eth0 scope global
+    bridge_ports eth0
+    bridge_hw eth0
+    bridge_stp off
+    bridge_fd 0
+    bridge_maxwait 0
+    up ip link set dev br0 alias 'tuntap.qemu:bridge uplink=eth0 dhcp'
+""", id='dhcp bridge with the carried options'),
+])
+def test_render_dhcp_and_carried(plan, carry, expected):
+    text = interfaces_config.render_interfaces(plan, carry=carry)
+    assert text == interfaces_config.HEADER.format(topology=plan['topology']) + expected
+
+
+def test_dhcp_bridge_has_no_gateway_even_when_given():
+    assert 'gateway' not in interfaces_config.render_interfaces(BRIDGED_LAN_DHCP, '10.44.0.1')
+    plan = dict(BRIDGED_LAN_DHCP, bridge=dict(BRIDGED_LAN_DHCP['bridge'], gateway='10.44.0.1'))
+    assert 'gateway' not in interfaces_config.render_interfaces(plan)
+
+
+def test_carry_is_only_for_a_bridge_that_takes_the_uplink():
+    assert interfaces_config.render_interfaces(BRIDGED_NAT, carry=CARRY) == interfaces_config.render_interfaces(BRIDGED_NAT)
+    assert interfaces_config.render_interfaces(ROUTED, carry=CARRY) == interfaces_config.render_interfaces(ROUTED)
+
+
+def test_filter_takes_carry_then_gateway():
+    from ansible_collections.tuntap.qemu.plugins.filter import interfaces_config as interfaces_filter
+    assert interfaces_filter.interfaces_config(BRIDGED_LAN, None) == interfaces_config.render_interfaces(BRIDGED_LAN)
+    assert interfaces_filter.interfaces_config(BRIDGED_LAN, CARRY) == interfaces_config.render_interfaces(
+        BRIDGED_LAN, carry=CARRY)
+    # the older positional gateway still works
+    assert interfaces_filter.interfaces_config(BRIDGED_LAN, '10.0.0.1') == interfaces_config.render_interfaces(
+        BRIDGED_LAN, '10.0.0.1')

@@ -66,13 +66,16 @@ SNAPSHOT = {
     ('tuntap.qemu:tap', marks.Mark('tap')),
     ('tuntap.qemu:bridge', marks.Mark('bridge')),
     ('tuntap.qemu:bridge uplink=eth0', marks.Mark('bridge', 'eth0')),
+    ('tuntap.qemu:bridge uplink=eth0 dhcp', marks.Mark('bridge', 'eth0', True)),
+    ('tuntap.qemu:bridge dhcp', marks.Mark('bridge')),      # dhcp means nothing without an uplink
     ('tuntap.qemu:vm1', marks.Mark('vm1')),
 ])
 def test_parse_mark(alias, mark):
     assert marks.parse_mark(alias) == mark
 
 
-@pytest.mark.parametrize('text', ['tuntap.qemu:tap', 'tuntap.qemu:bridge', 'tuntap.qemu:bridge uplink=eth0'])
+@pytest.mark.parametrize('text', ['tuntap.qemu:tap', 'tuntap.qemu:bridge', 'tuntap.qemu:bridge uplink=eth0',
+                                  'tuntap.qemu:bridge uplink=eth0 dhcp'])
 def test_marks_round_trip(text):
     assert marks.parse_mark(text).text() == text
 
@@ -81,6 +84,10 @@ def test_mark_texts():
     assert marks.tap_mark() == TAP
     assert marks.bridge_mark() == BRIDGE
     assert marks.bridge_mark('eth0') == 'tuntap.qemu:bridge uplink=eth0'
+    assert marks.bridge_mark('eth0', dhcp=True) == 'tuntap.qemu:bridge uplink=eth0 dhcp'
+    assert marks.bridge_mark(None, dhcp=True) == BRIDGE
+    assert marks.mark_dhcp({'alias': 'tuntap.qemu:bridge uplink=eth0 dhcp'}) is True
+    assert marks.mark_dhcp({'alias': 'tuntap.qemu:bridge uplink=eth0'}) is False
 
 
 @pytest.mark.parametrize('listed, candidates', [
