@@ -168,10 +168,12 @@ def normalise_links(links):
 
 
 def normalise_addrs(addrs):
-    """{ifname: sorted global addresses}; link-local ones follow the (random) tap MACs."""
+    """{ifname: sorted global addresses}; link-local ones follow the (random) tap MACs. A
+    DHCP lease (not permanent) says so: '10.44.0.50/24 dynamic' (its lifetimes count down)."""
     result = {}
     for link in addrs:
-        wanted = sorted('%s/%s' % (a['local'], a['prefixlen']) for a in link.get('addr_info', [])
+        wanted = sorted('%s/%s%s' % (a['local'], a['prefixlen'], ' dynamic' if a.get('dynamic') else '')
+                        for a in link.get('addr_info', [])
                         if a.get('scope') != 'link' and a.get('scope') != 'host')
         if wanted:
             result[link['ifname']] = wanted
@@ -250,6 +252,21 @@ def normalise_processes(text):
     return result
 
 
+def normalise_dhcp_clients(text):
+    """{'program interface': count} of the DHCP clients (dhclient, dhcpcd, udhcpc; the
+    interface is their last argument, as ifupdown starts them)."""
+    result = {}
+    for line in text.splitlines():
+        parts = line.split(None, 2)
+        if len(parts) == 3:
+            words = parts[2].split()
+            program = words[0].rsplit('/', 1)[-1]
+            if program in ('dhclient', 'dhcpcd', 'udhcpc') and len(words) > 1:
+                key = '%s %s' % (program, words[-1])
+                result[key] = result.get(key, 0) + 1
+    return result
+
+
 def guest_tap(args):
     for value in args or ():
         match = re.search(r'(?:^|,)ifname=([^,]+)', value)
@@ -276,6 +293,7 @@ def normalise(raw):
         'ip6tables': normalise_iptables(raw['ip6tables']['out']),
         'sysctl': raw['sysctl'],
         'qemu': normalise_processes(raw['ps']['out']),
+        'dhcp': normalise_dhcp_clients(raw['ps']['out']),
         'unit': raw['units'],
         'guest': normalise_guests(raw['guests']),
         'file': raw.get('files', {}),

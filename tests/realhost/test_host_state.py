@@ -97,3 +97,19 @@ def test_explain_matches_whole_paths_and_keeps_the_reason():
     allowed = [(r'link/br0/mac', 'the bridge takes the lowest MAC of its ports'), (r'route4/default', 'too short')]
     explained = host_state.explain(differences, allowed)
     assert [item.reason for item in explained] == ['the bridge takes the lowest MAC of its ports', None]
+
+
+def test_a_lease_says_it_is_dynamic():
+    addrs = [{'ifname': 'br0', 'addr_info': [
+        {'local': '10.44.0.50', 'prefixlen': 24, 'scope': 'global', 'dynamic': True},
+        {'local': '10.44.0.51', 'prefixlen': 24, 'scope': 'global'}]}]
+    assert host_state.normalise_addrs(addrs) == {'br0': ['10.44.0.50/24 dynamic', '10.44.0.51/24']}
+
+
+def test_dhcp_clients_by_program_and_interface():
+    ps = ('  1 root /sbin/init\n'
+          ' 77 root /sbin/dhclient -4 -v -i -pf /run/dhclient.br0.pid -lf /var/lib/dhcp/dhclient.br0.leases '
+          '-I -df /var/lib/dhcp/dhclient6.br0.leases br0\n'
+          ' 78 root udhcpc -i eth1\n'
+          ' 79 ttq vi dhclient.conf\n')
+    assert host_state.normalise_dhcp_clients(ps) == {'dhclient br0': 1, 'udhcpc eth1': 1}
