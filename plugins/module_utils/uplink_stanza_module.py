@@ -111,9 +111,9 @@ class UplinkStanzaSteps(module_runner.ModuleSteps):
         if request.state == 'taken':
             elsewhere = ifupdown_stanzas.find_elsewhere(state.sourced, request.uplink)
             module_runner.refuse(
-                ['%s is configured in %s, which %s sources; only the lines of %s are moved: move '
-                 'them there by hand, then run again' % (request.uplink, other, request.path, request.path)
-                 for other in elsewhere],
+                ['%s is configured in %s too (sourced by %s), whose lines are the only ones moved: '
+                 'move them into %s or remove them, then run again'
+                 % (request.uplink, other, request.path, request.path) for other in elsewhere],
                 carry=result.carry.to_dict())
         first_take = (request.state == 'taken' and result.changed
                       and ifupdown_stanzas.restore(state.text, request.uplink).text == state.text)
