@@ -253,7 +253,7 @@ def other_blocks(lines, uplink):
 
 
 def stanzas(lines):
-    """(index, Stanza) of every iface stanza; option lines up to the next keyword line."""
+    """The Stanza of every iface line; option lines up to the next keyword line."""
     found = []
     for index, line in enumerate(lines):
         if line.keyword != 'iface':
@@ -265,7 +265,7 @@ def stanzas(lines):
                 break
             if following.kind == 'option':
                 options.append(option_pair(following))
-        found.append((index, Stanza(words[1], words[2], words[3], tuple(options))))
+        found.append(Stanza(words[1], words[2], words[3], tuple(options)))
     return found
 
 
@@ -395,7 +395,7 @@ def carry_of(text, uplink):
     port_options = []
     inet6 = []
     inet_count = 0
-    for _, stanza in stanzas(lines):
+    for stanza in stanzas(lines):
         if stanza.name.startswith(uplink + '.'):
             warnings.append('iface %s (a VLAN on %s) is not moved: %s is a bridge port now, so the '
                             'VLAN belongs on the bridge' % (stanza.name, uplink, uplink))

@@ -250,5 +250,5 @@ def test_sourced_paths():
 def test_parse_lines_keeps_every_byte():
     text = 'auto lo\r\n\t# c\n\niface eth0 inet dhcp \\\n  \\\n  \nx'
     assert ''.join(line.text for line in stanzas.parse_lines(text)) == text
-    assert [line.kind for line in stanzas.parse_lines(text)] == ['keyword', 'comment', 'blank', 'keyword',
-                                                                  'option']
+    kinds = [line.kind for line in stanzas.parse_lines(text)]
+    assert kinds == ['keyword', 'comment', 'blank', 'keyword', 'option']
