@@ -116,6 +116,29 @@ options:
     type: bool
     default: false
     version_added: 0.2.0
+  dhcp:
+    description:
+      - With O(uplink), the uplink's address is a DHCP lease (the bridged_lan inventory's
+        C(tuntap_qemu_uplink_address=dhcp)). The takeover moves the lease's addresses with their
+        remaining lifetimes (they stay dynamic) and its routes as usual, and then the DHCP
+        client - the uplink's lease file is copied to the bridge's (C(interface "eth0") becomes
+        C(interface "br0")), the uplink's client is stopped by its pid (SIGTERM, after checking
+        its command line), and the dhclient of Debian 12's ifupdown for C(iface BR inet dhcp) is
+        started on the bridge (it returns once bound, within 60 s). The bridge has the uplink's
+        MAC, so the DHCP server gives it the same lease; the address stays on the host all along.
+      - The bridge's mark says so (V(tuntap.qemu:bridge uplink=eth0 dhcp)), and its removal
+        (O(state=absent), O(prune)) moves the addresses and routes back and then the client,
+        the same way, to the uplink.
+      - Nothing changes once the client runs on the bridge and none on the uplink. Check mode
+        and diff mode show the client's move (C(dhcp_client) in the diff).
+      - O(addresses), O(gateway) and O(readdress) are not used with it (the lease gives them).
+      - "The paths are Debian's: C(dhclient) on PATH (or C(/sbin)), its pid files in C(/run),
+        its lease files in C(/var/lib/dhcp). The module's environment may move them (tests do):
+        E(TUNTAP_QEMU_DHCLIENT) (the program), E(TUNTAP_QEMU_DHCLIENT_SCRIPT) (passed as C(-sf)),
+        E(TUNTAP_QEMU_DHCP_RUN_DIR), E(TUNTAP_QEMU_DHCP_LEASE_DIR)."
+    type: bool
+    default: false
+    version_added: 0.3.0
   addresses:
     description:
       - Complete list of addresses of the bridge in ADDRESS/PREFIX form, such as the guests'
@@ -163,6 +186,14 @@ EXAMPLES = r'''
     uplink: eth0
     addresses: [10.0.0.11/24]
     gateway: 10.0.0.1
+    ports: [tap0, tap1]
+    forward_delay: 0
+
+- name: Bridged LAN on a DHCP uplink - the lease and the DHCP client move from eth0 to br0
+  tuntap.qemu.bridge_port:
+    name: br0
+    uplink: eth0
+    dhcp: true
     ports: [tap0, tap1]
     forward_delay: 0
 
@@ -260,6 +291,7 @@ def main():
             uplink=dict(type='str'),
             gateway=dict(type='str'),
             readdress=dict(type='bool', default=False),
+            dhcp=dict(type='bool', default=False),
         ),
         supports_check_mode=True,
         required_if=[('state', 'present', ['name']), ('prune', False, ['name'])],

@@ -55,6 +55,7 @@ options:
         copy of a lease.
     type: bool
     default: false
+    version_added: 0.3.0
   hint:
     description: Text appended to a mismatch error, such as which inventory variables to correct.
     type: str
@@ -124,10 +125,12 @@ uplink:
     lease:
       description: With O(dhcp), the holder's dynamic IPv4 address (the lease), or null.
       type: str
+      version_added: 0.3.0
       sample: 10.44.0.50/24
     dhcp_client:
       description: With O(dhcp), the DHCP client running on the holder, or null.
       type: dict
+      version_added: 0.3.0
       contains:
         pid:
           description: Its process id.

@@ -14,11 +14,18 @@ Every kind there is:
                                                     marks.py; '' = none) of an existing link
     AddrAdd(name, address) / AddrDel(name, address) 'ADDRESS/PREFIX'; AddrAdd(..., nodad=True)
                                                     skips IPv6 duplicate address detection
-                                                    (an address this host holds already)
+                                                    (an address this host holds already);
+                                                    AddrAdd(..., valid=S, preferred=S) adds
+                                                    it with those lifetimes (a DHCP lease
+                                                    moved: it stays dynamic)
     RouteReplace(name, route)                       a route (reading.read_routes() dict)
                                                     through `name`, replaced in one step
                                                     (to the bridge on a takeover, back to
                                                     the uplink when the bridge goes)
+    DhcpMove(name, source, stop, start)             the DHCP client moves from link `source`
+                                                    to `name`: the lease file copied, the
+                                                    clients `stop` ended by pid, ifupdown's
+                                                    dhclient started on `name` if `start`
 
 Each is a frozen dataclass: compared by value (the unit tests compare whole action lists),
 and `describe()` says what it does for an error message.
@@ -27,7 +34,7 @@ and `describe()` says what it does for an error message.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from ansible_collections.tuntap.qemu.plugins.module_utils._links.reading import describe_route
 
@@ -76,8 +83,12 @@ class AddrAdd:
     name: str
     address: str
     nodad: bool = False
+    valid: Optional[int] = None
+    preferred: Optional[int] = None
 
     def describe(self):
+        if self.valid is not None:
+            return 'adding address %s (valid_lft %d preferred_lft %d)' % (self.address, self.valid, self.preferred)
         return 'adding address %s' % self.address
 
 
@@ -97,3 +108,17 @@ class RouteReplace:
 
     def describe(self):
         return 'moving route %s' % describe_route(self.route)
+
+
+@dataclasses.dataclass(frozen=True)
+class DhcpMove:
+    name: str
+    source: str
+    stop: Tuple[Any, ...] = ()      # dhcp_client.Client of `source` (or stray ones of `name`)
+    start: bool = True
+
+    def describe(self):
+        what = ['stopping %s' % ', '.join(client.describe() for client in self.stop)] if self.stop else []
+        if self.start:
+            what.append('starting dhclient on %s' % self.name)
+        return 'moving the DHCP client from %s (%s)' % (self.source, '; '.join(what) or 'nothing to do')

@@ -11,9 +11,9 @@ from __future__ import annotations
 import ipaddress
 import socket
 
-from ansible_collections.tuntap.qemu.plugins.module_utils._links import netlink, tuntap
+from ansible_collections.tuntap.qemu.plugins.module_utils._links import dhcp_client, netlink, tuntap
 from ansible_collections.tuntap.qemu.plugins.module_utils._links.actions import (
-    AddrAdd, AddrDel, BridgeCreate, Delete, LinkSet, RouteReplace, Tun)
+    AddrAdd, AddrDel, BridgeCreate, Delete, DhcpMove, LinkSet, RouteReplace, Tun)
 from ansible_collections.tuntap.qemu.plugins.module_utils._links.reading import (
     RT_TABLE_MAIN, RTNH_F_ONLINK)
 
@@ -54,14 +54,18 @@ def apply_plan(ipr, plan):
                 kwargs = address_kwargs(action.address)
                 if action.nodad:
                     kwargs['flags'] = IFA_F_NODAD
+                if action.valid is not None:
+                    kwargs.update(lifetime_kwargs(action.valid, action.preferred))
                 ipr.addr('add', index=ifindex(name), **kwargs)
             elif isinstance(action, AddrDel):
                 address, prefix = action.address.split('/')
                 ipr.addr('del', index=ifindex(name), address=address, prefixlen=int(prefix))
+            elif isinstance(action, DhcpMove):
+                dhcp_client.move(action.source, name, action.stop, action.start)
             else:
                 raise TypeError('not a link action: %r' % (action,))
-        except tuntap.TunError as exc:
-            raise LinkError(str(exc))
+        except (tuntap.TunError, dhcp_client.ClientError) as exc:
+            raise LinkError('%s: %s' % (name, exc) if isinstance(exc, dhcp_client.ClientError) else str(exc))
         except failures as exc:
             raise LinkError('%s: %s failed: %s' % (name, action.describe(), exc))
 
@@ -74,6 +78,14 @@ def address_kwargs(cidr):
     if interface.version == 4 and interface.network.prefixlen <= 30:
         kwargs['broadcast'] = str(interface.network.broadcast_address)
     return kwargs
+
+
+def lifetime_kwargs(valid, preferred):
+    """pyroute2 arguments for IFA_CACHEINFO (`ip addr add ... valid_lft V preferred_lft P`).
+    pyroute2 0.7 reads the lifetimes from `cacheinfo`, 0.9 from `valid`/`preferred`: both are
+    given, so Debian's python3-pyroute2 and the PyPI one add the same address."""
+    preferred = min(preferred, valid)
+    return {'valid': valid, 'preferred': preferred, 'cacheinfo': {'valid': valid, 'preferred': preferred}}
 
 
 def _route_kwargs(route, oif):

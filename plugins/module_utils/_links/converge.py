@@ -41,6 +41,8 @@ class LinkState:
     snapshot: Dict[str, Any]
     holders: Dict[str, List[Any]] = dataclasses.field(default_factory=dict)
     bridge_routes: Dict[str, List[Dict[str, Any]]] = dataclasses.field(default_factory=dict)
+    # the DHCP clients (dhcp_client.find_clients()) of a takeover's uplink and bridge
+    clients: Dict[str, List[Any]] = dataclasses.field(default_factory=dict)
 
 
 class LinkSteps(module_runner.ModuleSteps):
@@ -63,6 +65,7 @@ class LinkSteps(module_runner.ModuleSteps):
 
     def plan(self, module, request, state):
         plan = planning.LinkPlan(state.snapshot)
+        plan.dhcp_clients = state.clients
         for spec in request.specs:
             self.planner(plan, spec)  # pylint: disable=not-callable
         if request.prune:
@@ -158,7 +161,17 @@ class BridgeSteps(LinkSteps):
                       if snapshot[name]['kind'] == 'bridge' and marks.mark_uplink(snapshot[name]))
         for spec in request.specs:
             spec['removal_routes'] = routes
-        return LinkState(snapshot, bridge_routes=routes)
+        # DHCP clients of a takeover's uplink and bridge (a lease is refused by a static
+        # check, moved with dhcp), and of a dhcp-marked bridge that goes and its uplink.
+        links = set()
+        for spec in request.specs:
+            if spec['uplink'] and spec['state'] == 'present':
+                links.update((spec['uplink'], spec['name']))
+        for name in routes:
+            if marks.mark_dhcp(snapshot[name]):
+                links.update((name, marks.mark_uplink(snapshot[name])))
+        clients = dict((name, dhcp_client.find_clients(name)) for name in sorted(links))
+        return LinkState(snapshot, bridge_routes=routes, clients=clients)
 
     def prune(self, plan, request, state):
         pruning.plan_bridge_prune(plan, request.names(), state.bridge_routes)

@@ -237,12 +237,18 @@ def copy_leases(source, target, ifname):
     return True
 
 
-def move(source_if, target_if, clients):
+def move(source_if, target_if, clients, start_client=True):
     """Move the DHCP client from `source_if` to `target_if`: copy the lease file (so the new
-    client asks for the same address), stop `clients` (those of source_if), start ifupdown's
-    argv on target_if. The address itself must be on target_if already."""
-    leasefile = next((client.leasefile for client in clients if client.leasefile), None)
-    copy_leases(leasefile or leasefile_of(source_if), leasefile_of(target_if), target_if)
+    client asks for the same address; dhclient's default-duid with it), stop `clients` (by
+    pid, cmdline checked), start ifupdown's argv on target_if (unless start_client is false:
+    one runs there already). The address itself must be on target_if already; the client of
+    source_if ends when source_if holds none (Debian's dhclient-script flushes its addresses
+    on STOP)."""
+    if start_client:
+        leasefile = next((client.leasefile for client in clients if client.leasefile), None)
+        copy_leases(leasefile or leasefile_of(source_if), leasefile_of(target_if), target_if)
     for client in clients:
         stop(client)
-    return start(target_if)
+    if start_client:
+        return start(target_if)
+    return None

@@ -46,6 +46,9 @@ class LinkPlan:
         self.before = {}
         self.after = {}
         self.changed_names = []
+        # {ifname: [dhcp_client.Client]} of the links whose DHCP client may move (read first)
+        self.dhcp_clients = {}
+        self.client_moves = []   # (before, after) views of DhcpMove actions, for the diff
 
     @property
     def changed(self):
@@ -58,8 +61,15 @@ class LinkPlan:
             self.after[name] = after
             self.changed_names.append(name)
 
+    def record_client(self, before, after):
+        """Keep the before/after view of a DHCP client that moves (not a link of the snapshot)."""
+        self.client_moves.append((before, after))
+
     def diff(self):
-        return {'before': self.before, 'after': self.after}
+        if not self.client_moves:
+            return {'before': self.before, 'after': self.after}
+        return {'before': dict(self.before, dhcp_client=self.client_moves[-1][0]),
+                'after': dict(self.after, dhcp_client=self.client_moves[-1][1])}
 
     def pending_bridges(self):
         """Bridges this plan creates (a tap may name one as its master)."""
@@ -89,8 +99,9 @@ def _desired(spec, fields, current, defaults):
                 for field in fields)
 
 
-def _plan_link_settings(plan, name, have, want):
-    """MTU, admin state, master, mark and addresses: shared by taps and bridges."""
+def _plan_link_settings(plan, name, have, want, lifetimes=None):
+    """MTU, admin state, master, mark and addresses: shared by taps and bridges. lifetimes:
+    {address: {'valid', 'preferred'}} of added addresses that keep a finite lifetime."""
     changes = dict((field, want[field]) for field in ('mtu', 'master', 'state', 'alias')
                    if field in want and want[field] != have.get(field))
     if 'master' in changes and changes['master'] is None:
@@ -100,7 +111,11 @@ def _plan_link_settings(plan, name, have, want):
     for address in sorted(set(have['addresses']) - set(want['addresses'])):
         plan.actions.append(AddrDel(name, address))
     for address in sorted(set(want['addresses']) - set(have['addresses'])):
-        plan.actions.append(AddrAdd(name, address))
+        lifetime = (lifetimes or {}).get(address)
+        if lifetime:
+            plan.actions.append(AddrAdd(name, address, valid=lifetime['valid'], preferred=lifetime['preferred']))
+        else:
+            plan.actions.append(AddrAdd(name, address))
 
 
 def _kind_error(plan, path, name, current, wanted):
@@ -205,8 +220,10 @@ def plan_bridge(plan, spec):
     # The mark names the uplink this bridge took over, so that its removal gives the uplink
     # back its addresses and routes; a call without uplink keeps the one still a port.
     kept_uplink = marks.mark_uplink(current) if current is not None else None
+    kept = kept_uplink if kept_uplink in desired['ports'] else None
     desired['alias'] = marks.bridge_mark(
-        spec.get('uplink') or (kept_uplink if kept_uplink in desired['ports'] else None))
+        spec.get('uplink') or kept,
+        spec.get('dhcp') or (not spec.get('uplink') and kept is not None and marks.mark_dhcp(current)))
     takeover = uplink_takeover.prepare(plan, spec, have, desired)
     if takeover is None:
         return
@@ -227,7 +244,7 @@ def plan_bridge(plan, spec):
         plan.actions.append(BridgeCreate(name, bridge_attrs))
     elif bridge_attrs:
         plan.actions.extend(_stp_ordered(name, bridge_attrs))
-    _plan_link_settings(plan, name, dict(base, master=None), dict(desired, master=None))
+    _plan_link_settings(plan, name, dict(base, master=None), dict(desired, master=None), takeover.lifetimes)
     for port in desired['ports']:
         if port not in base['ports']:
             plan.actions.append(LinkSet(port, {'master': name}))
@@ -236,6 +253,7 @@ def plan_bridge(plan, spec):
             plan.actions.append(LinkSet(port, {'master': ''}))
     uplink_takeover.move(plan, name, takeover, desired)
     plan.record(name, have, desired)
+    uplink_takeover.move_client(plan, name, takeover)
 
 
 def bridge_view(snapshot, name):
@@ -254,7 +272,8 @@ def remove_bridge(plan, name, routes):
     uplink its addresses and `routes` (read_routes() of the bridge) back, in the order of
     uplink_takeover.give_back(). False (with the error in plan.errors) when it cannot."""
     uplink = marks.mark_uplink(plan.snapshot[name])
-    if uplink and not uplink_takeover.give_back(plan, name, uplink, routes):
+    if uplink and not uplink_takeover.give_back(plan, name, uplink, routes,
+                                                marks.mark_dhcp(plan.snapshot[name])):
         return False
     plan.actions.append(Delete(name))
     plan.record(name, bridge_view(plan.snapshot, name), None)

@@ -139,6 +139,20 @@ def bridge_spec(params):
                     errors.append('gateway: %r is not an IPv4 address' % gateway)
             except ValueError:
                 errors.append('gateway: %r is not an IP address' % gateway)
+    dhcp = bool(params.get('dhcp'))
+    addresses = params.get('addresses')
+    if dhcp:
+        if not uplink:
+            errors.append('dhcp: needs uplink (the link whose DHCP client moves to the bridge)')
+        if addresses:
+            errors.append('dhcp: the bridge takes the uplink\'s lease; addresses %s are not '
+                          'checked or added with it, give none' % ', '.join(addresses))
+        if gateway is not None:
+            errors.append('dhcp: the lease gives the router; gateway %r is not used with it' % gateway)
+        if readdress:
+            errors.append('dhcp: readdress changes static addresses; a lease moves with its client')
+        # The bridge's addresses are the lease's: left as they are, never removed by the call.
+        addresses = None
     if readdress and not (uplink and params.get('addresses')):
         errors.append('readdress: needs uplink and addresses (the addresses the bridge takes '
                       'instead of the uplink\'s)')
@@ -150,7 +164,7 @@ def bridge_spec(params):
         'forward_delay': forward_delay,
         'mtu': _mtu('mtu', params.get('mtu'), errors),
         'link_state': params.get('link_state'),
-        'addresses': _addresses('addresses', params.get('addresses'), errors),
+        'addresses': _addresses('addresses', addresses, errors),
         'ports': ports,
         'exclusive': params.get('exclusive'),
         'move_ports': params.get('move_ports'),
@@ -159,5 +173,6 @@ def bridge_spec(params):
         'bridge_routes': None,
         'gateway': gateway,
         'readdress': readdress,
+        'dhcp': dhcp,
     }
     return spec, errors

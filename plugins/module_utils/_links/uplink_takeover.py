@@ -22,6 +22,14 @@ them), and the link that gave them up loses them last (on the way back: with the
 With readdress, the bridge gets the requested addresses and default route on purpose and the
 uplink's own go; without it, the addresses (and gateway) the caller persists must be what the
 host really has (uplink_check explains).
+
+With dhcp (the uplink's address is a lease, marked `tuntap.qemu:bridge uplink=eth0 dhcp`) the
+addresses move with their remaining lifetimes (they stay dynamic), and then the DHCP client
+moves (move_client(): actions.DhcpMove, after the uplink let go of the addresses, so that the
+old client's STOP finds nothing to flush): the lease file copied, the uplink's client stopped,
+ifupdown's dhclient started on the bridge, which has the uplink's MAC and so gets the same lease.
+give_back() moves it the other way, after the bridge let go of the addresses.
+plan.dhcp_clients holds the clients of both links, read before planning.
 """
 
 from __future__ import annotations
@@ -30,19 +38,23 @@ import dataclasses
 from typing import Any, Dict, List, Optional
 
 from ansible_collections.tuntap.qemu.plugins.module_utils._links import uplink_check
+from ansible_collections.tuntap.qemu.plugins.module_utils._links import dhcp_client
 from ansible_collections.tuntap.qemu.plugins.module_utils._links.actions import (
-    AddrAdd, AddrDel, LinkSet, RouteReplace)
+    AddrAdd, AddrDel, DhcpMove, LinkSet, RouteReplace)
 from ansible_collections.tuntap.qemu.plugins.module_utils._links.reading import (
     RTPROT_BOOT, describe_route)
 
 
 @dataclasses.dataclass(frozen=True)
 class Takeover:
-    """What moves: the uplink (None: no takeover), its addresses, the routes to replace."""
+    """What moves: the uplink (None: no takeover), its addresses (with the lifetimes of the
+    dynamic ones), the routes to replace, and whether its DHCP client moves too."""
     uplink: Optional[str]
     moving: List[str]
     routes: List[Dict[str, Any]]
     readdress: bool
+    lifetimes: Dict[str, Dict[str, int]] = dataclasses.field(default_factory=dict)
+    dhcp: bool = False
 
 
 NO_TAKEOVER = Takeover(None, [], [], False)
@@ -60,7 +72,10 @@ def prepare(plan, spec, have, desired):
     moving = plan.snapshot[uplink]['addresses']
     routes = (spec.get('uplink_routes') or []) if moving else []
     readdress = bool(spec.get('readdress'))
-    if spec.get('addresses') is not None and not readdress:
+    dhcp = bool(spec.get('dhcp'))
+    lifetimes = dict((address, lifetime) for address, lifetime in
+                     (plan.snapshot[uplink].get('dynamic') or {}).items() if address in moving)
+    if spec.get('addresses') is not None and not readdress and not dhcp:
         # The addresses (and gateway) the caller persists must be what the host really has:
         # a takeover of other addresses than those written for the boot strands the host at
         # its next reboot (uplink_check explains).
@@ -68,7 +83,7 @@ def prepare(plan, spec, have, desired):
         held_routes = routes if holder == uplink else (spec.get('bridge_routes') or [])
         _facts, errors = uplink_check.check_uplink(plan.snapshot, held_routes, {
             'name': uplink, 'bridge': name, 'addresses': spec['addresses'],
-            'gateway': spec.get('gateway'), 'exact': True})
+            'gateway': spec.get('gateway'), 'exact': True}, plan.dhcp_clients)
         if errors:
             plan.errors.extend('uplink: %s; nothing was changed (readdress=true changes the '
                                "host's address on purpose)" % error for error in errors)
@@ -91,7 +106,7 @@ def prepare(plan, spec, have, desired):
         if have is None:
             # The bridge takes the uplink's MAC: neighbours' ARP caches stay valid.
             desired['mac'] = plan.snapshot[uplink]['mac']
-    return Takeover(uplink, moving, routes, readdress)
+    return Takeover(uplink, moving, routes, readdress, lifetimes, dhcp)
 
 
 def _replace_routes(plan, name, routes):
@@ -121,7 +136,33 @@ def move(plan, name, takeover, desired):
     desired['routes'] = [describe_route(r) for r in routes]
 
 
-def give_back(plan, name, uplink, routes):
+def _client_move(plan, source, target):
+    """The DhcpMove from `source` to `target` (None when the client runs on target alone),
+    and its before/after view for the diff."""
+    leaving = tuple(plan.dhcp_clients.get(source) or [])
+    running = plan.dhcp_clients.get(target) or []
+    if not leaving and running:
+        return None
+    action = DhcpMove(target, source, leaving, start=not running)
+    before = {'on': source if leaving else (target if running else None),
+              'clients': [' '.join(client.argv) for client in list(leaving) + list(running)]}
+    after = {'on': target, 'clients': [' '.join(client.argv) for client in running] or
+             [' '.join(dhcp_client.ifupdown_dhclient_argv(target))]}
+    return action, before, after
+
+
+def move_client(plan, name, takeover):
+    """With dhcp: the uplink's DHCP client moves to bridge `name` (after the addresses did);
+    nothing when the client runs on the bridge and none on the uplink (moved before)."""
+    if not takeover.dhcp:
+        return
+    move = _client_move(plan, takeover.uplink, name)
+    if move is not None:
+        plan.actions.append(move[0])
+        plan.record_client(move[1], move[2])
+
+
+def give_back(plan, name, uplink, routes, dhcp=False):
     """The reverse of prepare() + move(), planned before bridge `name` is deleted: the uplink
     gets the bridge's addresses, leaves the bridge, the bridge's routes (read_routes()) move
     to it with a replace, and the bridge's addresses go at once - before the bridge itself,
@@ -147,10 +188,14 @@ def give_back(plan, name, uplink, routes):
                            % (name, uplink, link['master']))
         return False
     giving = [address for address in bridge['addresses'] if address not in link['addresses']]
+    dynamic = bridge.get('dynamic') or {}
     for address in giving:
         # The host holds these addresses on the bridge already: without duplicate address
         # detection an IPv6 address is usable on the uplink at once, not after DAD's second.
-        plan.actions.append(AddrAdd(uplink, address, nodad=':' in address))
+        # A lease goes back with its remaining lifetime (it stays dynamic).
+        lifetime = dynamic.get(address) or {}
+        plan.actions.append(AddrAdd(uplink, address, nodad=':' in address, valid=lifetime.get('valid'),
+                                    preferred=lifetime.get('preferred')))
     if link['master'] == name:
         plan.actions.append(LinkSet(uplink, {'master': ''}))
     _replace_routes(plan, uplink, routes)
@@ -159,4 +204,11 @@ def give_back(plan, name, uplink, routes):
     if giving or routes:
         _record_uplink(plan, uplink, (link['addresses'], []),
                        (sorted(set(link['addresses']) | set(giving)), routes))
+    if dhcp:
+        # The bridge holds no address now: its client's STOP flushes nothing; the uplink's
+        # client asks for the same lease (the lease file comes back with it).
+        move = _client_move(plan, name, uplink)
+        if move is not None:
+            plan.actions.append(move[0])
+            plan.record_client(move[1], move[2])
     return True

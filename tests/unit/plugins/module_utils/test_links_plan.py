@@ -10,7 +10,7 @@ import pytest
 from ansible_collections.tuntap.qemu.plugins.module_utils._links import applying, planning, reading
 from ansible_collections.tuntap.qemu.plugins.module_utils._links import specs as link_specs
 from ansible_collections.tuntap.qemu.plugins.module_utils._links.actions import (
-    AddrAdd, AddrDel, BridgeCreate, Delete, LinkSet, RouteReplace, Tun)
+    AddrAdd, AddrDel, BridgeCreate, Delete, DhcpMove, LinkSet, RouteReplace, Tun)
 
 
 TAP_MARK = 'tuntap.qemu:tap'
@@ -381,8 +381,134 @@ def test_stp_off_goes_in_a_request_before_a_short_forward_delay():
 
 def test_the_actions_docstring_lists_every_kind():
     from ansible_collections.tuntap.qemu.plugins.module_utils._links import actions
-    kinds = (AddrAdd, AddrDel, BridgeCreate, Delete, LinkSet, RouteReplace, Tun)
+    kinds = (AddrAdd, AddrDel, BridgeCreate, Delete, DhcpMove, LinkSet, RouteReplace, Tun)
     assert all('%s(' % kind.__name__ in actions.__doc__ for kind in kinds)
     assert sorted(kind.__name__ for kind in kinds) == sorted(
         name for name, value in vars(actions).items()
         if isinstance(value, type) and value.__module__ == actions.__name__)
+
+
+# ---------------------------------------------------------------- DHCP uplinks (issue 11)
+
+from ansible_collections.tuntap.qemu.plugins.module_utils._links import dhcp_client  # noqa: E402
+
+LEASE = {'valid': 3599, 'preferred': 3000}
+ETH0_CLIENT = dhcp_client.Client(700, ('dhclient', '-4', '-v', '-i', '-pf', '/run/dhclient.eth0.pid', '-lf',
+                                       '/var/lib/dhcp/dhclient.eth0.leases', 'eth0'),
+                                 'dhclient', '/run/dhclient.eth0.pid', '/var/lib/dhcp/dhclient.eth0.leases')
+BR5_CLIENT = dhcp_client.Client(701, ('dhclient', '-4', '-v', '-i', '-pf', '/run/dhclient.br5.pid', 'br5'),
+                                'dhclient', '/run/dhclient.br5.pid')
+
+
+def dhcp_snapshot(moved=False):
+    snapshot = copy.deepcopy(SNAPSHOT)
+    if not moved:
+        snapshot['eth0']['dynamic'] = {'10.0.0.2/24': LEASE}
+        return snapshot
+    snapshot['br5'] = link('br5', 8, 'bridge', addresses=['10.0.0.2/24'], forward_delay=0,
+                           alias='tuntap.qemu:bridge uplink=eth0 dhcp', dynamic={'10.0.0.2/24': LEASE})
+    snapshot['eth0'].update(addresses=[], master='br5', master_index=8)
+    snapshot['tap1'].update(master='br5', master_index=8)
+    return snapshot
+
+
+def dhcp_takeover(snapshot, clients, **params):
+    spec, errors = link_specs.bridge_spec(bridge_params(name='br5', uplink='eth0', ports=['tap1'],
+                                                        forward_delay=0, dhcp=True, **params))
+    assert errors == []
+    spec['uplink_routes'] = [DEFAULT_ROUTE] if snapshot['eth0']['addresses'] else []
+    spec['bridge_routes'] = []
+    plan = planning.LinkPlan(snapshot)
+    plan.dhcp_clients = clients
+    planning.plan_bridge(plan, spec)
+    return plan
+
+
+def test_dhcp_takeover_moves_the_lease_with_its_lifetime_then_the_client(monkeypatch):
+    monkeypatch.setenv('TUNTAP_QEMU_DHCLIENT', 'dhclient')
+    plan = dhcp_takeover(dhcp_snapshot(), {'eth0': [ETH0_CLIENT], 'br5': []}, addresses=[])
+    assert plan.errors == []
+    assert plan.actions == [
+        BridgeCreate('br5', {'forward_delay': 0, 'mac': SNAPSHOT['eth0']['mac']}),
+        LinkSet('br5', {'state': 'up', 'alias': 'tuntap.qemu:bridge uplink=eth0 dhcp'}),
+        AddrAdd('br5', '10.0.0.2/24', valid=3599, preferred=3000),
+        LinkSet('eth0', {'master': 'br5'}),
+        LinkSet('tap1', {'master': 'br5'}),
+        RouteReplace('br5', DEFAULT_ROUTE),
+        AddrDel('eth0', '10.0.0.2/24'),
+        # after eth0 let go of the lease: its client's STOP finds nothing to flush
+        DhcpMove('br5', 'eth0', (ETH0_CLIENT,), start=True),
+    ]
+    diff = plan.diff()
+    assert diff['before']['dhcp_client'] == {'on': 'eth0', 'clients': [' '.join(ETH0_CLIENT.argv)]}
+    assert diff['after']['dhcp_client'] == {'on': 'br5', 'clients': [' '.join(
+        dhcp_client.ifupdown_dhclient_argv('br5'))]}
+
+
+@pytest.mark.parametrize('clients, actions', [
+    pytest.param({'eth0': [], 'br5': [BR5_CLIENT]}, [], id='moved: client on the bridge alone - unchanged'),
+    pytest.param({'eth0': [ETH0_CLIENT], 'br5': [BR5_CLIENT]}, [DhcpMove('br5', 'eth0', (ETH0_CLIENT,), start=False)],
+                 id='a client left on the port is stopped, none started'),
+    pytest.param({'eth0': [], 'br5': []}, [DhcpMove('br5', 'eth0', (), start=True)],
+                 id='no client anywhere: one is started on the bridge'),
+])
+def test_dhcp_takeover_done(clients, actions):
+    plan = dhcp_takeover(dhcp_snapshot(moved=True), clients)
+    assert (plan.errors, plan.actions) == ([], actions)
+
+
+def test_dhcp_skips_the_static_check_a_static_request_refuses_the_lease():
+    plan = dhcp_takeover(dhcp_snapshot(), {'eth0': [ETH0_CLIENT]})
+    assert plan.errors == []
+    spec, _errors = link_specs.bridge_spec(bridge_params(name='br5', uplink='eth0', ports=['tap1'], forward_delay=0,
+                                                        addresses=['10.0.0.2/24'], gateway='10.0.0.1'))
+    spec['uplink_routes'] = [DEFAULT_ROUTE]
+    plan = planning.LinkPlan(dhcp_snapshot())
+    plan.dhcp_clients = {'eth0': [ETH0_CLIENT]}
+    planning.plan_bridge(plan, spec)
+    assert plan.actions == []
+    assert plan.errors == ['uplink: eth0 holds 10.0.0.2/24 as a DHCP lease (dhclient pid 700); set '
+                           'tuntap_qemu_uplink_address: dhcp; nothing was changed (readdress=true changes '
+                           "the host's address on purpose)"]
+
+
+@pytest.mark.parametrize('params, message', [
+    ({'dhcp': True}, 'dhcp: needs uplink'),
+    ({'dhcp': True, 'uplink': 'eth0', 'addresses': ['10.0.0.2/24']}, "dhcp: the bridge takes the uplink's lease"),
+    ({'dhcp': True, 'uplink': 'eth0', 'gateway': '10.0.0.1'}, 'dhcp: the lease gives the router'),
+    ({'dhcp': True, 'uplink': 'eth0', 'readdress': True}, 'dhcp: readdress changes static addresses'),
+])
+def test_dhcp_spec_errors(params, message):
+    _spec, errors = link_specs.bridge_spec(bridge_params(**params))
+    assert any(message in error for error in errors), errors
+
+
+def test_leaving_a_dhcp_bridge_gives_the_lease_and_the_client_back(monkeypatch):
+    monkeypatch.setenv('TUNTAP_QEMU_DHCLIENT', 'dhclient')
+    plan = planning.LinkPlan(dhcp_snapshot(moved=True))
+    plan.dhcp_clients = {'br5': [BR5_CLIENT], 'eth0': []}
+    assert planning.remove_bridge(plan, 'br5', [ONLINK_DEFAULT]) is True
+    assert plan.actions == [
+        AddrAdd('eth0', '10.0.0.2/24', valid=3599, preferred=3000),
+        LinkSet('eth0', {'master': ''}),
+        RouteReplace('eth0', ONLINK_DEFAULT),
+        AddrDel('br5', '10.0.0.2/24'),
+        DhcpMove('eth0', 'br5', (BR5_CLIENT,), start=True),
+        Delete('br5'),
+    ]
+    assert plan.diff()['after']['dhcp_client']['on'] == 'eth0'
+
+
+def test_a_static_bridge_gives_back_without_a_client_move():
+    snapshot = dhcp_snapshot(moved=True)
+    snapshot['br5'].update(alias='tuntap.qemu:bridge uplink=eth0', dynamic={})
+    plan = planning.LinkPlan(snapshot)
+    planning.remove_bridge(plan, 'br5', [])
+    assert not any(isinstance(action, DhcpMove) for action in plan.actions)
+    assert AddrAdd('eth0', '10.0.0.2/24') in plan.actions
+
+
+def test_lifetime_kwargs_for_both_pyroute2_versions():
+    assert applying.lifetime_kwargs(3599, 3000) == {
+        'valid': 3599, 'preferred': 3000, 'cacheinfo': {'valid': 3599, 'preferred': 3000}}
+    assert applying.lifetime_kwargs(10, 20)['preferred'] == 10
