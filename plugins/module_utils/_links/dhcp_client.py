@@ -192,14 +192,18 @@ def start(ifname, timeout=START_TIMEOUT):
     for path in (run_dir(), lease_dir()):
         os.makedirs(path, exist_ok=True)
     env = dict(os.environ, LC_ALL='C')
-    try:
-        done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              env=env, timeout=timeout, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ClientError('%s: %s' % (' '.join(argv), exc))
-    if done.returncode != 0:
-        output = done.stdout.decode('utf-8', 'replace').strip().splitlines()[-5:]
-        raise ClientError('%s exited %d: %s' % (' '.join(argv), done.returncode, ' / '.join(output)))
+    # Output to a file, not a pipe: the daemon dhclient becomes once bound must not keep a
+    # pipe of ours open (run() would wait for it).
+    with tempfile.TemporaryFile() as output:
+        try:
+            done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+                                  env=env, timeout=timeout, check=False, start_new_session=True)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise ClientError('%s: %s' % (' '.join(argv), exc))
+        if done.returncode != 0:
+            output.seek(0)
+            lines = output.read().decode('utf-8', 'replace').strip().splitlines()[-5:]
+            raise ClientError('%s exited %d: %s' % (' '.join(argv), done.returncode, ' / '.join(lines)))
     return argv
 
 
