@@ -252,3 +252,23 @@ def test_parse_lines_keeps_every_byte():
     assert ''.join(line.text for line in stanzas.parse_lines(text)) == text
     kinds = [line.kind for line in stanzas.parse_lines(text)]
     assert kinds == ['keyword', 'comment', 'blank', 'keyword', 'option']
+
+
+def test_read_sourced_follows_sources_skips_the_managed_file_and_loops(tmp_path):
+    from ansible_collections.tuntap.qemu.plugins.module_utils import uplink_stanza_module
+
+    (tmp_path / 'interfaces.d').mkdir()
+    (tmp_path / 'more.d').mkdir()
+    interfaces = tmp_path / 'interfaces'
+    interfaces.write_text('source interfaces.d/*\nsource-directory %s\nauto eth0\n' % (tmp_path / 'more.d'))
+    (tmp_path / 'interfaces.d/tuntap-qemu').write_text('iface eth0 inet manual\n')
+    (tmp_path / 'interfaces.d/loop').write_text('source %s\nsource %s/nested\n' % (interfaces, tmp_path))
+    (tmp_path / 'nested').write_text('iface eth0 inet6 auto\n')
+    (tmp_path / 'more.d/ok-name').write_text('auto eth1\n')
+    (tmp_path / 'more.d/skipped.cfg').write_text('auto eth0\n')
+    found = uplink_stanza_module.read_sourced(str(interfaces), interfaces.read_text(),
+                                              skip=(str(tmp_path / 'interfaces.d/tuntap-qemu'),))
+    assert found == {str(tmp_path / 'interfaces.d/loop'): (tmp_path / 'interfaces.d/loop').read_text(),
+                     str(tmp_path / 'more.d/ok-name'): 'auto eth1\n',
+                     str(tmp_path / 'nested'): 'iface eth0 inet6 auto\n'}
+    assert stanzas.find_elsewhere(found, 'eth0') == [str(tmp_path / 'nested')]
