@@ -290,7 +290,8 @@ def status(folder):
         'confirmed': stands == rollback_helper.CONFIRMED,
         'rolled_back': stands == rollback_helper.ROLLBACK,
         'report': report or {},
-        'rollback': [step['text'] for step in plan['steps']],
+        'rollback': ['%d. %s' % (number, step['text'])
+                     for number, step in enumerate(plan['steps'], 1)],
     }
 
 

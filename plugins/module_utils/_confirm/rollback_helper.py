@@ -95,12 +95,23 @@ def read_cmdline(pid):
     return [word.decode('utf-8', 'surrogateescape') for word in raw.split(b'\0')[:-1]]
 
 
+def netns_of(pid):
+    try:
+        stat = os.stat('/proc/%s/ns/net' % pid)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+def ours(pid, dev):
+    """A DHCP client of `dev` in this network namespace (another namespace's br0 is not ours)."""
+    own = netns_of('self')
+    return (client_interface(read_cmdline(pid)) == dev and own is not None
+            and netns_of(pid) == own)
+
+
 def clients_on(dev):
-    pids = []
-    for entry in os.listdir('/proc'):
-        if entry.isdigit() and client_interface(read_cmdline(int(entry))) == dev:
-            pids.append(int(entry))
-    return pids
+    return [int(entry) for entry in os.listdir('/proc') if entry.isdigit() and ours(int(entry), dev)]
 
 
 class Rollback:
@@ -211,8 +222,8 @@ class Rollback:
                     pid = int(handle.read().split()[0])
             except (OSError, ValueError, IndexError):
                 continue
-            if client_interface(read_cmdline(pid)) != step['dev']:
-                continue  # not a DHCP client of this interface (a stale pidfile)
+            if not ours(pid, step['dev']):
+                continue  # not a DHCP client of this interface here (a stale pidfile)
             try:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:

@@ -236,6 +236,18 @@ def plan_rollback(before, now):
     return stop + link_steps + start + _files(before)
 
 
+def moved_client(client, ifname):
+    """The DHCP client of `client` moved to `ifname` as bridge_port moves it: the interface
+    replaced in its argv and file names (/run/dhclient.eth0.pid -> /run/dhclient.br0.pid)."""
+    old = client.ifname
+
+    def moved(word):
+        return ifname if word == old else word.replace('.%s.' % old, '.%s.' % ifname)
+    return dataclasses.replace(client, ifname=ifname, argv=[moved(word) for word in client.argv],
+                               pidfile=moved(client.pidfile) if client.pidfile
+                               else default_pidfile(ifname))
+
+
 def after_change(before):
     """The state the change leads to, for the arm-time plan: (a) the takeover done - the
     uplink a port of the bridge without addresses, the bridge with them and the routes;
@@ -246,17 +258,15 @@ def after_change(before):
     if before.uplink_is_port():
         new_uplink = dataclasses.replace(uplink, master=None, addresses=moved, routes=routes)
         new_bridge = dataclasses.replace(bridge, exists=False, addresses=[], ports=[], routes=[])
-        dhcp = [dataclasses.replace(client, ifname=uplink.name,
-                                    pidfile=default_pidfile(uplink.name))
-                for client in before.dhcp if client.ifname == bridge.name]
+        dhcp = [moved_client(client, uplink.name) for client in before.dhcp
+                if client.ifname == bridge.name]
     else:
         new_uplink = dataclasses.replace(uplink, master=bridge.name, addresses=[], routes=[])
         new_bridge = dataclasses.replace(bridge, exists=True, addresses=moved, routes=routes,
                                          mac=bridge.mac or uplink.mac,
                                          ports=sorted(set(bridge.ports) | {uplink.name}))
-        dhcp = [dataclasses.replace(client, ifname=bridge.name,
-                                    pidfile=default_pidfile(bridge.name))
-                for client in before.dhcp if client.ifname == uplink.name]
+        dhcp = [moved_client(client, bridge.name) for client in before.dhcp
+                if client.ifname == uplink.name]
     return dataclasses.replace(before, uplink=new_uplink, bridge=new_bridge, dhcp=dhcp, files=[])
 
 

@@ -172,19 +172,31 @@ def read_cmdline(pid, proc='/proc'):
     return [word.decode('utf-8', 'surrogateescape') for word in raw.split(b'\0')[:-1]]
 
 
+def netns_of(pid, proc='/proc'):
+    """(st_dev, st_ino) of a process's network namespace ('self' for this one), or None."""
+    try:
+        stat = os.stat(os.path.join(proc, str(pid), 'ns', 'net'))
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
 def dhcp_clients(ifnames, proc='/proc'):
-    """The DHCP clients whose argv names one of `ifnames`, sorted by pid."""
+    """The DHCP clients of this network namespace whose argv names one of `ifnames`, sorted
+    by pid. A client in another namespace (another host of the lab: its br0 is not ours) is
+    left out, and so is one whose namespace cannot be read."""
     clients = []
     try:
         entries = os.listdir(proc)
     except OSError:
         return clients
+    own = netns_of('self', proc)
     for entry in entries:
         if not entry.isdigit():
             continue
         argv = read_cmdline(entry, proc)
         ifname = client_interface(argv) if argv else None
-        if ifname in ifnames:
+        if ifname in ifnames and own is not None and netns_of(entry, proc) == own:
             clients.append(DhcpClient(ifname, int(entry), argv, client_pidfile(argv)))
     return sorted(clients, key=lambda client: client.pid)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 
 import pytest
 
@@ -227,7 +228,28 @@ def test_after_change_predicts_both_shapes():
     release = rollback_plan.after_change(taken_over())
     assert not release.bridge.exists and release.uplink.master is None
     assert release.uplink.address_texts() == ['10.0.0.2/24']
-    assert [client.ifname for client in release.dhcp] == ['eth0']
+    assert release.dhcp == [dataclasses.replace(dhclient('eth0'), pid=100)]
+
+
+@pytest.mark.parametrize('client, ifname, pidfile', [
+    (dhclient('eth0'), 'br0', '/run/dhclient.br0.pid'),
+    (DhcpClient('eth0', 5, ['/x/dhclient', '-pf', '/tmp/t/dhclient.eth0.pid', 'eth0'],
+                '/tmp/t/dhclient.eth0.pid'), 'br0', '/tmp/t/dhclient.br0.pid'),
+    (DhcpClient('eth0', 5, ['dhcpcd', 'eth0']), 'br0', '/run/dhclient.br0.pid'),
+], ids=['ifupdown', 'other folder', 'no pidfile'])
+def test_moved_client(client, ifname, pidfile):
+    moved = rollback_plan.moved_client(client, ifname)
+    assert moved.ifname == ifname and moved.pidfile == pidfile
+    assert client_interface(moved.argv) == ifname
+    assert not [word for word in moved.argv if 'eth0' in word]
+
+
+def test_dhcp_stop_knows_the_moved_clients_pidfile():
+    client = DhcpClient('eth0', 5, ['/bin/sh', '/t/dhclient', '-pf', '/t/dhclient.eth0.pid', 'eth0'],
+                        '/t/dhclient.eth0.pid')
+    before = Snapshot(1000.0, uplink(), Link('br0'), dhcp=[client])
+    stop = rollback_plan.plan_rollback(before, rollback_plan.after_change(before))[0]
+    assert stop.pidfiles == ['/run/dhclient.br0.pid', '/t/dhclient.br0.pid']
 
 
 # ---------------------------------------------------------------- DHCP client argv
@@ -246,3 +268,22 @@ def test_after_change_predicts_both_shapes():
 def test_client_interface(argv, ifname, pidfile):
     assert client_interface(argv) == ifname
     assert client_pidfile(argv) == pidfile
+
+
+def test_dhcp_clients_of_this_network_namespace_only(tmp_path):
+    """A client on br0 in another namespace (another host of the lab) is not ours."""
+    from ansible_collections.tuntap.qemu.plugins.module_utils._confirm.snapshot import dhcp_clients
+    here = tmp_path / 'ns-here'
+    here.write_text('')
+    there = tmp_path / 'ns-there'
+    there.write_text('')
+    proc = tmp_path / 'proc'
+    for pid, namespace, argv in (('self', here, []), ('10', here, dhclient('br0').argv),
+                                 ('11', there, dhclient('br0').argv),
+                                 ('12', here, dhclient('eth1').argv), ('13', None, dhclient('eth0').argv)):
+        (proc / pid / 'ns').mkdir(parents=True)
+        if namespace is not None:
+            os.link(namespace, proc / pid / 'ns' / 'net')
+        (proc / pid / 'cmdline').write_bytes(b''.join(word.encode() + b'\0' for word in argv))
+    assert dhcp_clients(('eth0', 'br0'), str(proc)) == [
+        DhcpClient('br0', 10, dhclient('br0').argv, '/run/dhclient.br0.pid')]
