@@ -29,10 +29,12 @@ ALL_STAGES=(sanity lint units integration build e2e molecule realhost)
 # openssh-client: ansible-test integration refuses to start without ssh-keygen; the
 # realhost stage reaches its VMs with ssh. debootstrap, e2fsprogs (mkfs.ext4 -d) and
 # qemu-utils (qemu-img) build and overlay the realhost stage's Debian image.
+# isc-dhcp-client: dhclient for bridge_port's DHCP uplink target (bridge_dhcp.yml), with dnsmasq-base.
 SYSTEM_PACKAGES=(
     python3-venv python3-pip iproute2 nftables iptables ifupdown bridge-utils qemu-system-x86
     busybox-static python3-pyroute2 python3-netaddr python3-nftables procps kmod ca-certificates
     openssh-client iputils-ping shellcheck debootstrap dnsmasq-base e2fsprogs qemu-utils
+    isc-dhcp-client
 )
 # ansible-core 2.16 is the oldest release meta/runtime.yml admits; 2.20 drops Python 3.11,
 # the Python of Debian 12.

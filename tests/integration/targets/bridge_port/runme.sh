@@ -7,3 +7,47 @@ set -eux -o pipefail
 source ../setup_netns/netns.sh
 netns_init bridge_port
 netns_run_playbooks bridge.yml bridge_bad_input.yml -- "$@"
+
+# bridge_dhcp.yml: a DHCP uplink (issue 11). A LAN namespace of this run with dnsmasq, and
+# dhclient in the play's namespace; every process it starts writes its pid file to its
+# dhcp_dir (dnsmasq, dhclient -pf, the ping), and is ended by it - also after a failure.
+dhcp_end_processes() {
+    local dir=$1 pidfile pid
+    for pidfile in "$dir"/*.pid; do
+        [[ -f $pidfile ]] || continue
+        pid=$(<"$pidfile")
+        [[ $pid =~ ^[0-9]+$ ]] || continue
+        # Only a process of ours: its command line names this folder (dnsmasq, dhclient) or
+        # it is the ping of ping.pid.
+        if grep -qaF -- "$dir" "/proc/$pid/cmdline" 2>/dev/null ||
+            { [[ $pidfile == */ping.pid ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q '^ping '; }; then
+            kill "$pid" 2>/dev/null || true
+        fi
+    done
+}
+
+netns_cleanup_hook() {
+    local dir
+    for dir in "$NETNS_WORK_DIR"/dhcp-*; do
+        [[ -d $dir ]] && dhcp_end_processes "$dir"
+    done
+}
+
+dhcp_run_playbook() {
+    local lan dir
+    netns_create
+    lan=$NETNS_NAME
+    dir=$NETNS_WORK_DIR/dhcp-$lan
+    mkdir -p "$dir"
+    netns_run_playbook bridge_dhcp.yml -e "lan_ns=$lan" -e "dhcp_dir=$dir" "$@"
+    dhcp_end_processes "$dir"
+    netns_delete "$lan"
+}
+
+if [[ -x /usr/sbin/dnsmasq ]] && PATH=$PATH:/sbin:/usr/sbin command -v dhclient >/dev/null; then
+    for python in "${NETNS_PYTHONS[@]}"; do
+        TUNTAP_TARGET_PYTHON=$python dhcp_run_playbook "$@"
+    done
+else
+    echo "bridge_port: SKIPPED bridge_dhcp.yml - it needs dhclient (isc-dhcp-client) and /usr/sbin/dnsmasq" >&2
+fi
