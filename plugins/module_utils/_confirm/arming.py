@@ -160,7 +160,7 @@ def arm(runtime_dir, change_id, snapshot, steps, timeout, python, lock=None, mec
 
 
 def _run(argv):
-    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False,
                           env=dict(os.environ, LC_ALL='C'), universal_newlines=True)
     if proc.returncode != 0:
         raise ArmingError('%s: %s' % (' '.join(argv), (proc.stderr or proc.stdout).strip()))
@@ -266,7 +266,7 @@ def confirm(folder):
     if plan.get('mechanism') == SYSTEMD_TIMER:
         # The service must not run: the decision file stops it if the timer fired meanwhile.
         subprocess.run(['systemctl', 'stop', '%s.timer' % plan['unit']], stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, env=dict(os.environ, LC_ALL='C'))
+                       stderr=subprocess.PIPE, env=dict(os.environ, LC_ALL='C'), check=False)
     else:
         pid = sleeper_pid(folder)
         if pid is not None:
@@ -299,8 +299,11 @@ def describe_report(report):
     """'rolled back at WHEN: REASON; steps: 1. ... (ok); ...'"""
     if not report:
         return 'its rollback started, but no report was written yet'
-    steps = '; '.join('%d. %s (%s%s)' % (number, step['text'], step['result'],
-                                          ': %s' % step['detail'] if step['result'] == 'failed'
-                                          else '')
+
+    def told(step):
+        if step['result'] == 'failed':
+            return '%s (failed: %s)' % (step['text'], step['detail'])
+        return '%s (%s)' % (step['text'], step['result'])
+    steps = '; '.join('%d. %s' % (number, told(step))
                       for number, step in enumerate(report.get('steps', []), 1))
     return 'rolled back at %s, %s; steps: %s' % (report.get('when'), report.get('reason'), steps)

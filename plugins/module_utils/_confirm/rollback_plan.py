@@ -120,8 +120,8 @@ def _dhcp_swap(before, now, off, on):
     steps = []
     had = dict((client.ifname, client) for client in before.dhcp)
     if off not in had:
-        pidfiles = sorted(set([default_pidfile(off)] + [client.pidfile for client in now.dhcp
-                                                         if client.ifname == off and client.pidfile]))
+        running = [client.pidfile for client in now.dhcp if client.ifname == off and client.pidfile]
+        pidfiles = sorted(set([default_pidfile(off)] + running))
         steps.append(Step('dhcp_stop', 'the DHCP client on %s stops' % off, dev=off,
                           pidfiles=pidfiles))
     starts = []

@@ -82,7 +82,7 @@ def make_folder(tmp_path, steps, timeout=5):
 def run_helper(tmp_path, folder, addresses='[]'):
     env = dict(os.environ, FAKE_LOG=str(tmp_path / 'ip.log'), FAKE_ADDRESSES=addresses)
     return subprocess.run([sys.executable, str(folder / rollback_helper.HELPER_NAME), str(folder)],
-                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False,
                           universal_newlines=True, timeout=60)
 
 

@@ -103,8 +103,8 @@ def test_undo_takeover_reachability_order():
     release, the bridge's addresses after the routes, the deletion last."""
     before = Snapshot(1000.0, uplink(), Link('br0'))
     steps = rollback_plan.plan_rollback(before, rollback_plan.after_change(before))
-    assert [step.kind for step in steps] == ['dhcp_stop', 'addresses', 'ip', 'ip', 'ip', 'ip',
-                                              'addresses', 'ip']
+    kinds = ['dhcp_stop', 'addresses', 'ip', 'ip', 'ip', 'ip', 'addresses', 'ip']
+    assert [step.kind for step in steps] == kinds
     assert steps[1].dev == 'eth0' and not steps[1].exact
     assert steps[6].dev == 'br0' and steps[6].exact and steps[6].addresses == []
     assert steps[6].tolerate == [rollback_plan.MISSING_DEVICE]  # never created: fine
