@@ -460,8 +460,8 @@ def test_dhcp_takeover_done(clients, actions):
 def test_dhcp_skips_the_static_check_a_static_request_refuses_the_lease():
     plan = dhcp_takeover(dhcp_snapshot(), {'eth0': [ETH0_CLIENT]})
     assert plan.errors == []
-    spec, _errors = link_specs.bridge_spec(bridge_params(name='br5', uplink='eth0', ports=['tap1'], forward_delay=0,
-                                                        addresses=['10.0.0.2/24'], gateway='10.0.0.1'))
+    spec, _errors = link_specs.bridge_spec(bridge_params(
+        name='br5', uplink='eth0', ports=['tap1'], forward_delay=0, addresses=['10.0.0.2/24'], gateway='10.0.0.1'))
     spec['uplink_routes'] = [DEFAULT_ROUTE]
     plan = planning.LinkPlan(dhcp_snapshot())
     plan.dhcp_clients = {'eth0': [ETH0_CLIENT]}
