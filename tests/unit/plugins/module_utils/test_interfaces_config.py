@@ -193,12 +193,3 @@ def test_carry_is_only_for_a_bridge_that_takes_the_uplink():
     assert interfaces_config.render_interfaces(BRIDGED_NAT, carry=CARRY) == interfaces_config.render_interfaces(BRIDGED_NAT)
     assert interfaces_config.render_interfaces(ROUTED, carry=CARRY) == interfaces_config.render_interfaces(ROUTED)
 
-
-def test_filter_takes_carry_then_gateway():
-    from ansible_collections.tuntap.qemu.plugins.filter import interfaces_config as interfaces_filter
-    assert interfaces_filter.interfaces_config(BRIDGED_LAN, None) == interfaces_config.render_interfaces(BRIDGED_LAN)
-    assert interfaces_filter.interfaces_config(BRIDGED_LAN, CARRY) == interfaces_config.render_interfaces(
-        BRIDGED_LAN, carry=CARRY)
-    # the older positional gateway still works
-    assert interfaces_filter.interfaces_config(BRIDGED_LAN, '10.0.0.1') == interfaces_config.render_interfaces(
-        BRIDGED_LAN, '10.0.0.1')
