@@ -192,4 +192,3 @@ def test_dhcp_bridge_has_no_gateway_even_when_given():
 def test_carry_is_only_for_a_bridge_that_takes_the_uplink():
     assert interfaces_config.render_interfaces(BRIDGED_NAT, carry=CARRY) == interfaces_config.render_interfaces(BRIDGED_NAT)
     assert interfaces_config.render_interfaces(ROUTED, carry=CARRY) == interfaces_config.render_interfaces(ROUTED)
-
