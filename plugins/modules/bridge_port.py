@@ -249,6 +249,13 @@ devices:
       type: list
       elements: str
       sample: [192.168.0.1/24]
+    dynamic:
+      description:
+        - The addresses with a finite lifetime (such as a DHCP lease), each with its remaining
+          C(valid) and C(preferred) lifetimes in seconds; only when the bridge holds such an address.
+      type: dict
+      sample: {10.44.0.50/24: {valid: 3599, preferred: 3599}}
+      version_added: 0.3.0
     ports:
       description: Names of the ports.
       type: list

@@ -79,8 +79,9 @@ def ports_of(snapshot, bridge):
 
 
 def device_facts(snapshot, name):
-    """What the modules return about one device."""
+    """What the modules return about one device (`dynamic` only when it holds such addresses)."""
     link = snapshot.get(name)
     if link is None:
         return None
-    return dict((key, value) for key, value in link.items() if key != 'master_index')
+    return dict((key, value) for key, value in link.items()
+                if key != 'master_index' and not (key == 'dynamic' and not value))
