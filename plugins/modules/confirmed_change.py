@@ -33,7 +33,9 @@ description:
   - The rollback writes C(report.json) (when, why, each step and its result) into the folder
     and a one-line summary to its standard error (the journal, or C(helper.log) in the folder).
   - O(state=armed) arms only when the change is pending; otherwise it reports RV(armed=false)
-    and changes nothing, so a second converge reports no change.
+    and changes nothing, so a second converge reports no change. A change of the same uplink
+    that is armed and neither confirmed nor rolled back yet makes it fail, arming nothing (two
+    rollbacks of one uplink would undo each other).
 author:
   - tuntap.qemu developers (!UNKNOWN)
 extends_documentation_fragment:

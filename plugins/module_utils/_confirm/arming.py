@@ -133,6 +133,7 @@ def write_folder(folder, change_id, snapshot, steps, timeout, python, mechanism,
         'id': change_id, 'timeout': timeout, 'armed_at': now, 'deadline': now + timeout,
         'taken_at': snapshot.taken_at, 'mechanism': mechanism, 'unit': unit_name(change_id),
         'lock': lock, 'ip': 'ip', 'steps': [step.to_json() for step in steps],
+        'uplink': snapshot.uplink.name, 'bridge': snapshot.bridge.name,
     }
     _write(os.path.join(folder, rollback_helper.PLAN), _json(plan))
     _write(os.path.join(folder, rollback_helper.HELPER_NAME),
@@ -293,6 +294,22 @@ def status(folder):
         'rollback': ['%d. %s' % (number, step['text'])
                      for number, step in enumerate(plan['steps'], 1)],
     }
+
+
+def pending_changes(runtime_dir, uplink):
+    """Ids of the changes in `runtime_dir` armed for `uplink` and neither confirmed nor rolled
+    back yet (sorted)."""
+    try:
+        names = sorted(os.listdir(runtime_dir))
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        folder = os.path.join(runtime_dir, name)
+        plan = read_json(folder, rollback_helper.PLAN)
+        if plan and plan.get('uplink') == uplink and decision(folder) is None:
+            found.append(plan['id'])
+    return found
 
 
 def describe_report(report):

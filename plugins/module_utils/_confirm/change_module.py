@@ -112,6 +112,13 @@ class ConfirmedChangeSteps(module_runner.ModuleSteps):
                 bridge = master
         if not pending:
             return Plan(False, 'armed', bridge=bridge)
+        armed = arming.pending_changes(request['runtime_dir'], uplink)
+        if armed:
+            # Two rollbacks of one uplink would undo each other's steps in an unknown order.
+            raise module_runner.Refused(['uplink: change %s of %s is armed already and neither '
+                                         'confirmed nor rolled back; confirm it or wait for its '
+                                         'rollback (state=status); nothing was armed'
+                                         % (', '.join(armed), uplink)], pending=armed)
         snap = snapshot.read(uplink, bridge, request['files'])
         steps = rollback_plan.plan_rollback(snap, rollback_plan.after_change(snap))
         change_id = arming.new_id()

@@ -53,12 +53,12 @@ LINKS_ADMIN = {'eth0': link('eth0', 'admin0'), 'admin0': link('admin0')}
     (False, LINKS_ADMIN, False, 'br0'),      # an admin's bridge is not ours to release
 ], ids=['takeover pending', 'takeover done', 'in another bridge', 'release done',
         'release pending', "admin's bridge"])
-def test_pending(monkeypatch, takeover, links, pending, bridge):
+def test_pending(tmp_path, monkeypatch, takeover, links, pending, bridge):
     read = []
     monkeypatch.setattr(snapshot, 'read', lambda uplink, name, files: read.append(name) or Snapshot(
         0.0, Link('eth0', True, master=links['eth0']['master']), Link(name, name in links)))
     steps = change_module.ConfirmedChangeSteps('armed')
-    plan = steps.plan(None, FakeModule(takeover=takeover).params, links)
+    plan = steps.plan(None, FakeModule(takeover=takeover, runtime_dir=str(tmp_path)).params, links)
     assert plan.changed is pending
     assert plan.bridge == bridge
     assert read == ([bridge] if pending else [])  # the full snapshot only for a pending change
@@ -84,11 +84,11 @@ def test_parse_refuses(params, error):
     assert error in str(refused.value)
 
 
-def test_check_mode_result_arms_nothing(monkeypatch):
+def test_check_mode_result_arms_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(snapshot, 'read', lambda uplink, name, files: Snapshot(
         0.0, Link('eth0', True, addresses=[snapshot.Address('10.0.0.2/24')]), Link('br0')))
     monkeypatch.setattr(arming, 'arm', lambda *args, **kwargs: pytest.fail('armed in check mode'))
-    module = FakeModule(check_mode=True, timeout=7)
+    module = FakeModule(check_mode=True, timeout=7, runtime_dir=str(tmp_path))
     steps = change_module.ConfirmedChangeSteps('armed')
     plan = steps.plan(module, module.params, {'eth0': link('eth0')})
     result = steps.result(module, module.params, plan, False)
@@ -143,3 +143,15 @@ def test_unknown_change(tmp_path):
         with pytest.raises(Failed) as failed:
             converge(tmp_path, state, change_id='nope')
         assert "change 'nope': unknown, no rollback folder" in failed.value.args[0]['msg']
+
+
+def test_a_second_pending_change_of_the_uplink_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(snapshot, 'read', lambda uplink, name, files: pytest.fail('read'))
+    folder_of(tmp_path, 'c1')
+    module = FakeModule(runtime_dir=str(tmp_path))
+    with pytest.raises(module_runner.Refused) as refused:
+        change_module.ConfirmedChangeSteps('armed').plan(module, module.params, LINKS_FREE)
+    assert 'change c1 of eth0 is armed already' in str(refused.value)
+    (tmp_path / 'c1' / rollback_helper.DECISION).write_text('confirmed\n')
+    assert arming.pending_changes(str(tmp_path), 'eth0') == []
+    assert arming.pending_changes(str(tmp_path / 'missing'), 'eth0') == []
