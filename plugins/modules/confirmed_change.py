@@ -181,8 +181,10 @@ rolled_back:
 report:
   description:
     - The rollback's report (empty unless it ran) - C(when), C(at) (epoch), C(reason) (such as
-      C(not confirmed within 60 s)), C(ok), and C(steps), each with C(text), C(kind), C(result)
-      (C(ok), C(done already) or C(failed)) and C(detail).
+      C(not confirmed within 60 s)), C(ok), C(summary) (the one line the rollback printed), and
+      C(steps), each with C(text), C(kind), C(result) (C(ok), C(done already) or C(failed)) and
+      C(detail).
+    - O(state=status) waits a few seconds for the report of a rollback that is running.
   returned: state=confirmed or state=status
   type: dict
 '''

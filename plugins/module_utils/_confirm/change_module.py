@@ -89,6 +89,9 @@ class ConfirmedChangeSteps(module_runner.ModuleSteps):
                                          'another host, or /run emptied by a reboot)'
                                          % (request['id'], folder)])
         if request['state'] == 'status':
+            if state['rolled_back'] and not state['report']:
+                # The rollback runs right now: its report follows within seconds.
+                state = dict(state, report=arming.wait_report(folder) or {})
             return Plan(False, 'status', request['id'], folder, status=state)
         if state['rolled_back']:
             report = state['report'] or arming.wait_report(folder)

@@ -307,14 +307,15 @@ class Rollback:
             'ok': not failed,
             'steps': results,
         }
+        report['summary'] = ('tuntap-qemu-rollback %s: %s; rolled back at %s, %d steps, %d failed%s'
+                             % (report['id'], report['reason'], report['when'], len(results),
+                                len(failed), ''.join('; FAILED: %s (%s)' % (e['text'], e['detail'])
+                                                     for e in failed)))
         fd, temp = tempfile.mkstemp(prefix='.report-', dir=self.folder)
         with os.fdopen(fd, 'w') as handle:
             json.dump(report, handle, indent=1, sort_keys=True)
         os.rename(temp, self.path('report.json'))
-        sys.stderr.write('tuntap-qemu-rollback %s: %s; rolled back at %s, %d steps, %d failed%s\n'
-                         % (report['id'], report['reason'], report['when'], len(results),
-                            len(failed), ''.join('; FAILED: %s (%s)' % (e['text'], e['detail'])
-                                                 for e in failed)))
+        sys.stderr.write(report['summary'] + '\n')
         return 0 if not failed else 1
 
 

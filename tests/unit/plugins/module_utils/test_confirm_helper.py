@@ -129,6 +129,7 @@ def test_helper_runs_every_step_and_reports(tmp_path):
     assert not (tmp_path / 'etc' / 'new').exists()
     assert 'tuntap-qemu-rollback c1: not confirmed within 5 s' in proc.stderr
     assert 'FAILED: a bad step' in proc.stderr
+    assert proc.stderr.strip().endswith(report['summary'])
     assert arming.status(str(folder))['rolled_back'] is True
     assert 'a bad step (failed: link set bad: Error: bad)' in arming.describe_report(report)
 
