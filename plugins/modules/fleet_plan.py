@@ -149,6 +149,12 @@ plan:
         - With C(tuntap_qemu_uplink_address=dhcp) bridged_lan checks a lease (dhcp true, no
           addresses, exact false); the other topologies check nothing (null).
       type: dict
+    uplink_change:
+      description:
+        - The options of M(tuntap.qemu.confirmed_change) and M(tuntap.qemu.uplink_stanza) for the
+          uplink - uplink, bridge, and takeover (true for bridged_lan, whose bridge takes the
+          uplink over; false elsewhere, where a bridge of ours that took it over gives it back).
+      type: dict
     forwarding:
       description: Whether the host routes - true for routed, routed_nat and bridged_nat, false for bridged_lan.
       type: bool

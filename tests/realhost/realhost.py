@@ -69,7 +69,10 @@ class RealHostError(Exception):
 def run(argv, netns=None, check=True, capture=True, timeout=None, input_text=None):
     if netns:
         argv = ['ip', 'netns', 'exec', netns] + list(argv)
+    # Without input, stdin is /dev/null: an ssh given the stage's own stdin makes it
+    # non-blocking, and an ansible-playbook started beside it refuses to run.
     result = subprocess.run(argv, env=ENV, text=True, check=False, timeout=timeout, input=input_text,
+                            stdin=subprocess.DEVNULL if input_text is None else None,
                             stdout=subprocess.PIPE if capture else None,
                             stderr=subprocess.STDOUT if capture else None)
     if check and result.returncode != 0:
@@ -486,7 +489,8 @@ class Vm:
         """A child process this VM ends at teardown (by its Popen object, i.e. its pid)."""
         if netns:
             argv = ['ip', 'netns', 'exec', netns] + list(argv)
-        process = subprocess.Popen(argv, env=ENV, text=True, stdout=stdout, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(argv, env=ENV, text=True, stdin=subprocess.DEVNULL, stdout=stdout,
+                                   stderr=subprocess.STDOUT)
         self.children.append(process)
         return process
 

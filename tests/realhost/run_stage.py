@@ -16,7 +16,15 @@ SSH from a controller namespace):
   6. for routed_nat, the serial console of a guest started at boot shows its network came up;
   7. the NAT topologies run checks_nat (the table and our boot unit after the converge and
      after the boot with nftables.service disabled as Debian installs it); bridged_nat also
-     the admin's case: nftables.service enabled and restarted, a second reboot, changed=0.
+     the admin's case: nftables.service enabled and restarted, a second reboot, changed=0;
+  8. bridged_lan (issue 11), on a static and on a DHCP uplink (dnsmasq in the LAN peer):
+     before the real converge, injected failures the host must roll back by itself
+     (readdress to another subnet; the LAN dropping the host once it bridged): the play
+     fails naming the rollback, the host answers again within the timeout + 15 s, its
+     network and files are as before. Then the takeover with an SSH session open across it;
+     the admin's eth0 stanza out of /etc/network/interfaces (a marked block, a backup), no
+     DHCP client on the port, the DHCP client and the same lease on br0; the same after the
+     reboot; leaving bridged_lan brings the admin's stanza back byte for byte.
 One result line per check, PASS or FAIL; the last line counts them, and the exit status is
 non-zero on any failure. Logs stay in /var/tmp/tuntap-qemu-realhost-logs/<run>/.
 
@@ -28,7 +36,9 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import hashlib
 import ipaddress
+import json
 import os
 import re
 import shutil
@@ -61,6 +71,11 @@ GUEST_DIR = '/var/lib/tuntap-qemu-test'
 # second converge runs.
 SERIAL_TIMEOUT = int(os.environ.get('TUNTAP_REALHOST_SERIAL_TIMEOUT', '360'))
 MAX_PING_LOSS = 1
+LAN = '10.44.0.0/%d' % realhost.PREFIX_LEN
+# Issue 11's injected failures: the takeover timeout they run with, and how much longer than
+# it the host may stay unreachable (the issue: reachable again within timeout + 15 s).
+ROLLBACK_TIMEOUT = 20
+ROLLBACK_MARGIN = 15
 PEER = realhost.PEER_ADDRESS
 HOST = realhost.HOST_ADDRESS
 
@@ -103,6 +118,15 @@ class Topology(NamedTuple):
     # Topology: its topology, guests and peer routes) while the LAN peer pings it and an SSH
     # session stays open; then it reboots again and must come back as it left.
     leave: 'Topology | None' = None
+    # Issue 11: the host image's uplink (build_image.UPLINKS: 'static' or 'dhcp', served by
+    # dnsmasq in the LAN peer) and the keyword of the admin's stanza for eth0 ('allow-hotplug'
+    # as the installer writes it, or 'auto', set before the converge).
+    uplink: str = 'static'
+    stanza: str = 'allow-hotplug'
+    # Issue 11: failures injected before the real converge, each rolled back by the host:
+    # 'readdress' (the bridge gets another subnet's address: the controller loses the host),
+    # 'lan_drop' (the LAN drops the host's frames once eth0 is a port of br0).
+    injections: tuple = ()
 
 
 TOPOLOGIES = (
@@ -120,15 +144,37 @@ TOPOLOGIES = (
              guests=(Guest('vm7', '10.44.0.101/24', gateway=realhost.GATEWAY_ADDRESS),),
              hostvars={'tuntap_qemu_guest_user': realhost.USER}, ping_during_converge=True,
              wrong_uplink=('10.45.0.50/24', '10.45.0.1', '10.45.0.0/24'),
+             injections=('readdress',),
              leave=Topology('bridged_lan_to_routed', topology='routed',
                             # vm7 goes (its unit with it), vm8 comes.
                             guests=(Guest('vm8', '192.168.7.10/24'),),
                             hostvars={'tuntap_qemu_guest_user': realhost.USER},
                             peer_routes=('192.168.7.0/24',))),
+    # Issue 11: a DHCP uplink (dnsmasq in the LAN peer, a static lease for the VM's MAC) with
+    # an `auto eth0` stanza; the LAN drops the host once it bridged (rolled back), then the
+    # real takeover, a reboot, and the way back to the admin's own stanza.
+    Topology('bridged_lan_dhcp', topology='bridged_lan', uplink='dhcp', stanza='auto',
+             guests=(Guest('vm6', '10.44.0.106/24', gateway=realhost.GATEWAY_ADDRESS),),
+             hostvars={'tuntap_qemu_guest_user': realhost.USER}, ping_during_converge=True,
+             injections=('lan_drop',),
+             leave=Topology('bridged_lan_dhcp_to_routed', topology='routed', uplink='dhcp',
+                            guests=(Guest('vm4', '192.168.4.10/24'),),
+                            hostvars={'tuntap_qemu_guest_user': realhost.USER},
+                            peer_routes=('192.168.4.0/24',))),
+    # The other two stanza keywords of issue 11 (run with --only; the default set keeps the
+    # stage within its time budget): static with `auto eth0`, DHCP with `allow-hotplug eth0`.
+    Topology('bridged_lan_static_auto', topology='bridged_lan', stanza='auto',
+             guests=(Guest('vm7', '10.44.0.101/24', gateway=realhost.GATEWAY_ADDRESS),),
+             hostvars={'tuntap_qemu_guest_user': realhost.USER}, ping_during_converge=True, extra=True),
+    Topology('bridged_lan_dhcp_hotplug', topology='bridged_lan', uplink='dhcp',
+             guests=(Guest('vm6', '10.44.0.106/24', gateway=realhost.GATEWAY_ADDRESS),),
+             hostvars={'tuntap_qemu_guest_user': realhost.USER}, ping_during_converge=True, extra=True),
+    # routed is converged, rebooted and compared by bridged_lan's way out (bridged_lan_to_routed);
+    # this run with two taps stays for --only.
     Topology('routed',
              guests=(Guest('vm1', '192.168.1.10/24'), Guest('vm2', '192.168.2.10/24')),
              hostvars={'tuntap_qemu_guest_user': realhost.USER},
-             peer_routes=('192.168.1.0/24', '192.168.2.0/24')),
+             peer_routes=('192.168.1.0/24', '192.168.2.0/24'), extra=True),
     Topology('routed_nat_iptables', topology='routed_nat',
              guests=(Guest('vm9', '192.168.9.10/24'),),
              hostvars={'tuntap_qemu_nat_backend': 'iptables'}, nat_subnets=('192.168.9.0/24',),
@@ -189,14 +235,114 @@ def inventory_vars(topology):
         if guest.gateway:
             spec['gateway'] = guest.gateway
         guests.append(spec)
+    uplink = {'tuntap_qemu_uplink_address': '%s/%d' % (HOST, realhost.PREFIX_LEN),
+              'tuntap_qemu_uplink_gateway': realhost.GATEWAY_ADDRESS}
+    if topology.uplink == 'dhcp':
+        # The lease's address is not in the inventory; the LAN's subnet is, for the guests.
+        uplink = {'tuntap_qemu_uplink_address': 'dhcp', 'tuntap_qemu_uplink_network': LAN}
     return dict({
         'tuntap_qemu_topology': topology.topology or topology.name,
         'tuntap_qemu_uplink': 'eth0',
-        'tuntap_qemu_uplink_address': '%s/%d' % (HOST, realhost.PREFIX_LEN),
-        'tuntap_qemu_uplink_gateway': realhost.GATEWAY_ADDRESS,
         'tuntap_qemu_install_packages': True,
         'tuntap_qemu_guests': guests,
-    }, **topology.hostvars)
+    }, **uplink, **topology.hostvars)
+
+
+INTERFACES = '/etc/network/interfaces'
+# A line that configures eth0 in interfaces(5): auto/allow-* naming it, or its iface stanza.
+ACTIVE_UPLINK_LINE = re.compile(r'^\s*((auto|allow-[\w-]+)\s(.*\s)?eth0(\s|$)|iface\s+eth0\s)')
+# After a rolled-back play: the guest taps made before the takeover stay (ours, marked; the
+# next converge uses them), nothing else may differ.
+ROLLBACK_ALLOWED = (
+    (r'link/tap\d+(/.*)?', 'a guest tap made before the uplink change (marked ours; the next converge uses it)'),
+)
+# What the rollback helper writes to the kernel log (the host's console shows it).
+ROLLBACK_CONSOLE = 'tuntap-qemu: rolled back'
+DROP_RULES = """table bridge ttqdrop {
+    chain forward {
+        type filter hook forward priority 0; policy accept;
+        iifname "vm0" drop
+        oifname "vm0" drop
+    }
+}
+"""
+
+
+def other_subnet(hostvars, address, gateway, network):
+    """hostvars moved to another subnet: the uplink address and gateway, and every guest at
+    the same host number there (10.44.0.101 -> 10.45.0.101)."""
+    network = ipaddress.ip_network(network)
+    hostvars['tuntap_qemu_uplink_address'] = address
+    hostvars['tuntap_qemu_uplink_gateway'] = gateway
+    for guest in hostvars['tuntap_qemu_guests']:
+        host_number = int(ipaddress.ip_interface(guest['address']).ip) & int(network.hostmask)
+        guest['address'] = '%s/%d' % (network[host_number], network.prefixlen)
+        if 'gateway' in guest:
+            guest['gateway'] = gateway
+
+
+def longest_reply_gap(output):
+    """The longest time between two ping replies (ping -D prints [epoch] before each)."""
+    stamps = [float(match) for match in re.findall(r'^\[(\d+\.\d+)\] \d+ bytes from', output, re.M)]
+    if len(stamps) < 2:
+        return None
+    return max(later - earlier for earlier, later in zip(stamps, stamps[1:]))
+
+
+def open_session(vm):
+    """An SSH session of its own (no shared master): it ends when its stdin closes, after
+    the converge, and prints a word; a connection cut by the change ends it early."""
+    session = subprocess.Popen(vm.in_controller(['ssh', '-i', vm.key] + realhost.SSH_OPTIONS + [
+        '-o', 'ServerAliveInterval=2', '-o', 'ServerAliveCountMax=3', '-o', 'ConnectTimeout=5',
+        '%s@%s' % (realhost.USER, HOST), 'cat >/dev/null; echo session-survived']),
+        env=realhost.ENV, text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    vm.children.append(session)
+    time.sleep(3)
+    return session
+
+
+class LanDrop(threading.Thread):
+    """The LAN switch drops every frame from and to the host's port (nft, bridge family, in
+    the switch namespace) once the host's eth0 is a port of br0; the rule goes when the
+    host's console says it rolled back (or a minute after the timeout)."""
+
+    def __init__(self, vm, note):
+        super().__init__(daemon=True)
+        self.vm, self.note = vm, note
+        self.stopping = threading.Event()
+        self.dropped_at = None
+        self.saw_rollback = False
+
+    def run(self):
+        vm = self.vm
+        while not self.stopping.is_set():
+            try:
+                master = vm.ssh('readlink', '/sys/class/net/eth0/master', check=False, timeout=10).stdout
+            except subprocess.TimeoutExpired:
+                master = ''
+            if master.strip().endswith('/br0'):
+                break
+            time.sleep(0.2)
+        else:
+            return
+        offset = os.path.getsize(vm.serial_log)
+        realhost.run(['nft', '-f', '-'], netns=vm.switch, input_text=DROP_RULES)
+        self.dropped_at = time.monotonic()
+        self.note('the LAN drops the host (eth0 is a port of br0)')
+        while time.monotonic() < self.dropped_at + ROLLBACK_TIMEOUT + 60:
+            with open(vm.serial_log, errors='replace') as handle:
+                handle.seek(offset)
+                if ROLLBACK_CONSOLE in handle.read():
+                    self.saw_rollback = True
+                    break
+            time.sleep(0.3)
+        realhost.run(['nft', 'delete', 'table', 'bridge', 'ttqdrop'], netns=vm.switch, check=False)
+        self.note('the LAN lets the host through again (%s)' % (
+            'its console says it rolled back' if self.saw_rollback else 'no rollback on its console'))
+
+    def finish(self):
+        self.stopping.set()
+        self.join(timeout=ROLLBACK_TIMEOUT + 90)
 
 
 def ping_summary(output):
@@ -219,6 +365,7 @@ class TopologyRun:
         self.keep = keep
         self.checks = []
         self.times = {}
+        self.original_interfaces = None
         os.makedirs(self.log_dir, exist_ok=True)
 
     def check(self, name, ok, detail=''):
@@ -301,14 +448,23 @@ class TopologyRun:
             self.check('test guest copied to the host', False, str(error))
             return
         site = os.path.join(REPO, 'playbooks', 'site.yml')
+        if topology.stanza != 'allow-hotplug':
+            # The admin wrote `auto eth0` where the installer writes `allow-hotplug eth0`.
+            vm.ssh('sudo', 'sed', '-i', 's/^allow-hotplug eth0$/%s eth0/' % topology.stanza, INTERFACES)
+        self.original_interfaces = self.read_file(vm, INTERFACES)
         if topology.wrong_uplink:
             self.wrong_uplink_refused(vm, site)
+        for kind in topology.injections:
+            self.rollback_injected(vm, site, kind)
 
-        # 1. converge (bridged_lan: while the LAN peer pings the host 10 times a second)
-        pinger = None
+        # 1. converge (bridged_lan: while the LAN peer pings the host 10 times a second and an
+        # SSH session opened before stays open)
+        pinger = session = None
         if topology.ping_during_converge:
             pinger = vm.spawn(['ping', '-n', '-i', '0.1', HOST], netns=vm.peer)
             time.sleep(0.5)
+        if self.takes_uplink():
+            session = open_session(vm)
         rc, summary, seconds = self.playbook(vm, 'converge', site, inventory)
         self.times['converge'] = seconds
         if pinger is not None:
@@ -323,6 +479,10 @@ class TopologyRun:
                        'lost %d of %d, at most %d allowed' % (loss + (MAX_PING_LOSS,)) if loss
                        else 'no ping summary: %s' % output[-300:])
         self.check('converge', rc == 0, '%.0fs, %s' % (seconds, summary))
+        if session is not None:
+            self.check_session(vm, session, 'an SSH session open across the takeover survives it')
+        if self.takes_uplink():
+            self.uplink_checks(vm, 'after the converge', taken=True, backup=True)
         before_raw = host_state.collect(vm)
         before = host_state.normalise(before_raw)
         self.check_guests('guests run after the converge', before)
@@ -346,6 +506,8 @@ class TopologyRun:
         if after_raw['boot_id'] == before_raw['boot_id']:
             self.check('the host really rebooted', False, 'the same boot_id %s before and after' % after_raw['boot_id'])
         self.compare(before, after)
+        if self.takes_uplink():
+            self.uplink_checks(vm, 'after the reboot', taken=True)
         boot_guests = self.check_guests('guests are back after the reboot (QEMU on its tap, QMP)', after)
         if topology.iptables:
             self.check_all(checks_nat.after_boot_iptables(vm, list(topology.nat_subnets)))
@@ -391,27 +553,13 @@ class TopologyRun:
             realhost.run(['ip', 'route', 'add', network, 'via', HOST], netns=vm.peer)
         inventory = vm.write_inventory('leave.json', hostvars=inventory_vars(target))
         pinger = vm.spawn(['ping', '-n', '-i', '0.1', HOST], netns=vm.peer)
-        # An SSH session of its own (no shared master): it ends when its stdin closes, after
-        # the converge, and prints a word; a connection cut by the change ends it early.
-        session = subprocess.Popen(vm.in_controller(['ssh', '-i', vm.key] + realhost.SSH_OPTIONS + [
-            '-o', 'ServerAliveInterval=2', '-o', 'ServerAliveCountMax=3', '-o', 'ConnectTimeout=5',
-            '%s@%s' % (realhost.USER, HOST), 'cat >/dev/null; echo session-survived']),
-            env=realhost.ENV, text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        vm.children.append(session)
-        time.sleep(3)
+        session = open_session(vm)
         rc, summary, seconds = self.playbook(vm, 'leave', site, inventory)
         self.times['leave'] = seconds
         time.sleep(0.5)
         pinger.send_signal(signal.SIGINT)
         output = pinger.communicate(timeout=10)[0]
         vm.children.remove(pinger)
-        early = session.poll()
-        try:
-            said = session.communicate(input='', timeout=30)[0]
-        except subprocess.TimeoutExpired:
-            session.kill()
-            said = session.communicate()[0]
-        vm.children.remove(session)
         self.check('leaving %s: converge to %s' % (self.topology.name, target.topology), rc == 0,
                    '%.0fs, %s' % (seconds, summary))
         loss = ping_summary(output)
@@ -419,10 +567,8 @@ class TopologyRun:
                    loss is not None and loss[0] <= MAX_PING_LOSS,
                    'lost %d of %d, at most %d allowed' % (loss + (MAX_PING_LOSS,)) if loss
                    else 'no ping summary: %s' % output[-300:])
-        self.check('an SSH session open across the change survives it',
-                   early is None and session.returncode == 0 and 'session-survived' in said,
-                   'ended %s during the converge, exit %s: %s' % (
-                       'already' if early is not None else 'not', session.returncode, said.strip()[-300:]))
+        self.check_session(vm, session, 'an SSH session open across the change survives it')
+        self.uplink_checks(vm, 'after leaving %s' % self.topology.name, taken=False)
         left_raw = host_state.collect(vm)
         left = host_state.normalise(left_raw)
         uplink = '%s/%d' % (HOST, realhost.PREFIX_LEN)
@@ -451,6 +597,7 @@ class TopologyRun:
             if not self.check('reboot after leaving %s' % saved.name, rc == 0, '%.0fs' % seconds):
                 return
             self.compare(left, host_state.normalise(host_state.collect(vm)))
+            self.uplink_checks(vm, 'after leaving and rebooting', taken=False)
             rc, summary, seconds = self.playbook(vm, 'leave-again', site, inventory)
             self.check('converge after leaving and rebooting reports changed=0',
                        rc == 0 and summary is not None and summary.get('changed') == 0,
@@ -458,20 +605,136 @@ class TopologyRun:
         finally:
             self.topology = saved
 
+    def check_session(self, vm, session, title):
+        early = session.poll()
+        try:
+            said = session.communicate(input='', timeout=30)[0]
+        except subprocess.TimeoutExpired:
+            session.kill()
+            said = session.communicate()[0]
+        vm.children.remove(session)
+        return self.check(title, early is None and session.returncode == 0 and 'session-survived' in said,
+                          'ended %s during the converge, exit %s: %s' % (
+                              'already' if early is not None else 'not', session.returncode, said.strip()[-300:]))
+
+    def read_file(self, vm, path):
+        return vm.ssh('sudo', 'cat', path).stdout
+
+    def takes_uplink(self):
+        return (self.topology.topology or self.topology.name) == 'bridged_lan'
+
+    def uplink_checks(self, vm, when, taken, backup=False):
+        """Issue 11: where the admin's eth0 stanza is (out of /etc/network/interfaces while
+        eth0 is a port of br0, back byte for byte after), which DHCP clients run (none on a
+        port; on br0, or back on eth0, for a DHCP uplink), and that the lease is the same."""
+        original = self.original_interfaces
+        text = self.read_file(vm, INTERFACES)
+        if taken:
+            active = [line for line in text.splitlines() if ACTIVE_UPLINK_LINE.match(line)]
+            kept = [line for line in original.splitlines() if ACTIVE_UPLINK_LINE.match(line) or line.startswith((' ', '\t'))]
+            missing = [line for line in kept if not any(other.startswith('#') and other.endswith(line)
+                                                        for other in text.splitlines())]
+            self.check('%s: the admin\'s eth0 stanza is out of /etc/network/interfaces, kept in a marked block' % when,
+                       not active and not missing,
+                       'active: %s; original lines not kept: %s' % (active, missing) if active or missing
+                       else '%d original lines commented in the block' % len(kept))
+            if backup:
+                listing = vm.ssh('sudo', 'sh', '-c', 'sha256sum /etc/network/interfaces*', check=False).stdout
+                wanted = hashlib.sha256(original.encode()).hexdigest()
+                copies = [line.split(None, 1)[1] for line in listing.splitlines()
+                          if line.startswith(wanted) and not line.endswith(INTERFACES)]
+                self.check('%s: a backup of the original /etc/network/interfaces is kept' % when, copies,
+                           ', '.join(copies) or 'no file with the original content: %s' % listing.strip())
+        else:
+            self.check('%s: /etc/network/interfaces is the admin\'s original, byte for byte' % when, text == original,
+                       'equal (%d bytes)' % len(text) if text == original else 'differs:\n%s' % text[-600:])
+        clients = sorted(tuple(key.split()) for key in host_state.normalise_dhcp_clients(
+            vm.ssh('ps', '-eo', 'pid=,user=,args=').stdout))
+        if self.topology.uplink == 'dhcp':
+            holder = 'br0' if taken else 'eth0'
+            self.check('%s: one DHCP client, on %s (none on a bridge port)' % (when, holder),
+                       clients == [('dhclient', holder)], '%s' % clients)
+            address = vm.ssh('ip', '-j', 'address', 'show', 'dev', holder).stdout
+            infos = [info for link in json.loads(address or '[]') for info in link.get('addr_info', [])
+                     if info.get('family') == 'inet']
+            lease = [info for info in infos if info.get('local') == HOST and info.get('dynamic')]
+            leases = self.dnsmasq_leases(vm)
+            held = ['%s/%s%s' % (info.get('local'), info.get('prefixlen'), ' dynamic' if info.get('dynamic') else '')
+                    for info in infos]
+            self.check('%s: %s holds the same lease %s/%d (dynamic; dnsmasq leased it to the host\'s MAC only)'
+                       % (when, holder, HOST, realhost.PREFIX_LEN),
+                       lease and leases == [(vm.mac, HOST)], '%s: %s; dnsmasq leases %s' % (holder, held, leases))
+        else:
+            self.check('%s: no DHCP client runs' % when, not clients, '%s' % clients)
+
+    def dnsmasq_leases(self, vm):
+        try:
+            with open(os.path.join(vm.state, 'dnsmasq.leases')) as handle:
+                return sorted((fields[1], fields[2]) for fields in (line.split() for line in handle) if len(fields) > 2)
+        except OSError:
+            return []
+
+    def rollback_injected(self, vm, site, kind):
+        """Issue 11's injected failures. readdress: the bridge gets another subnet's address on
+        purpose, so the controller cannot reach the host; lan_drop: the LAN switch drops the
+        host's frames as soon as eth0 is a port of br0 (lifted when the host's console says it
+        rolled back). Either way the host must restore itself, answer again within the timeout
+        + ROLLBACK_MARGIN, have its files and network as before, and the play must fail
+        naming the rollback."""
+        hostvars = inventory_vars(self.topology)
+        hostvars['tuntap_qemu_takeover_timeout'] = ROLLBACK_TIMEOUT
+        if kind == 'readdress':
+            other_subnet(hostvars, '10.45.0.50/24', '10.45.0.1', '10.45.0.0/24')
+            hostvars['tuntap_qemu_uplink_readdress'] = True
+        inventory = vm.write_inventory('rollback-%s.json' % kind, hostvars=hostvars)
+        before = host_state.normalise(host_state.collect(vm))
+        pinger = vm.spawn(['ping', '-n', '-D', '-i', '0.2', HOST], netns=vm.peer)
+        time.sleep(1)
+        injector = LanDrop(vm, self.note) if kind == 'lan_drop' else None
+        if injector:
+            injector.start()
+        rc, _summary, seconds = self.playbook(vm, 'rollback-' + kind, site, inventory)
+        if injector:
+            injector.finish()
+        time.sleep(1)
+        pinger.send_signal(signal.SIGINT)
+        output = pinger.communicate(timeout=10)[0]
+        vm.children.remove(pinger)
+        with open(os.path.join(self.log_dir, 'rollback-%s.log' % kind)) as handle:
+            play = handle.read()
+        named = 'rolled back' in play
+        self.check('%s: the play fails and names the rollback' % kind, rc != 0 and named,
+                   'exit %d after %.0fs; %s' % (rc, seconds, 'the rollback is named' if named else 'no "rolled back" in the output'))
+        if injector:
+            self.check('%s: the LAN dropped the host once eth0 was a port of br0, until its console said it rolled back'
+                       % kind, injector.dropped_at is not None and injector.saw_rollback,
+                       'dropped %s, lifted after %s' % (
+                           'yes' if injector.dropped_at else 'never (no br0 seen)',
+                           'the console line' if injector.saw_rollback else 'no console line'))
+        gap = longest_reply_gap(output)
+        self.check('%s: the host answers pings again within the timeout + %d s' % (kind, ROLLBACK_MARGIN),
+                   gap is not None and gap <= ROLLBACK_TIMEOUT + ROLLBACK_MARGIN,
+                   'longest gap between replies %.1fs (timeout %d s)' % (gap, ROLLBACK_TIMEOUT) if gap is not None
+                   else 'no replies: %s' % output[-300:])
+        after = host_state.normalise(host_state.collect(vm))
+        explained = host_state.explain(host_state.compare(before, after), ROLLBACK_ALLOWED)
+        with open(os.path.join(self.log_dir, 'rollback-%s-differences.txt' % kind), 'w') as handle:
+            for item in explained:
+                handle.write('%s   [%s]\n' % (item.difference, item.reason or 'UNEXPLAINED'))
+        unexplained = [str(item.difference) for item in explained if item.reason is None]
+        self.check('%s: links, addresses, routes, DHCP client and files are as before the play' % kind, not unexplained,
+                   '; '.join(unexplained[:6]) or 'equal%s' % (' but %s' % '; '.join(
+                       '%s [%s]' % (item.difference, item.reason) for item in explained) if explained else ''))
+        text = self.read_file(vm, INTERFACES)
+        self.check('%s: /etc/network/interfaces is byte for byte as before' % kind, text == self.original_interfaces,
+                   'equal' if text == self.original_interfaces else text[-400:])
+
     def wrong_uplink_refused(self, vm, site):
         """Issue 14 on the real host: a typo'd uplink address is an error that names the
         host, the inventory's value and the uplink's real one, and the host is untouched."""
         address, gateway, network = self.topology.wrong_uplink
-        network = ipaddress.ip_network(network)
         hostvars = inventory_vars(self.topology)
-        hostvars['tuntap_qemu_uplink_address'] = address
-        hostvars['tuntap_qemu_uplink_gateway'] = gateway
-        for guest in hostvars['tuntap_qemu_guests']:
-            # The same host number in the other subnet (10.44.0.101 -> 10.45.0.101).
-            host_number = int(ipaddress.ip_interface(guest['address']).ip) & int(network.hostmask)
-            guest['address'] = '%s/%d' % (network[host_number], network.prefixlen)
-            if 'gateway' in guest:
-                guest['gateway'] = gateway
+        other_subnet(hostvars, address, gateway, network)
         inventory = vm.write_inventory('wrong-uplink.json', hostvars=hostvars)
         before = host_state.normalise(host_state.collect(vm))
         rc, summary, _seconds = self.playbook(vm, 'wrong-uplink', site, inventory)
@@ -580,8 +843,10 @@ def main(argv=None):
     if not args.keep:
         realhost.install_handlers()
 
-    image, built = build_image.build()
-    say('host image: %s (%s)' % (image, 'built in %.0fs' % built if built else 'cached'))
+    images = {}
+    for uplink in sorted(set(topology.uplink for topology in topologies)):
+        images[uplink], built = build_image.build(uplink=uplink)
+        say('host image (%s uplink): %s (%s)' % (uplink, images[uplink], 'built in %.0fs' % built if built else 'cached'))
     guest = build_guest.build_guest()
     say('test guest: %s (%s)' % (guest['kernel'], 'cached' if guest['cached'] else 'built'))
     temp = None
@@ -591,7 +856,8 @@ def main(argv=None):
         collections = realhost.lay_out_collection(temp)
     log_dir = os.path.join(LOG_ROOT, 'ttqr%d' % os.getpid())
     say('logs: %s' % log_dir)
-    runs = [TopologyRun(topology, image, guest, collections, log_dir, args.keep) for topology in topologies]
+    runs = [TopologyRun(topology, images[topology.uplink], guest, collections, log_dir, args.keep)
+            for topology in topologies]
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
             futures = [pool.submit(item.run) for item in runs]

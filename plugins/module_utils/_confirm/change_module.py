@@ -47,6 +47,23 @@ def _summary(link):
             'alias': link.alias}
 
 
+def incomplete_change(folder, links):
+    """Why the armed change is not made (the uplink's master is what it was when armed), or
+    None when it is: a change is armed only when pending, so it must have moved the uplink
+    into the bridge or out of it."""
+    before = arming.read_json(folder, rollback_helper.SNAPSHOT) or {}
+    plan = arming.read_json(folder, rollback_helper.PLAN) or {}
+    uplink, bridge = plan.get('uplink'), plan.get('bridge')
+    if not uplink or 'uplink' not in before:
+        return None
+    was_port = before['uplink'].get('master') == bridge
+    now = (links.get(uplink) or {}).get('master')
+    if (now == bridge) != was_port:
+        return None
+    return '%s is %s a port of %s, as when the change was armed: the change did not happen' % (
+        uplink, 'still' if was_port else 'not', bridge)
+
+
 class ConfirmedChangeSteps(module_runner.ModuleSteps):
     """state=armed|confirmed|status."""
 
@@ -77,7 +94,11 @@ class ConfirmedChangeSteps(module_runner.ModuleSteps):
 
     def read(self, module, request):
         if request['state'] != 'armed':
-            return arming.status(os.path.join(request['runtime_dir'], request['id']))
+            folder = os.path.join(request['runtime_dir'], request['id'])
+            state = arming.status(folder)
+            if state is not None and request['state'] == 'confirmed':
+                state = dict(state, incomplete=incomplete_change(folder, reading.read_snapshot()))
+            return state
         return reading.read_snapshot()
 
     def plan(self, module, request, state):
@@ -98,6 +119,12 @@ class ConfirmedChangeSteps(module_runner.ModuleSteps):
             raise module_runner.Refused(['change %s was not confirmed in time and was %s'
                                          % (request['id'], arming.describe_report(report))],
                                         rolled_back=True, report=report or {})
+        if not state['confirmed'] and state.get('incomplete'):
+            # The change did not happen (the module that makes it was cut off mid-way, say):
+            # confirming would keep a half-made change. The rollback undoes it at the deadline.
+            raise module_runner.Refused(['change %s: %s; not confirmed - the host rolls it back '
+                                         'at its deadline' % (request['id'], state['incomplete'])],
+                                        incomplete=True)
         return Plan(not state['confirmed'], 'confirmed', request['id'], folder, status=state)
 
     def _plan_arm(self, request, links):

@@ -316,7 +316,21 @@ class Rollback:
             json.dump(report, handle, indent=1, sort_keys=True)
         os.rename(temp, self.path('report.json'))
         sys.stderr.write(report['summary'] + '\n')
+        if os.environ.get('INVOCATION_ID'):
+            # Run by its systemd timer, on a real host: the kernel log (and so the console)
+            # says it too, for whoever is at the console of a host that went away.
+            kernel_log('tuntap-qemu: rolled back the uplink change %s (%s); %d steps, %d failed'
+                       % (report['id'], report['reason'], len(results), len(failed)))
         return 0 if not failed else 1
+
+
+def kernel_log(line):
+    """One line in the kernel log at level err (shown on the console even with `quiet`)."""
+    try:
+        with open('/dev/kmsg', 'w') as handle:
+            handle.write('<3>%s\n' % line)
+    except OSError:
+        pass
 
 
 def detach(rollback):

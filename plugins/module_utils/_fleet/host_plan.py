@@ -48,6 +48,10 @@ def host_plan(host, resolved):
         'uplink_gateway': host.uplink_gateway,
         'uplink_network': str(host.uplink_network.cidr) if host.uplink_network is not None else None,
         'uplink_check': _uplink_check(host, uplink_address),
+        # confirmed_change's (and uplink_stanza's) parameters: the uplink a port of the bridge
+        # (bridged_lan), or out of any bridge of ours that took it over (every other topology).
+        'uplink_change': {'uplink': host.uplink, 'bridge': host.bridge or schema.DEFAULT_BRIDGE,
+                          'takeover': topology.moves_uplink},
         'forwarding': topology.forwarding,
         'taps': taps,
         'bridge': bridge,

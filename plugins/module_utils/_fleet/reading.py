@@ -55,7 +55,8 @@ def read_host(name, variables, error):
     else:
         fields['uplink_gateway'] = _uplink_gateway(fields.get('uplink_net'), gateway, address_reported, error)
     network = variables.get(schema.UPLINK_NETWORK)
-    if network is not None:
+    # Empty means none (the role's default).
+    if network is not None and network != '':
         fields['uplink_network'] = _uplink_network(fields.get('uplink_net'), network, error)
     readdress = variables.get(schema.UPLINK_READDRESS)
     if readdress is not None and not isinstance(readdress, bool):

@@ -104,10 +104,29 @@ def folder_of(tmp_path, change_id='c1'):
     return tmp_path / change_id
 
 
-def converge(tmp_path, state, check_mode=False, change_id='c1'):
+# After the takeover the folders of folder_of() arm: eth0 is a port of br0.
+LINKS_AFTER = {'eth0': link('eth0', 'br0'), 'br0': link('br0', alias=MARK)}
+
+
+def converge(tmp_path, state, check_mode=False, change_id='c1', links=None):
     module = FakeModule(check_mode=check_mode, state=state, id=change_id,
                         runtime_dir=str(tmp_path))
-    return module_runner.converge(module, change_module.ConfirmedChangeSteps(state))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(change_module.reading, 'read_snapshot', lambda: LINKS_AFTER if links is None else links)
+        return module_runner.converge(module, change_module.ConfirmedChangeSteps(state))
+
+
+def test_a_change_that_did_not_happen_is_not_confirmed(tmp_path):
+    """The module that makes the change was cut off before it moved eth0: confirming would
+    keep a half-made change, so the confirm is refused and the rollback stays armed."""
+    folder = folder_of(tmp_path)
+    with pytest.raises(Failed) as failed:
+        converge(tmp_path, 'confirmed', links={'eth0': link('eth0'), 'br0': link('br0', alias=MARK)})
+    assert failed.value.args[0]['msg'] == (
+        'change c1: eth0 is not a port of br0, as when the change was armed: the change did not '
+        'happen; not confirmed - the host rolls it back at its deadline')
+    assert not (folder / rollback_helper.DECISION).exists()
+    assert converge(tmp_path, 'confirmed')['changed']
 
 
 def test_confirm_then_again(tmp_path):

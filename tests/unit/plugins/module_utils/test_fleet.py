@@ -81,6 +81,7 @@ EXPECTED_PLAN = {
         'uplink_network': None,
         'uplink_check': {'name': 'eth0', 'bridge': None, 'addresses': ['10.0.0.11/24'], 'gateway': None, 'exact': False, 'dhcp': False,
                          'hint': NAT_HINT % ('hv1', '10.0.0.11/24')},
+        'uplink_change': {'uplink': 'eth0', 'bridge': 'br0', 'takeover': False},
         'taps': [
             {'name': 'tap0', 'user': None, 'group': None, 'addresses': ['192.168.0.1/24']},
             {'name': 'tap1', 'user': None, 'group': None, 'addresses': ['192.168.1.254/24']},
@@ -100,6 +101,7 @@ EXPECTED_PLAN = {
         'uplink_network': None,
         'uplink_check': {'name': 'eth0', 'bridge': None, 'addresses': ['10.0.0.12/24'], 'gateway': None, 'exact': False, 'dhcp': False,
                          'hint': NAT_HINT % ('hv2', '10.0.0.12/24')},
+        'uplink_change': {'uplink': 'eth0', 'bridge': 'br0', 'takeover': False},
         'taps': [
             {'name': 'tap0', 'user': None, 'group': None, 'addresses': ['192.168.2.1/24']},
             {'name': 'vnet4', 'user': None, 'group': None, 'addresses': ['192.168.3.1/24']},
@@ -118,6 +120,7 @@ EXPECTED_PLAN = {
         'uplink_network': None,
         'uplink_check': {'name': 'ens3', 'bridge': None, 'addresses': ['10.0.0.13/24'], 'gateway': None, 'exact': False, 'dhcp': False,
                          'hint': NAT_HINT % ('hv3', '10.0.0.13/24')},
+        'uplink_change': {'uplink': 'ens3', 'bridge': 'virbr0', 'takeover': False},
         'taps': [
             {'name': 'tap0', 'user': None, 'group': None, 'addresses': []},
             {'name': 'tap1', 'user': None, 'group': None, 'addresses': []},
@@ -136,6 +139,7 @@ EXPECTED_PLAN = {
         'uplink_network': None,
         'uplink_check': {'name': 'eth0', 'bridge': 'br0', 'addresses': ['10.0.0.14/24'], 'gateway': '10.0.0.1', 'exact': True, 'dhcp': False,
                          'hint': LAN_HINT % 'hv4'},
+        'uplink_change': {'uplink': 'eth0', 'bridge': 'br0', 'takeover': True},
         'taps': [
             {'name': 'tap0', 'user': 'qemu', 'group': 'kvm', 'addresses': []},
             {'name': 'tap1', 'user': 'alice', 'group': 'kvm', 'addresses': []},
@@ -608,6 +612,13 @@ def test_no_uplink_address_no_check():
     plan, errors = fleet.plan_fleet(fleet_with(set_host('hv1', tuntap_qemu_uplink_address=None)))
     assert errors == []
     assert plan['hv1']['uplink_check'] is None and plan['hv1']['uplink_gateway'] is None
+
+
+def test_empty_uplink_network_is_none():
+    """The role's default "" for tuntap_qemu_uplink_network means none, as for the gateway."""
+    plan, errors = fleet.plan_fleet(fleet_with(set_host('hv4', tuntap_qemu_uplink_network='')))
+    assert errors == []
+    assert plan['hv4']['uplink_network'] is None
 
 
 def test_empty_gateway_is_none():
