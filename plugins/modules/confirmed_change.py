@@ -84,9 +84,12 @@ options:
     description: The change to confirm or look at, RV(id) of O(state=armed). Required with O(state=confirmed) and O(state=status).
     type: str
   runtime_dir:
-    description: Folder of the rollback folders (one per change, named by its id).
+    description:
+      - Folder of the rollback folders (one per change, named by its id).
+      - Not under the guests' runtime root (C(/run/tuntap-qemu), one folder per guest), where a
+        guest could have its name.
     type: path
-    default: /run/tuntap-qemu/rollback
+    default: /run/tuntap-qemu-rollback
 notes:
   - Run it inside the network namespace to manage, for example with the C(tuntap.qemu.netns)
     connection; the rollback then runs in that namespace too.
@@ -169,7 +172,7 @@ folder:
   description: The rollback folder.
   returned: when armed
   type: str
-  sample: /run/tuntap-qemu/rollback/20261201T150500-a1b2c3
+  sample: /run/tuntap-qemu-rollback/20261201T150500-a1b2c3
 confirmed:
   description: Whether the change was confirmed.
   returned: state=confirmed or state=status
@@ -205,7 +208,7 @@ def main():
             timeout=dict(type='int', default=60),
             files=dict(type='list', elements='str', default=[]),
             id=dict(type='str'),
-            runtime_dir=dict(type='path', default='/run/tuntap-qemu/rollback'),
+            runtime_dir=dict(type='path', default='/run/tuntap-qemu-rollback'),
         ),
         supports_check_mode=True,
         required_if=[('state', 'armed', ['uplink', 'bridge', 'takeover']),

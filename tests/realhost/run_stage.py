@@ -572,6 +572,8 @@ class TopologyRun:
         left_raw = host_state.collect(vm)
         left = host_state.normalise(left_raw)
         uplink = '%s/%d' % (HOST, realhost.PREFIX_LEN)
+        if target.uplink == 'dhcp':
+            uplink += ' dynamic'  # the lease, back on eth0 with its lifetimes
         problems = []
         if 'br0' in left['link']:
             problems.append('br0 is still there')

@@ -25,7 +25,7 @@ class Failed(Exception):
 class FakeModule:
     def __init__(self, check_mode=False, **params):
         self.params = dict(state='armed', uplink='eth0', bridge='br0', takeover=True, timeout=60,
-                           files=[], id=None, runtime_dir='/run/tuntap-qemu/rollback')
+                           files=[], id=None, runtime_dir='/run/tuntap-qemu-rollback')
         self.params.update(params)
         self.check_mode = check_mode
         self._diff = True
