@@ -216,12 +216,18 @@ class Rollback:
 
     def step_dhcp_stop(self, step):
         stopped = []
+        pids = {}
         for pidfile in step['pidfiles']:
             try:
                 with open(pidfile) as handle:
-                    pid = int(handle.read().split()[0])
+                    pids.setdefault(int(handle.read().split()[0]), pidfile)
             except (OSError, ValueError, IndexError):
                 continue
+        # And a client without its pidfile yet (dhclient writes it once it runs in the
+        # background): found by its command line, in this network namespace.
+        for pid in clients_on(step['dev']):
+            pids.setdefault(pid, None)
+        for pid, pidfile in sorted(pids.items()):
             if not ours(pid, step['dev']):
                 continue  # not a DHCP client of this interface here (a stale pidfile)
             try:
@@ -233,11 +239,12 @@ class Rollback:
                 time.sleep(0.05)
             if read_cmdline(pid):
                 os.kill(pid, signal.SIGKILL)
-            try:
-                os.unlink(pidfile)
-            except OSError:
-                pass
-            stopped.append('%d (%s)' % (pid, pidfile))
+            if pidfile:
+                try:
+                    os.unlink(pidfile)
+                except OSError:
+                    pass
+            stopped.append('%d (%s)' % (pid, pidfile or 'no pidfile'))
         if not stopped:
             return 'done already', 'no DHCP client on %s' % step['dev']
         return 'ok', 'stopped ' + ', '.join(stopped)

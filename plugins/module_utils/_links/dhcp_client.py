@@ -185,10 +185,17 @@ def stop(client, proc='/proc', wait=STOP_WAIT):
             pass
 
 
-def start(ifname, timeout=START_TIMEOUT):
+def start(ifname, timeout=START_TIMEOUT, background=False):
     """Run ifupdown's dhclient argv for `ifname`; it returns once bound (dhclient then goes on
-    in the background). Returns the argv."""
+    in the background). Returns the argv.
+
+    background: dhclient -nw - in the background at once, its pidfile written (waited for).
+    For a client that moves: the lease's address is on `ifname` already, so nothing waits for
+    the DHCP server - and on a LAN that drops the host, the module does not hold the host lock
+    for dhclient's minute while the armed rollback (confirmed_change) waits for it."""
     argv = ifupdown_dhclient_argv(ifname)
+    if background:
+        argv = argv[:-1] + ['-nw', ifname]
     for path in (run_dir(), lease_dir()):
         os.makedirs(path, exist_ok=True)
     env = dict(os.environ, LC_ALL='C')
@@ -204,7 +211,27 @@ def start(ifname, timeout=START_TIMEOUT):
             output.seek(0)
             lines = output.read().decode('utf-8', 'replace').strip().splitlines()[-5:]
             raise ClientError('%s exited %d: %s' % (' '.join(argv), done.returncode, ' / '.join(lines)))
+    if background:
+        _wait_for_pidfile(pidfile_of(ifname), ifname)
     return argv
+
+
+def _wait_for_pidfile(path, ifname, seconds=5.0):
+    """dhclient -nw forks and its parent exits before the child writes its pidfile: wait for
+    a pidfile that names a live client of `ifname`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with open(path) as handle:
+                pid = int(handle.read().split()[0])
+            with open('/proc/%d/cmdline' % pid, 'rb') as handle:
+                args = handle.read().split(b'\0')
+            if ifname.encode() in args:
+                return pid
+        except (OSError, ValueError, IndexError):
+            pass
+        time.sleep(0.05)
+    raise ClientError('dhclient for %s wrote no pidfile %s within %.0f s' % (ifname, path, seconds))
 
 
 INTERFACE_LINE = re.compile(r'^(\s*interface\s+)"([^"]*)"(\s*;)', re.M)
@@ -254,5 +281,5 @@ def move(source_if, target_if, clients, start_client=True):
     for client in clients:
         stop(client)
     if start_client:
-        return start(target_if)
+        return start(target_if, background=True)
     return None
