@@ -13,6 +13,7 @@ ran, report.json (see rollback_helper). The timer is
   systemd-timer  a transient timer where systemd is PID 1 and the module runs in PID 1's
                  network namespace: systemd-run --unit=tuntap-qemu-rollback-<id>
                  --on-active=<N>s --timer-property=AccuracySec=100ms --property=Type=oneshot
+                 --property=KillMode=process
                  <python> <helper> <folder> (systemd-run(1), systemd 252)
   process        elsewhere (a container, a network namespace of the lab: a unit would run in
                  PID 1's namespace, not this one): a detached sleeper, double fork + setsid,
@@ -90,6 +91,10 @@ def timer_argv(change_id, timeout, python, helper, folder):
     """The systemd-run argv of the transient timer."""
     return ['systemd-run', '--unit=%s' % unit_name(change_id), '--on-active=%ds' % timeout,
             '--timer-property=AccuracySec=100ms', '--property=Type=oneshot',
+            # The DHCP client the rollback starts again outlives the oneshot service: with the
+            # default KillMode=control-group systemd ends it with the unit (measured on the
+            # real-host stage: dhclient on eth0 gone right after the rollback started it).
+            '--property=KillMode=process',
             '--description=tuntap.qemu rollback %s unless confirmed' % change_id,
             python, helper, folder]
 

@@ -183,7 +183,7 @@ def test_systemd_is_init(tmp_path):
 def test_timer_argv():
     assert arming.timer_argv('c1', 60, '/usr/bin/python3', '/run/x/c1/h.py', '/run/x/c1') == [
         'systemd-run', '--unit=tuntap-qemu-rollback-c1', '--on-active=60s',
-        '--timer-property=AccuracySec=100ms', '--property=Type=oneshot',
+        '--timer-property=AccuracySec=100ms', '--property=Type=oneshot', '--property=KillMode=process',
         '--description=tuntap.qemu rollback c1 unless confirmed',
         '/usr/bin/python3', '/run/x/c1/h.py', '/run/x/c1']
 
