@@ -255,6 +255,9 @@ ACTIVE_UPLINK_LINE = re.compile(r'^\s*((auto|allow-[\w-]+)\s(.*\s)?eth0(\s|$)|if
 # next converge uses them), nothing else may differ.
 ROLLBACK_ALLOWED = (
     (r'link/tap\d+(/.*)?', 'a guest tap made before the uplink change (marked ours; the next converge uses it)'),
+    (r'unit/tuntap-qemu-rollback-[\w.-]+\.service(/.*)?',
+     'the rollback\'s transient unit, inactive: it stays loaded while the DHCP client it started again on the '
+     'uplink runs in its cgroup (KillMode=process)'),
 )
 # What the rollback helper writes to the kernel log (the host's console shows it).
 ROLLBACK_CONSOLE = 'tuntap-qemu: rolled back'
