@@ -341,9 +341,10 @@ class Lab:
                 'tuntap_qemu_nft_boot_unit': 'systemd',
                 'tuntap_qemu_nft_unit_dir': self.unit_dir(name),
                 'tuntap_qemu_guest_runtime_root': self.runtime_root(name),
-                # The rollback folders of its uplink changes (its /run/tuntap-qemu-rollback),
-                # in the lab's state folder, which the teardown removes.
-                'tuntap_qemu_rollback_dir': os.path.join(self.state_dir, name, 'rollback'),
+                # The rollback folders of its uplink changes (its /run/tuntap-qemu-rollback):
+                # runtime state in the lab's state folder, which the teardown removes - not in
+                # the hypervisor's folder of persistent files.
+                'tuntap_qemu_rollback_dir': os.path.join(self.state_dir, 'rollback', name),
             }
             if 'bridge_address' in hv:
                 host['tuntap_qemu_bridge_address'] = hv['bridge_address']
