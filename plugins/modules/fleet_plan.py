@@ -107,6 +107,15 @@ plan:
         - {name: tap0, user: null, group: null, addresses: [192.168.0.1/24]}
       bridge: null
       nat: []
+      dhcp:
+        domain: qemu.internal
+        host_name: hv1
+        networks:
+          - interface: tap0
+            address: 192.168.0.1/24
+            range: null
+            hosts: [{mac: "52:54:00:ea:97:99", address: 192.168.0.10, name: vm1}]
+      port_forwards: []
       guests:
         - name: vm1
           tap: tap0
@@ -123,6 +132,7 @@ plan:
           kernel_ip: "ip=192.168.0.10::192.168.0.1:255.255.255.0:vm1:eth0:off"
           interfaces_stanza: "auto eth0\niface eth0 inet static\n    address 192.168.0.10/24\n    gateway 192.168.0.1\n"
           derived: [gateway, mac, tap]
+          dhcp: true
           memory: 256
   contains:
     topology:
@@ -224,6 +234,22 @@ plan:
         out_interface:
           description: The uplink.
           type: str
+    dhcp:
+      description:
+        - The options of M(tuntap.qemu.guest_dhcp) - C(domain), C(host_name) (the host in the
+          zone, null when its inventory name is no DNS label) and C(networks), one per
+          internal interface with a guest served by DHCP (each routed tap, the bridged_nat
+          bridge) with the host's C(address) there, the dynamic C(range) (or null) and a
+          static lease per guest in C(hosts) (C(mac), C(address), C(name)).
+        - Null when the host serves no DHCP (C(tuntap_qemu_dhcp=false), bridged_lan).
+      type: dict
+    port_forwards:
+      description:
+        - The O(tuntap.qemu.port_forward#module:forwards) of M(tuntap.qemu.port_forward) - every
+          forward of the host's guests - C(port), C(protocol), C(destination) (the guest's
+          address), C(destination_port) and C(source) (a list, or null for anywhere).
+      type: list
+      elements: dict
     guests:
       description:
         - The guests in inventory order with every default filled in, plus the
@@ -231,7 +257,8 @@ plan:
           C(append), C(disk), C(disk_format), C(memory), C(cpus), C(machine), C(accel),
           C(autostart), C(extra_args)), only when given.
         - A guest with C(kernel) gets C(append) with its C(kernel_ip) added unless its own
-          C(append) names an C(ip=) argument - exactly what M(tuntap.qemu.qemu_guest) is given.
+          C(append) names an C(ip=) argument, or it is served by DHCP (C(dhcp)) and asks for
+          its address - exactly what M(tuntap.qemu.qemu_guest) is given.
       type: list
       elements: dict
       contains:
@@ -281,6 +308,12 @@ plan:
           description: Which of C(address), C(gateway), C(mac) and C(tap) the plan filled in.
           type: list
           elements: str
+        dhcp:
+          description:
+            - Its address is a static lease of the host's DHCP server, which also names it
+              (C(<name>.<domain>)); false for a guest with C(dhcp=false), an IPv6 guest, or a
+              host without DHCP.
+          type: bool
 summary:
   description: One line per guest (or per host without guests), to show the plan.
   returned: success

@@ -143,3 +143,33 @@ def check_own_subnet_overlaps(hosts, resolved, problems):
             local.append(guest)
         if topology.subnets_on_lan:
             lan_routed.extend((host.host, guest) for guest in local)
+
+
+def check_guest_services(hosts, problems):
+    """DHCP and port forwards of each host's guests (issue 12):
+    - a dynamic range holds no guest address (planned or given, DHCP or not);
+    - forwards only to guests behind NAT, and one forward per protocol and host port."""
+    for host in hosts:
+        error = problems.for_host(host.host)
+        topology = host.topology
+        if host.dhcp_range is not None:
+            first, last = host.dhcp_range
+            for guest in host.guests:
+                if guest.net is not None and guest.net.version == 4 and first <= guest.net.ip <= last:
+                    error('%s: %s-%s holds %s.address %s (%s); a dynamic range must leave the '
+                          'planned addresses out' % (schema.DHCP_RANGE, first, last, guest.path,
+                                                     guest.net.ip, guest.label))
+        owners = {}
+        for guest in host.guests:
+            for forward in guest.forwards:
+                if topology is not None and not topology.forwards:
+                    error('%s: %s guests are not behind NAT, so they are reached at their own '
+                          'address; port forwards need routed_nat or bridged_nat'
+                          % (forward.path, topology.name))
+                    continue
+                key = (forward.protocol, forward.port)
+                if key in owners:
+                    error('%s: %s port %d of this host is forwarded already by %s; one host port '
+                          'goes to one guest' % (forward.path, forward.protocol, forward.port, owners[key]))
+                else:
+                    owners[key] = '%s (%s)' % (forward.path, guest.label)

@@ -80,6 +80,11 @@ class GuestNetwork(object):
         """The host's guest networks (CIDR strings), the sources of its NAT."""
         return []
 
+    def dhcp_networks(self, host, resolved):
+        """[(interface, the host's address on it with prefix, [Resolved guests on it])]: where
+        the host's DHCP and DNS server listens (none: the LAN has its own)."""
+        return []
+
 
 class OwnSubnet(GuestNetwork):
     """routed: the gateway is the host side of the tap, by default the subnet's first host."""
@@ -126,6 +131,10 @@ class OwnSubnet(GuestNetwork):
     def internal_networks(self, host, resolved):
         return [str(item.guest.net.cidr) for item in resolved]
 
+    def dhcp_networks(self, host, resolved):
+        # Each tap is a network of its own; its host side is the guest's gateway.
+        return [(item.guest.tap, self.tap_addresses(item)[0], [item]) for item in resolved]
+
 
 class BridgeSubnet(GuestNetwork):
     """bridged_nat: the guest is in the bridge subnet; the gateway is the bridge address."""
@@ -153,6 +162,9 @@ class BridgeSubnet(GuestNetwork):
 
     def internal_networks(self, host, resolved):
         return [str(host.bridge_net.cidr)]
+
+    def dhcp_networks(self, host, resolved):
+        return [(host.bridge, names.normalize_address(host.bridge_net), list(resolved))]
 
 
 class Lan(GuestNetwork):

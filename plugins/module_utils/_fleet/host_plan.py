@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ansible_collections.tuntap.qemu.plugins.module_utils import names
 from ansible_collections.tuntap.qemu.plugins.module_utils._guest import guest_config
-from ansible_collections.tuntap.qemu.plugins.module_utils._fleet import schema, topologies
+from ansible_collections.tuntap.qemu.plugins.module_utils._fleet import reading, schema, topologies
 
 
 def host_plan(host, resolved):
@@ -56,8 +56,40 @@ def host_plan(host, resolved):
         'taps': taps,
         'bridge': bridge,
         'nat': nat,
-        'guests': [_guest_plan(item) for item in resolved],
+        # guest_dhcp's parameters (None: no DHCP on this host), port_forward's list form.
+        'dhcp': _dhcp(host, resolved),
+        'port_forwards': [_forward(item.guest, forward) for item in resolved for forward in item.guest.forwards],
+        'guests': [_guest_plan(item, host.served_by_dhcp(item.guest)) for item in resolved],
     }
+
+
+def _dhcp(host, resolved):
+    """One network per internal interface that has a guest served by DHCP (or the bridge's
+    dynamic range): a static lease (MAC -> planned address, name) per such guest."""
+    if not host.dhcp:
+        return None
+    networks = []
+    for interface, address, items in host.topology.guests.dhcp_networks(host, resolved):
+        served = [item.guest for item in items if host.served_by_dhcp(item.guest)]
+        if not served and host.dhcp_range is None:
+            continue
+        networks.append({
+            'interface': interface,
+            'address': address,
+            'range': [str(value) for value in host.dhcp_range] if host.dhcp_range is not None else None,
+            'hosts': [{'mac': guest.mac, 'address': str(guest.net.ip), 'name': guest.name} for guest in served],
+        })
+    if not networks:
+        return None
+    label = host.host.split('.')[0]
+    return {'domain': host.dns_domain, 'networks': networks,
+            'host_name': label if reading.DNS_LABEL.match(label) else None}
+
+
+def _forward(guest, forward):
+    return {'port': forward.port, 'protocol': forward.protocol, 'destination': str(guest.net.ip),
+            'destination_port': forward.guest_port,
+            'source': list(forward.source) if forward.source is not None else None}
 
 
 def _uplink_check(host, uplink_address):
@@ -101,7 +133,7 @@ def _uplink_check(host, uplink_address):
     }
 
 
-def _guest_plan(resolved):
+def _guest_plan(resolved, dhcp):
     guest = resolved.guest
     network, _errors = guest_config.guest_network(guest.path, names.normalize_address(guest.net),
                                                   resolved.gateway)
@@ -122,11 +154,14 @@ def _guest_plan(resolved):
                       if network['version'] == 4 else None),
         'interfaces_stanza': guest_config.render_interfaces_stanza(network),
         'derived': sorted(guest.derived),
+        # Its address is a static lease of the host's DHCP server (and its name in the zone).
+        'dhcp': dhcp,
     }
     plan.update(guest.options)
-    if 'kernel' in plan:
+    if 'kernel' in plan and not dhcp:
         # A guest booted from a kernel gets the kernel ip= argument unless its append names
-        # one already (Debian's initramfs-tools and the lab guest both read it).
+        # one already (Debian's initramfs-tools and the lab guest both read it); a guest
+        # served by DHCP asks for its address, as stock images do.
         given = plan.get('append') or ''
         extra = plan['kernel_ip'] if plan['kernel_ip'] and 'ip=' not in given else ''
         append = ' '.join(part for part in (given, extra) if part)

@@ -36,6 +36,7 @@ def plan_fleet(inventory):
     resolved = dict((host.host, checks.resolve_guests(host, problems)) for host in hosts)
     checks.check_lan_addresses(hosts, problems)
     checks.check_own_subnet_overlaps(hosts, resolved, problems)
+    checks.check_guest_services(hosts, problems)
     if problems:
         return None, problems.lines()
     return dict((host.host, host_plan.host_plan(host, resolved[host.host])) for host in hosts), []

@@ -66,6 +66,9 @@ def plan_bridge_addresses(host, problems):
         return host
     taken = set([int(bridge_net.ip)])
     taken.update(int(guest.net.ip) for guest in host.guests if guest.net is not None)
+    if host.dhcp_range is not None:
+        # The dynamic range is the DHCP server's, for guests the inventory does not list.
+        taken.update(range(int(host.dhcp_range[0]), int(host.dhcp_range[1]) + 1))
     pool = host.pool
     first, last = bridge_net.first, bridge_net.last
     if pool is not None:

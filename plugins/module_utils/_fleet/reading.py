@@ -4,10 +4,15 @@
 
 from __future__ import annotations
 
+import re
+
 from ansible_collections.tuntap.qemu.plugins.module_utils import names
 from ansible_collections.tuntap.qemu.plugins.module_utils._guest import guest_config, guest_plan
 from ansible_collections.tuntap.qemu.plugins.module_utils._fleet import nets, schema, topologies
-from ansible_collections.tuntap.qemu.plugins.module_utils._fleet.records import Guest, Host
+from ansible_collections.tuntap.qemu.plugins.module_utils._fleet.records import Forward, Guest, Host
+
+# A DNS label of a host name (RFC 1123): what a guest served by DHCP is named in the zone.
+DNS_LABEL = re.compile(r'^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$')
 
 
 def read_host(name, variables, error):
@@ -105,6 +110,8 @@ def read_host(name, variables, error):
         if value is not None:
             fields[key] = _owner(variable, value, error)
 
+    fields.update(_read_dhcp(topology, fields.get('bridge_net'), variables, error))
+
     guests = variables.get(schema.GUESTS)
     if guests is None:
         guests = []
@@ -115,6 +122,81 @@ def read_host(name, variables, error):
     guests = tuple(_read_guest(host, index, entry, error) for index, entry in enumerate(guests))
     _check_taps(host, guests, error)
     return Host(guests=guests, **fields)
+
+
+def _read_dhcp(topology, bridge_net, variables, error):
+    """tuntap_qemu_dhcp, _dhcp_range and _dns_domain -> Host fields."""
+    fields = {}
+    value = variables.get(schema.DHCP)
+    default = topology.dhcp if topology is not None else False
+    if value is None or value == '':
+        dhcp = default
+    elif not isinstance(value, bool):
+        error('%s: %r is not true or false' % (schema.DHCP, value))
+        dhcp = False
+    elif value and topology is not None and not topology.dhcp:
+        error('%s: true, but %s guests are on the LAN, whose own DHCP server gives them their '
+              'addresses; leave it out' % (schema.DHCP, topology.name))
+        dhcp = False
+    else:
+        dhcp = value
+    fields['dhcp'] = dhcp
+
+    value = variables.get(schema.DHCP_RANGE)
+    if value is not None and value != '':
+        dhcp_range = _dhcp_range(value, error)
+        if dhcp_range is None:
+            pass
+        elif topology is not None and not topology.guests.unique_in_host:
+            error('%s: %r is given, but %s guests have a subnet each (a tap of their own); a '
+                  'dynamic range is for a shared guest subnet (bridged_nat)'
+                  % (schema.DHCP_RANGE, value, topology.name))
+        elif topology is not None and not dhcp:
+            error('%s: %r is given, but %s is false' % (schema.DHCP_RANGE, value, schema.DHCP))
+        elif bridge_net is not None and not all(address in bridge_net.cidr for address in dhcp_range):
+            error('%s: %r is not inside the bridge subnet %s (%s)'
+                  % (schema.DHCP_RANGE, value, bridge_net.cidr, schema.BRIDGE_ADDRESS))
+        elif bridge_net is not None and (dhcp_range[0] == bridge_net.network or dhcp_range[1] == bridge_net.broadcast):
+            error('%s: %r holds the network or broadcast address of %s'
+                  % (schema.DHCP_RANGE, value, bridge_net.cidr))
+        elif bridge_net is not None and dhcp_range[0] <= bridge_net.ip <= dhcp_range[1]:
+            error('%s: %r holds the bridge address %s, the guests\' gateway (%s)'
+                  % (schema.DHCP_RANGE, value, bridge_net.ip, schema.BRIDGE_ADDRESS))
+        else:
+            fields['dhcp_range'] = dhcp_range
+
+    value = variables.get(schema.DNS_DOMAIN)
+    if value is not None and value != '':
+        if not isinstance(value, str) or not _dns_name(value):
+            error('%s: %r is not a DNS domain name (labels of letters, digits and -, separated '
+                  'by dots, such as qemu.internal)' % (schema.DNS_DOMAIN, value))
+        else:
+            fields['dns_domain'] = value.lower().rstrip('.')
+    return fields
+
+
+def _dhcp_range(value, error):
+    """'A-B' or [A, B] -> (first, last) IPv4 addresses, or None (reported)."""
+    if isinstance(value, str):
+        parts = [part.strip() for part in value.split('-')]
+    elif isinstance(value, list):
+        parts = value
+    else:
+        parts = []
+    addresses = [nets.parse_ip(part) if isinstance(part, str) else None for part in parts]
+    if len(addresses) != 2 or None in addresses or any(address.version != 4 for address in addresses):
+        error('%s: %r is not a range of two IPv4 addresses, such as 192.168.5.100-192.168.5.150'
+              % (schema.DHCP_RANGE, value))
+        return None
+    if addresses[0] > addresses[1]:
+        error('%s: %r ends before it starts' % (schema.DHCP_RANGE, value))
+        return None
+    return tuple(addresses)
+
+
+def _dns_name(value):
+    labels = value.rstrip('.').split('.')
+    return len(value) <= 253 and all(DNS_LABEL.match(label) for label in labels)
 
 
 def _uplink_gateway(uplink_net, value, address_reported, error):
@@ -232,8 +314,89 @@ def _read_guest(host, index, entry, error):
     if entry.get('gateway') is not None:
         fields['gateway_given'] = entry['gateway']
 
+    dhcp = entry.get('dhcp')
+    if dhcp is not None:
+        if not isinstance(dhcp, bool):
+            error('%s.dhcp: %r is not true or false' % (path, dhcp))
+        else:
+            fields['dhcp'] = dhcp
+    if fields.get('name') is not None and host.dhcp and fields.get('dhcp', True) \
+            and not DNS_LABEL.match(fields['name']):
+        error('%s.name: %r is not a DNS label (letters, digits and - only), which a guest served '
+              'by DHCP is named by in %s; rename it, or give it dhcp: false'
+              % (path, fields['name'], host.dns_domain))
+    forwards = entry.get('forwards')
+    if forwards is not None:
+        fields['forwards'] = _read_forwards('%s.forwards' % path, forwards, error)
+
     fields['options'] = tuple(sorted(_qemu_options(path, entry, error).items()))
     return Guest(derived=tuple(derived), **fields)
+
+
+def _read_forwards(path, value, error):
+    if not isinstance(value, list):
+        error('%s: %r is not a list of port forwards, such as [{port: 2201, guest_port: 22}]'
+              % (path, value))
+        return ()
+    forwards = []
+    for index, entry in enumerate(value):
+        where = '%s[%d]' % (path, index)
+        if not isinstance(entry, dict):
+            error('%s: %r is not a mapping with at least a port' % (where, entry))
+            continue
+        problems = []
+        for key in sorted(entry, key=str):
+            if key not in schema.FORWARD_KEYS:
+                problems.append('%s: unknown key %r; a forward takes %s'
+                                % (where, key, ', '.join(schema.FORWARD_KEYS)))
+        port = _port('%s.port' % where, entry.get('port'), problems, required=True)
+        guest_port = _port('%s.guest_port' % where, entry.get('guest_port'), problems)
+        protocol = entry.get('protocol')
+        protocol = 'tcp' if protocol is None else protocol
+        if protocol not in schema.FORWARD_PROTOCOLS:
+            problems.append('%s.protocol: %r is not one of %s'
+                            % (where, protocol, ', '.join(schema.FORWARD_PROTOCOLS)))
+        source = entry.get('source')
+        if source is not None:
+            source = _source_networks('%s.source' % where, source, problems)
+        for problem in problems:
+            error(problem)
+        if not problems:
+            forwards.append(Forward(path=where, port=port, protocol=protocol, source=source,
+                                    guest_port=guest_port if guest_port is not None else port))
+    return tuple(forwards)
+
+
+def _port(path, value, problems, required=False):
+    if value is None:
+        if required:
+            problems.append('%s: missing; the host port (1-65535)' % path)
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        problems.append('%s: %r is not a port (1-65535)' % (path, value))
+        return None
+    return value
+
+
+def _source_networks(path, value, problems):
+    if not isinstance(value, list) or not value:
+        problems.append('%s: %r is not a list of networks in CIDR form, such as [10.0.0.0/24]'
+                        % (path, value))
+        return None
+    found = []
+    for index, item in enumerate(value):
+        network, message = names.parse_network('%s[%d]' % (path, index), item)
+        if message:
+            problems.append(message)
+        elif network.version != 4:
+            problems.append('%s[%d]: %r is not an IPv4 network; the guests behind NAT are IPv4'
+                            % (path, index, item))
+        else:
+            found.append(str(network.cidr))
+    problems.extend(names.duplicate_errors(path, found))
+    return tuple(found)
 
 
 def _qemu_options(path, entry, error):

@@ -33,6 +33,16 @@ class Problems(object):
 
 
 @dataclasses.dataclass(frozen=True)
+class Forward:
+    """One entry of a guest's forwards: host port -> guest port (protocol, source networks)."""
+    path: str                       # tuntap_qemu_guests[N].forwards[M], for messages
+    port: int
+    guest_port: int
+    protocol: str = 'tcp'
+    source: Optional[Tuple[str, ...]] = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Guest:
     """One entry of tuntap_qemu_guests as read (and, from a pool, completed)."""
     index: int
@@ -49,6 +59,8 @@ class Guest:
     address_given: Optional[str] = None
     gateway_given: Optional[str] = None
     options: Tuple = ()             # (key, value) of the qemu_guest options given
+    dhcp: bool = True               # dhcp: false keeps it static (no lease, no name)
+    forwards: Tuple[Forward, ...] = ()
     derived: Tuple[str, ...] = ()   # what the plan filled in
 
     @property
@@ -77,6 +89,14 @@ class Host:
     guest_user: Any = None
     guest_group: Any = None
     guests: Tuple[Guest, ...] = ()
+    dhcp: bool = False              # tuntap_qemu_dhcp (default: the topology's)
+    dhcp_range: Optional[Tuple[Any, Any]] = None    # (first, last) netaddr.IPAddress
+    dns_domain: str = schema.DEFAULT_DNS_DOMAIN
+
+    def served_by_dhcp(self, guest):
+        """The guest gets a static lease and a name from this host's DHCP server (DHCPv4: an
+        IPv6 guest is not served)."""
+        return self.dhcp and guest.dhcp and guest.net is not None and guest.net.version == 4
 
     @property
     def lan(self):

@@ -23,13 +23,20 @@ POOL = 'tuntap_qemu_pool'
 GUEST_USER = 'tuntap_qemu_guest_user'
 GUEST_GROUP = 'tuntap_qemu_guest_group'
 GUESTS = 'tuntap_qemu_guests'
+# Issue 12: DHCP with static leases and DNS names for the guests of the internal networks.
+DHCP = 'tuntap_qemu_dhcp'
+DHCP_RANGE = 'tuntap_qemu_dhcp_range'
+DNS_DOMAIN = 'tuntap_qemu_dns_domain'
 # The host variables the plan reads; the action plugin fetches exactly these.
 HOST_VARIABLES = (TOPOLOGY, UPLINK, UPLINK_ADDRESS, UPLINK_GATEWAY, UPLINK_READDRESS, UPLINK_NETWORK,
-                  BRIDGE, BRIDGE_ADDRESS, POOL, GUEST_USER, GUEST_GROUP, GUESTS)
+                  BRIDGE, BRIDGE_ADDRESS, POOL, GUEST_USER, GUEST_GROUP, GUESTS, DHCP, DHCP_RANGE,
+                  DNS_DOMAIN)
 
 DEFAULT_UPLINK = 'eth0'
 DEFAULT_BRIDGE = 'br0'
 POOL_SUBNET_PREFIX = 24
+# ICANN reserved .internal for private networks (2024): it never clashes with a public name.
+DEFAULT_DNS_DOMAIN = 'qemu.internal'
 
 # qemu_guest options a guest entry may carry; they are passed on only when given.
 QEMU_STRINGS = ('kernel', 'initrd', 'append', 'disk', 'machine')
@@ -39,13 +46,19 @@ QEMU_BOOLEANS = ('autostart',)
 QEMU_LISTS = ('extra_args',)
 QEMU_OPTIONS = QEMU_STRINGS + tuple(sorted(QEMU_CHOICES)) + QEMU_INTEGERS + QEMU_BOOLEANS + QEMU_LISTS
 GUEST_NETWORK_KEYS = ('name', 'tap', 'user', 'group', 'run_as', 'mac', 'address', 'gateway')
-GUEST_KEYS = GUEST_NETWORK_KEYS + QEMU_OPTIONS
+# dhcp: false keeps a guest static (no lease, no name); forwards: its port forwards.
+GUEST_SERVICE_KEYS = ('dhcp', 'forwards')
+GUEST_KEYS = GUEST_NETWORK_KEYS + GUEST_SERVICE_KEYS + QEMU_OPTIONS
+# The keys of an entry of a guest's forwards (port_forward's list form gets the rest).
+FORWARD_KEYS = ('port', 'guest_port', 'protocol', 'source')
+FORWARD_PROTOCOLS = ('tcp', 'udp')
 
 
 def guest_option_types():
     """{key: (argument spec type, choices or None)} of every guest key: what
     roles/hypervisor/meta/argument_specs.yml must say of tuntap_qemu_guests' options."""
     types = dict((key, ('str', None)) for key in GUEST_NETWORK_KEYS)
+    types.update(dhcp=('bool', None), forwards=('list', None))
     types.update((key, ('path' if key in ('kernel', 'initrd', 'disk') else 'str', None)) for key in QEMU_STRINGS)
     types.update((key, ('str', list(choices))) for key, choices in QEMU_CHOICES.items())
     types.update((key, ('int', None)) for key in QEMU_INTEGERS)

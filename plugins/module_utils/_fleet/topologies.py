@@ -26,6 +26,8 @@ class Topology:
     nat             masquerade its guest networks out of the uplink
     forwarding      the host routes (ip_forward on)
     subnets_on_lan  its guest subnets are routed on the LAN, so unique across the fleet
+    dhcp            its internal guest networks get DHCP and DNS from the host by default
+                    (tuntap_qemu_dhcp); False where the LAN has its own (bridged_lan)
     """
     name: str
     guests: guest_networks.GuestNetwork
@@ -33,6 +35,12 @@ class Topology:
     nat: bool = False
     forwarding: bool = True
     subnets_on_lan: bool = False
+    dhcp: bool = False
+
+    @property
+    def forwards(self):
+        """Port forwards reach its guests: the host's address is NATed to them."""
+        return self.nat
 
     @property
     def needs_uplink_address(self):
@@ -66,7 +74,7 @@ def names():
     return tuple(TOPOLOGIES)
 
 
-register(Topology('routed', guest_networks.OWN_SUBNET, subnets_on_lan=True))
-register(Topology('routed_nat', guest_networks.OWN_SUBNET, nat=True))
-register(Topology('bridged_nat', guest_networks.BRIDGE_SUBNET, bridge=INTERNAL, nat=True))
+register(Topology('routed', guest_networks.OWN_SUBNET, subnets_on_lan=True, dhcp=True))
+register(Topology('routed_nat', guest_networks.OWN_SUBNET, nat=True, dhcp=True))
+register(Topology('bridged_nat', guest_networks.BRIDGE_SUBNET, bridge=INTERNAL, nat=True, dhcp=True))
 register(Topology('bridged_lan', guest_networks.LAN, bridge=UPLINK, forwarding=False))

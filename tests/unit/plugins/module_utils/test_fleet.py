@@ -50,7 +50,7 @@ FLEET = {
 }
 
 
-def guest(name, tap, address, gateway, derived, mac=None, user=None, group=None, run_as=None, **options):
+def guest(name, tap, address, gateway, derived, mac=None, user=None, group=None, run_as=None, dhcp=True, **options):
     ip, prefixlen = address.split('/')
     netmask = {'24': '255.255.255.0'}[prefixlen]
     network = '%s.0/%s' % (ip.rsplit('.', 1)[0], prefixlen)
@@ -63,7 +63,7 @@ def guest(name, tap, address, gateway, derived, mac=None, user=None, group=None,
         'address': address, 'ip': ip, 'prefixlen': int(prefixlen), 'netmask': netmask,
         'network': network, 'gateway': gateway,
         'kernel_ip': 'ip=%s::%s:%s:%s:eth0:off' % (ip, gateway or '', netmask, name),
-        'interfaces_stanza': stanza, 'derived': derived,
+        'interfaces_stanza': stanza, 'derived': derived, 'dhcp': dhcp,
     }
     result.update(options)
     return result
@@ -88,9 +88,16 @@ EXPECTED_PLAN = {
         ],
         'bridge': None,
         'nat': [],
+        # A DHCP guest booted from a kernel asks for its address: no ip= is appended.
+        'dhcp': {'domain': 'qemu.internal', 'host_name': 'hv1', 'networks': [
+            {'interface': 'tap0', 'address': '192.168.0.1/24', 'range': None,
+             'hosts': [{'mac': stable_mac('vm1', 0), 'address': '192.168.0.10', 'name': 'vm1'}]},
+            {'interface': 'tap1', 'address': '192.168.1.254/24', 'range': None,
+             'hosts': [{'mac': stable_mac('vm2', 0), 'address': '192.168.1.10', 'name': 'vm2'}]}]},
+        'port_forwards': [],
         'guests': [
             guest('vm1', 'tap0', '192.168.0.10/24', '192.168.0.1', ['gateway', 'mac', 'tap'],
-                  kernel='/srv/vmlinuz', memory=256, append='ip=192.168.0.10::192.168.0.1:255.255.255.0:vm1:eth0:off'),
+                  kernel='/srv/vmlinuz', memory=256),
             guest('vm2', 'tap1', '192.168.1.10/24', '192.168.1.254', ['mac', 'tap']),
         ],
     },
@@ -109,6 +116,12 @@ EXPECTED_PLAN = {
         'bridge': None,
         'nat': [{'source': ['192.168.2.0/24'], 'out_interface': 'eth0'},
                 {'source': ['192.168.3.0/24'], 'out_interface': 'eth0'}],
+        'dhcp': {'domain': 'qemu.internal', 'host_name': 'hv2', 'networks': [
+            {'interface': 'tap0', 'address': '192.168.2.1/24', 'range': None,
+             'hosts': [{'mac': stable_mac('vm3', 0), 'address': '192.168.2.2', 'name': 'vm3'}]},
+            {'interface': 'vnet4', 'address': '192.168.3.1/24', 'range': None,
+             'hosts': [{'mac': stable_mac('vm4', 0), 'address': '192.168.3.2', 'name': 'vm4'}]}]},
+        'port_forwards': [],
         'guests': [
             guest('vm3', 'tap0', '192.168.2.2/24', '192.168.2.1', ['address', 'gateway', 'mac', 'tap']),
             guest('vm4', 'vnet4', '192.168.3.2/24', '192.168.3.1', ['address', 'gateway', 'mac']),
@@ -128,6 +141,11 @@ EXPECTED_PLAN = {
         'bridge': {'name': 'virbr0', 'addresses': ['192.168.100.1/24'], 'ports': ['tap0', 'tap1'], 'uplink': None,
                    'gateway': None, 'readdress': False, 'dhcp': False},
         'nat': [{'source': ['192.168.100.0/24'], 'out_interface': 'ens3'}],
+        'dhcp': {'domain': 'qemu.internal', 'host_name': 'hv3', 'networks': [
+            {'interface': 'virbr0', 'address': '192.168.100.1/24', 'range': None,
+             'hosts': [{'mac': stable_mac('vm5', 0), 'address': '192.168.100.2', 'name': 'vm5'},
+                       {'mac': stable_mac('vm6', 0), 'address': '192.168.100.3', 'name': 'vm6'}]}]},
+        'port_forwards': [],
         'guests': [
             guest('vm5', 'tap0', '192.168.100.2/24', '192.168.100.1', ['gateway', 'mac', 'tap']),
             guest('vm6', 'tap1', '192.168.100.3/24', '192.168.100.1', ['address', 'gateway', 'mac', 'tap']),
@@ -147,10 +165,13 @@ EXPECTED_PLAN = {
         'bridge': {'name': 'br0', 'addresses': ['10.0.0.14/24'], 'ports': ['tap0', 'tap1', 'eth0'], 'uplink': 'eth0',
                    'gateway': '10.0.0.1', 'readdress': False, 'dhcp': False},
         'nat': [],
+        'dhcp': None,
+        'port_forwards': [],
         'guests': [
-            guest('vm7', 'tap0', '10.0.0.101/24', '10.0.0.1', ['mac', 'tap'], user='qemu', group='kvm', run_as='root'),
+            guest('vm7', 'tap0', '10.0.0.101/24', '10.0.0.1', ['mac', 'tap'], user='qemu', group='kvm', run_as='root',
+                  dhcp=False),
             guest('vm8', 'tap1', '10.0.0.102/24', None, ['tap'], mac='52:54:00:aa:bb:08',
-                  user='alice', group='kvm', run_as='alice'),
+                  user='alice', group='kvm', run_as='alice', dhcp=False),
         ],
     },
 }
@@ -566,7 +587,7 @@ def test_qemu_options_pass_through_only_when_given():
         {'name': 'a', 'address': '192.168.0.10/24', 'memory': '512', 'cpus': 2, 'accel': 'tcg',
          'disk': '/srv/a.qcow2', 'disk_format': 'qcow2', 'extra_args': ['-no-reboot'],
          'append': 'console=ttyS0', 'initrd': '/srv/initrd', 'kernel': '/srv/vmlinuz', 'machine': 'pc',
-         'autostart': False},
+         'autostart': False, 'dhcp': False},
         {'name': 'b', 'address': '192.168.1.10/24'},
     ]}})
     assert errors == []
@@ -589,10 +610,33 @@ def test_qemu_options_pass_through_only_when_given():
     ({'kernel': '/k', 'address': 'fd00:0:0:1::10/64'}, None),   # no kernel ip= for IPv6
 ])
 def test_the_plan_gives_qemu_guest_its_final_append(entry, append):
-    guest = dict({'name': 'a', 'address': '192.168.0.10/24'}, **entry)
+    # A static guest (dhcp: false, or a host without DHCP) gets the kernel ip= argument.
+    guest = dict({'name': 'a', 'address': '192.168.0.10/24', 'dhcp': False}, **entry)
     plan, errors = fleet.plan_fleet({'hv1': {'tuntap_qemu_topology': 'routed', 'tuntap_qemu_guests': [guest]}})
     assert errors == []
     assert plan['hv1']['guests'][0].get('append') == append
+    guest.pop('dhcp')
+    plan, errors = fleet.plan_fleet({'hv1': {'tuntap_qemu_topology': 'routed', 'tuntap_qemu_dhcp': False,
+                                             'tuntap_qemu_guests': [guest]}})
+    assert errors == []
+    assert plan['hv1']['guests'][0].get('append') == append
+
+
+@pytest.mark.parametrize('entry, append', [
+    ({'kernel': '/k'}, None),
+    ({'kernel': '/k', 'append': 'quiet'}, 'quiet'),
+])
+def test_a_dhcp_guest_gets_no_kernel_ip(entry, append):
+    """It asks DHCP, as a stock image does, and gets the same address as its static lease."""
+    guest = dict({'name': 'a', 'address': '192.168.0.10/24'}, **entry)
+    plan, errors = fleet.plan_fleet({'hv1': {'tuntap_qemu_topology': 'routed', 'tuntap_qemu_guests': [guest]}})
+    assert errors == []
+    entry = plan['hv1']['guests'][0]
+    assert entry.get('append') == append
+    assert entry['dhcp'] is True
+    assert entry['kernel_ip'] == 'ip=192.168.0.10::192.168.0.1:255.255.255.0:a:eth0:off'
+    assert plan['hv1']['dhcp']['networks'][0]['hosts'] == [
+        {'mac': entry['mac'], 'address': '192.168.0.10', 'name': 'a'}]
 
 
 def test_empty_fleet():
