@@ -312,7 +312,7 @@ def main():
                            mutually_exclusive=[('forwards', option)
                                                for option in nat_rules.PORT_FORWARD_OPTIONS])
     steps = nat_module.NatSteps(nat_module.port_forward_request,
-                                nat_module.managed_destination_errors)
+                                nat_module.complete_port_forwards)
     module_runner.run(module, steps)
 
 

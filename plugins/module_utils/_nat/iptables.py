@@ -6,6 +6,7 @@ Same rules as the nftables backend (nat_rules), written with iptables/ip6tables:
 
     postrouting  -> -t nat    POSTROUTING   appended
     prerouting   -> -t nat    PREROUTING    appended; rules with a host address inserted first
+    output       -> -t nat    OUTPUT        the same
     forward      -> -t filter FORWARD       inserted first (DOCKER-USER when that chain exists)
 
 Every rule carries `-m comment --comment "tuntap.qemu ..."`; the comment is its identity
@@ -31,6 +32,7 @@ DOCKER_USER = 'DOCKER-USER'
 TABLE_CHAINS = {
     'postrouting': ('nat', 'POSTROUTING'),
     'prerouting': ('nat', 'PREROUTING'),
+    'output': ('nat', 'OUTPUT'),
     'forward': ('filter', 'FORWARD'),
 }
 FAMILY_COMMANDS = {'ipv4': 'iptables', 'ipv6': 'ip6tables'}
@@ -56,6 +58,8 @@ def rule_args(rule):
             args += ['-s', value]
         elif field == 'daddr':
             args += ['-d', value]
+        elif field == 'daddr_not':
+            args += ['!', '-d', value]
         elif field == 'daddr_local':
             args += ['-m', 'addrtype', '--dst-type', 'LOCAL']
         elif field in ('dport', 'sport'):
@@ -79,7 +83,8 @@ def rule_args(rule):
 
 def placement(rule):
     """'insert' (at the top of the chain) or 'append'."""
-    if rule['chain'] == 'forward' or (rule['chain'] == 'prerouting' and rule['rank'] == 0):
+    if rule['chain'] == 'forward' or (rule['chain'] in ('prerouting', 'output')
+                                      and rule['rank'] == 0):
         return 'insert'
     return 'append'
 

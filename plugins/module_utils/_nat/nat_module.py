@@ -137,26 +137,51 @@ def port_forward_request(params):
             and params.get('destination') is None):
         message = 'state is present but all of the following are missing: destination'
         return {'keys': set(), 'rules': [], 'interfaces': [], 'destination': None,
-                'destinations': [], 'errors': [message]}
+                'destinations': [], 'forwards': [], 'errors': [message]}
     return nat_rules.port_forward_request(params)
 
 
-def managed_destination_errors(params, request, after_rules):
-    """port_forward's check of each destination against the masqueraded networks after the
-    call, then (only when that fails) the guest-side networks of the host (read once per
-    in_interface)."""
-    if params['state'] != 'present' or params['allow_unmanaged_destination']:
-        return []
-    masqueraded = nat_rules.masqueraded_networks(after_rules)
-    errors, guest_networks = [], {}
-    for option, destination, in_interface in request['destinations']:
-        if not destination_errors(destination, masqueraded, [], option):
-            continue
-        if in_interface not in guest_networks:
-            guest_networks[in_interface] = guest_side_networks([in_interface])
-        errors.extend(destination_errors(destination, masqueraded, guest_networks[in_interface],
-                                         option))
-    return errors
+def managed_network(destination, masqueraded, guest_networks):
+    """Pure: the managed subnet `destination` lies in - the smallest masqueraded network that
+    holds it, else the smallest of the guest-side networks [(network, ifname)]; None."""
+    address = names.netaddr.IPAddress(destination)
+    for networks in (list(masqueraded), [network for network, _ifname in guest_networks]):
+        holding = [names.netaddr.IPNetwork(network) for network in networks
+                   if address in names.netaddr.IPNetwork(network)]
+        if holding:
+            return str(max(holding, key=lambda network: network.prefixlen).cidr)
+    return None
+
+
+def complete_port_forwards(params, request, current_rules):
+    """port_forward's step on the host, before the plan: (hairpin rules, errors).
+
+    Each destination must lie in a managed subnet: a network masqueraded in our rules
+    (`current_rules`, which port_forward does not change), else (only when none holds it)
+    a guest-side network of the host (read once per in_interface).  Each forward without
+    in_interface gets its hairpin rule for that subnet; with allow_unmanaged_destination a
+    destination outside every managed subnet gets none (there is no subnet to name)."""
+    if params['state'] != 'present':
+        return [], []
+    allow_unmanaged = params['allow_unmanaged_destination']
+    masqueraded = nat_rules.masqueraded_networks(current_rules)
+    rules, errors, guest_networks = [], [], {}
+    for spec in request['forwards']:
+        network = managed_network(spec.destination, masqueraded, [])
+        if network is None and not (allow_unmanaged and spec.in_interface):
+            if allow_unmanaged and not netlink.available():
+                continue
+            if spec.in_interface not in guest_networks:
+                guest_networks[spec.in_interface] = guest_side_networks([spec.in_interface])
+            network = managed_network(spec.destination, [], guest_networks[spec.in_interface])
+            if network is None and not allow_unmanaged:
+                errors.extend(destination_errors(spec.destination, masqueraded,
+                                                 guest_networks[spec.in_interface], spec.option))
+        rule = spec.hairpin_rule(network) if network else None
+        if rule is not None:
+            rules.append(rule)
+    errors.extend(nat_rules.comment_length_errors(rules))
+    return rules, errors
 
 
 # ---------------------------------------------------------------- the backend
@@ -728,15 +753,17 @@ def write_persistence(module, systemd, persistence, backup):
 class NatSteps(module_runner.ModuleSteps):
     """The steps of masquerade and port_forward (module_runner.ModuleSteps).
 
-    build_request   params -> request dict (nat_rules.masquerade_request, ...)
-    extra_checks    (params, request, after_rules) -> errors, checked with the plan
+    build_request     params -> request dict (nat_rules.masquerade_request, ...)
+    complete_request  (params, request, current rules of our table) -> (more desired rules,
+                      errors): the part of the request that needs the host (port_forward's
+                      destination check and hairpin rules), refused with the plan
     """
 
     libraries = (module_runner.NETADDR,)
 
-    def __init__(self, build_request, extra_checks=None):
+    def __init__(self, build_request, complete_request=None):
         self.build_request = build_request
-        self.extra_checks = extra_checks
+        self.complete_request = complete_request
         self.warnings = []
         self.backup_files = []
         self.systemd = None
@@ -794,6 +821,11 @@ class NatSteps(module_runner.ModuleSteps):
 
     def _plan(self, params, request, host):
         errors, warnings = [], self.warnings
+        if self.complete_request:
+            current_rules, _unknown = nat_rules.rules_of_entries(host.state['entries'])
+            more_rules, more_errors = self.complete_request(params, request, current_rules)
+            errors.extend(more_errors)
+            request = dict(request, rules=request['rules'] + more_rules)
         if host.backend == 'nftables':
             errors.extend(nft.chain_errors(host.state))
             runtime = plan_nft_runtime(host.state, request['keys'], request['rules'], warnings)
@@ -807,8 +839,6 @@ class NatSteps(module_runner.ModuleSteps):
                 warnings.append('foreign_forward=accept has no effect with the iptables '
                                 'backend: its forward rules are in the FORWARD chain already')
             foreign = ForeignPlan()
-        if self.extra_checks:
-            errors.extend(self.extra_checks(params, request, runtime.after_rules))
         module_runner.refuse(errors)
         planner = PersistencePlanner(params, host.commands, self.systemd, errors)
         persistence = planner.plan(host.backend, runtime.after_rules, ipt_backend)

@@ -9,7 +9,7 @@ A rule is a plain dict::
 
     {'key': 'masquerade 192.168.0.0/24 oif eth0',      # the task that owns it
      'comment': 'tuntap.qemu masquerade 192.168.0.0/24 oif eth0 | nat',
-     'chain': 'postrouting',                            # prerouting, postrouting, forward
+     'chain': 'postrouting',                            # prerouting, output, forward
      'family': 'ipv4',                                  # or 'ipv6'
      'match': [('oifname', 'eth0'), ('saddr', '192.168.0.0/24')],
      'action': ('masquerade',),                         # ('accept',), ('dnat', addr, port)
@@ -26,7 +26,9 @@ number of tasks share one table.
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import typing
 
 from ansible_collections.tuntap.qemu.plugins.module_utils import names
 
@@ -34,7 +36,7 @@ COMMENT_PREFIX = 'tuntap.qemu '
 KEY_SEPARATOR = ' | '
 # nftables keeps at most 128 bytes of comment (NFTNL_UDATA_COMMENT_MAXLEN); iptables 256.
 COMMENT_MAX_BYTES = 128
-CHAINS = ('postrouting', 'prerouting', 'forward')
+CHAINS = ('postrouting', 'prerouting', 'output', 'forward')
 PROTOCOLS = ('tcp', 'udp')
 # The options of port_forward's single form, each mutually exclusive with `forwards`.
 PORT_FORWARD_OPTIONS = ('port', 'host_address', 'destination', 'destination_port', 'in_interface',
@@ -49,6 +51,11 @@ _MASQUERADE_ROLE = re.compile(r'^(nat|forward out|forward back|forward bridged)$
 _PORT_KEY = re.compile(r'^port_forward (tcp|udp) (\*|\[[0-9A-Fa-f:.]+\]|[0-9.]+):([0-9]+)$')
 _DNAT_ROLE = re.compile(r'^dnat (\S+):([0-9]+)(?: iif (\S+))?(?: from (\S+))?$')
 _FORWARD_ROLE = re.compile(r'^forward (reply )?(\S+):([0-9]+)$')
+_OUTPUT_ROLE = re.compile(r'^output (\S+):([0-9]+)(?: from (\S+))?$')
+_HAIRPIN_ROLE = re.compile(r'^hairpin (\S+):([0-9]+) from (\S+)$')
+# The host's loopback addresses: the output rules leave connections to them alone (a
+# DNATed connection from a loopback source would be a martian on the guest's interface).
+LOOPBACK = {'ipv4': '127.0.0.0/8', 'ipv6': '::1'}
 
 
 # ---------------------------------------------------------------- small helpers
@@ -117,19 +124,31 @@ def port_forward_key(protocol, host_address, port):
 
 
 def port_forward_rules(protocol, host_address, port, destination, destination_port,
-                       in_interface=None, sources=None):
+                       in_interface=None, sources=None, hairpin_network=None):
     """The rules of one forwarded host port.
 
     dnat            prerouting: [iifname IF] [SADDR FROM] DADDR HOST|any local address
                     PROTO dport PORT dnat to DEST:DPORT; one rule per source network.  Rules with a host
                     address rank before those without, so the specific one wins.
+    output          the same for connections the host itself opens (nat output hook):
+                    [SADDR FROM] DADDR HOST|any local address but loopback PROTO dport PORT
+                    dnat to DEST:DPORT; one rule per source network.  Not with in_interface
+                    (the forward is then scoped to that interface).
     forward         the DNATed connection into the guest (ct status dnat)
     forward reply   the guest's replies (established, related)
+    hairpin         postrouting: SADDR NET DADDR DEST PROTO dport DPORT ct status dnat
+                    masquerade, with NET the managed subnet DEST lies in (hairpin_network,
+                    known only on the host: port_forward_hairpin_rule); a guest of that subnet
+                    that connects to the host's port then gets its replies through the host,
+                    not straight from its neighbour.  Not with in_interface.
     """
     family = family_of(destination)
     key = port_forward_key(protocol, host_address, port)
     target = '%s:%d' % (bracketed(destination), destination_port)
+    action = ('dnat', destination, destination_port)
+    rank = 0 if host_address else 1
     rules = []
+    outputs = []
     for source in (sources or [None]):
         role = 'dnat ' + target
         match = []
@@ -139,15 +158,21 @@ def port_forward_rules(protocol, host_address, port, destination, destination_po
         if source:
             role += ' from ' + source
             match.append(('saddr', source))
+        output_match = list(match)
         if host_address:
             match.append(('daddr', host_address))
+            output_match.append(('daddr', host_address))
         else:
             # Any address of the host, never traffic that only passes through it.
             match.extend([('nfproto', family), ('daddr_local', True)])
+            output_match.extend([('daddr_not', LOOPBACK[family]), ('daddr_local', True)])
         match.append(('dport', (protocol, port)))
-        rules.append(_rule(key, role, 'prerouting', family, match,
-                           ('dnat', destination, destination_port),
-                           rank=0 if host_address else 1))
+        output_match.append(('dport', (protocol, port)))
+        rules.append(_rule(key, role, 'prerouting', family, match, action, rank=rank))
+        if not in_interface:
+            outputs.append(_rule(key, 'output ' + target + (' from ' + source if source else ''),
+                                 'output', family, output_match, action, rank=rank))
+    rules.extend(outputs)
     rules.extend([
         _rule(key, 'forward ' + target, 'forward', family,
               [('daddr', destination), ('dport', (protocol, destination_port)),
@@ -156,7 +181,21 @@ def port_forward_rules(protocol, host_address, port, destination, destination_po
               [('saddr', destination), ('sport', (protocol, destination_port)),
                ('ct_state', ('established', 'related'))], ('accept',)),
     ])
+    if hairpin_network and not in_interface:
+        rules.append(port_forward_hairpin_rule(protocol, host_address, port, destination,
+                                               destination_port, hairpin_network))
     return rules
+
+
+def port_forward_hairpin_rule(protocol, host_address, port, destination, destination_port,
+                              network):
+    """The hairpin rule of a forward (see port_forward_rules) for the subnet `network`."""
+    key = port_forward_key(protocol, host_address, port)
+    return _rule(key, 'hairpin %s:%d from %s' % (bracketed(destination), destination_port, network),
+                 'postrouting', family_of(destination),
+                 [('saddr', network), ('daddr', destination),
+                  ('dport', (protocol, destination_port)), ('ct_status', 'dnat')],
+                 ('masquerade',))
 
 
 def rule_from_comment(comment):
@@ -191,24 +230,32 @@ def _candidates(key, role):
     if host_address is not None and _address_text(host_address) != host_address:
         return []
     dnat = _DNAT_ROLE.match(role)
+    output = _OUTPUT_ROLE.match(role)
     forward = _FORWARD_ROLE.match(role)
+    hairpin = _HAIRPIN_ROLE.match(role)
+    in_interface, source, network = None, None, None
     if dnat:
         destination, destination_port, in_interface, source = dnat.groups()
-        sources = [source] if source else None
-        if source and _network_text(source) != source:
-            return []
         if in_interface and not IFNAME_RULE_CHARS.match(in_interface):
             return []
+    elif output:
+        destination, destination_port, source = output.groups()
     elif forward:
         destination, destination_port = forward.group(2), forward.group(3)
-        in_interface, sources = None, None
+    elif hairpin:
+        destination, destination_port, network = hairpin.groups()
+        if _network_text(network) != network:
+            return []
     else:
+        return []
+    if source and _network_text(source) != source:
         return []
     destination = unbracketed(destination)
     if _address_text(destination) != destination:
         return []
     return port_forward_rules(protocol, host_address, int(port), destination,
-                              int(destination_port), in_interface, sources)
+                              int(destination_port), in_interface,
+                              [source] if source else None, network)
 
 
 def _network_text(text):
@@ -287,12 +334,19 @@ def _port(path, value, errors):
 
 
 def _check_comment_lengths(rules, errors):
+    errors.extend(comment_length_errors(rules))
+
+
+def comment_length_errors(rules):
+    """One error per rule whose comment nftables would not keep whole."""
+    errors = []
     for rule in rules:
         size = len(rule['comment'].encode('utf-8'))
         if size > COMMENT_MAX_BYTES:
             errors.append('the rule comment %r is %d bytes long; nftables keeps at most %d. '
                           'Use shorter interface names or fewer optional matches'
                           % (rule['comment'], size, COMMENT_MAX_BYTES))
+    return errors
 
 
 def _option(prefix, name):
@@ -390,8 +444,29 @@ def masquerade_list_request(params):
     return request
 
 
+@dataclasses.dataclass(frozen=True)
+class ForwardSpec:
+    """One validated forward of a request: what its hairpin rule needs once the host tells
+    which managed subnet the destination lies in (option: the destination's option path)."""
+    option: str
+    protocol: str
+    host_address: typing.Optional[str]
+    port: int
+    destination: str
+    destination_port: int
+    in_interface: typing.Optional[str]
+
+    def hairpin_rule(self, network):
+        """The hairpin rule for `network`; None when the forward is scoped to in_interface."""
+        if self.in_interface:
+            return None
+        return port_forward_hairpin_rule(self.protocol, self.host_address, self.port,
+                                         self.destination, self.destination_port, network)
+
+
 def _port_forward_entry(prefix, entry, present, errors):
-    """(key, rules, interfaces, destination) of one forwarded port, or None on errors."""
+    """(key, rules, interfaces, destination, ForwardSpec or None) of one forwarded port, or
+    None on errors."""
     protocol = entry['protocol']
     port = _port(_option(prefix, 'port'), entry['port'], errors)
     host_address = None
@@ -422,30 +497,36 @@ def _port_forward_entry(prefix, entry, present, errors):
                           % (_option(prefix, 'source'), index, source, destination))
     if errors:
         return None
-    rules = []
+    rules, spec = [], None
     if present:
         rules = port_forward_rules(protocol, host_address, port, destination,
                                    destination_port, in_interface, sources)
+        spec = ForwardSpec(option=_option(prefix, 'destination'), protocol=protocol,
+                           host_address=host_address, port=port, destination=destination,
+                           destination_port=destination_port, in_interface=in_interface)
     interfaces = [(_option(prefix, 'in_interface'), in_interface)] if in_interface else []
-    return port_forward_key(protocol, host_address, port), rules, interfaces, destination
+    return port_forward_key(protocol, host_address, port), rules, interfaces, destination, spec
 
 
 def port_forward_request(params):
     """Validate port_forward parameters (single-rule form, or the list form `forwards`);
     same result shape as masquerade_request, and 'destinations':
     [(option, guest address, in_interface)] of the forwards to check ('destination' is the
-    single form's guest address, None for state=absent without one).
+    single form's guest address, None for state=absent without one), and 'forwards':
+    [ForwardSpec] of the present forwards, whose hairpin rules the host completes
+    (nat_module.complete_port_forwards).
     """
     if params.get('forwards') is not None:
         return port_forward_list_request(params)
     errors = []
     request = {'keys': set(), 'rules': [], 'interfaces': [], 'destination': None,
-               'destinations': [], 'errors': errors}
+               'destinations': [], 'forwards': [], 'errors': errors}
     found = _port_forward_entry('', params, params['state'] == 'present', errors)
     if found is None:
         return request
-    key, rules, interfaces, destination = found
-    request.update(keys={key}, rules=rules, interfaces=interfaces, destination=destination)
+    key, rules, interfaces, destination, spec = found
+    request.update(keys={key}, rules=rules, interfaces=interfaces, destination=destination,
+                   forwards=[spec] if spec else [])
     if destination is not None:
         request['destinations'] = [('destination', destination, params.get('in_interface'))]
     _check_comment_lengths(request['rules'], errors)
@@ -457,7 +538,7 @@ def port_forward_list_request(params):
     entry without protocol takes the module's."""
     errors = _list_state_errors(params, 'forwards')
     request = {'keys': KindKeys('port_forward'), 'rules': [], 'interfaces': [],
-               'destination': None, 'destinations': [], 'errors': errors}
+               'destination': None, 'destinations': [], 'forwards': [], 'errors': errors}
     owner = {}
     for index, entry in enumerate(params['forwards']):
         prefix = 'forwards[%d]' % index
@@ -465,7 +546,8 @@ def port_forward_list_request(params):
         entry_errors = []
         found = _port_forward_entry(prefix, entry, True, entry_errors)
         if found is not None:
-            key, rules, interfaces, destination = found
+            key, rules, interfaces, destination, spec = found
+            request['forwards'].append(spec)
             if key in owner:
                 entry_errors.append('%s: %s is in %s already' % (prefix, key, owner[key]))
             owner.setdefault(key, prefix)

@@ -23,13 +23,15 @@ TABLE_FAMILY = 'inet'
 TABLE_NAME = 'tuntap_qemu'
 TABLE = '%s %s' % (TABLE_FAMILY, TABLE_NAME)
 
-# name -> (type, hook, numeric priority, priority keyword)
+# name -> (type, hook, numeric priority, priority as `nft list` prints it: nft has no
+# keyword for the nat output hook's -100)
 CHAIN_SPECS = {
     'postrouting': ('nat', 'postrouting', 100, 'srcnat'),
     'prerouting': ('nat', 'prerouting', -100, 'dstnat'),
+    'output': ('nat', 'output', -100, '-100'),
     'forward': ('filter', 'forward', 0, 'filter'),
 }
-CHAIN_ORDER = ('postrouting', 'prerouting', 'forward')
+CHAIN_ORDER = ('postrouting', 'prerouting', 'output', 'forward')
 
 DEFAULT_NFT_FILE = '/etc/nftables.d/tuntap-qemu.nft'
 DEFAULT_NFTABLES_CONF = '/etc/nftables.conf'
@@ -70,6 +72,9 @@ def rule_expr(rule):
         elif field in ('saddr', 'daddr'):
             expr.append(_match({'payload': {'protocol': protocol, 'field': field}},
                                _address_json(value)))
+        elif field == 'daddr_not':
+            expr.append(_match({'payload': {'protocol': protocol, 'field': 'daddr'}},
+                               _address_json(value), op='!='))
         elif field == 'nfproto':
             expr.append(_match({'meta': {'key': 'nfproto'}}, value))
         elif field == 'daddr_local':
@@ -100,6 +105,8 @@ def rule_statement(rule):
             words.append('%s "%s"' % (field, value))
         elif field in ('saddr', 'daddr'):
             words.append('%s %s %s' % (protocol, field, value))
+        elif field == 'daddr_not':
+            words.append('%s daddr != %s' % (protocol, value))
         elif field == 'nfproto':
             words.append('meta nfproto %s' % value)
         elif field == 'daddr_local':

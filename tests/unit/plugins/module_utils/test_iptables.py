@@ -21,8 +21,8 @@ FWD6 = nat_rules.port_forward_rules('udp', '2001:db8::2', 53, 'fd00::53', 53, 'e
     (FWD[0], ['-m', 'addrtype', '--dst-type', 'LOCAL', '-p', 'tcp', '-m', 'tcp', '--dport', '8080',
               '-m', 'comment', '--comment', FWD[0]['comment'],
               '-j', 'DNAT', '--to-destination', '192.168.0.10:80']),
-    (FWD[1], ['-d', '192.168.0.10', '-p', 'tcp', '-m', 'tcp', '--dport', '80', '-m', 'conntrack',
-              '--ctstate', 'DNAT', '-m', 'comment', '--comment', FWD[1]['comment'], '-j', 'ACCEPT']),
+    (FWD[2], ['-d', '192.168.0.10', '-p', 'tcp', '-m', 'tcp', '--dport', '80', '-m', 'conntrack',
+              '--ctstate', 'DNAT', '-m', 'comment', '--comment', FWD[2]['comment'], '-j', 'ACCEPT']),
     (FWD6[0], ['-i', 'eth0', '-s', '2001:db8::/32', '-d', '2001:db8::2', '-p', 'udp', '-m', 'udp',
                '--dport', '53', '-m', 'comment', '--comment', FWD6[0]['comment'],
                '-j', 'DNAT', '--to-destination', '[fd00::53]:53']),
@@ -117,3 +117,50 @@ def test_render_hook():
     # The same rules in another order render the same file.
     assert text == iptables.render_hook(FWD6[:1] + MASQ[1::-1], {
         'ipv4': '/usr/sbin/iptables', 'ipv6': '/usr/sbin/ip6tables'})
+
+
+HAIRPIN = nat_rules.port_forward_rules('tcp', None, 8006, '192.168.5.11', 80,
+                                       hairpin_network='192.168.5.0/24')
+HAIRPIN6 = nat_rules.port_forward_rules('tcp', '2001:db8::2', 8006, 'fd00:5::11', 80,
+                                        hairpin_network='fd00:5::/64')
+
+
+@pytest.mark.parametrize('rule, line', [
+    (HAIRPIN[1], "iptables -t nat -A OUTPUT '!' -d 127.0.0.0/8 -m addrtype --dst-type LOCAL "
+                 "-p tcp -m tcp --dport 8006 -m comment --comment 'tuntap.qemu port_forward tcp "
+                 "*:8006 | output 192.168.5.11:80' -j DNAT --to-destination 192.168.5.11:80"),
+    (HAIRPIN6[1], "ip6tables -t nat -I OUTPUT -d 2001:db8::2 -p tcp -m tcp --dport 8006 -m comment "
+                  "--comment 'tuntap.qemu port_forward tcp [2001:db8::2]:8006 | output "
+                  "[fd00:5::11]:80' -j DNAT --to-destination '[fd00:5::11]:80'"),
+    (HAIRPIN[-1], "iptables -t nat -A POSTROUTING -s 192.168.5.0/24 -d 192.168.5.11 -p tcp -m tcp "
+                  "--dport 80 -m conntrack --ctstate DNAT -m comment --comment 'tuntap.qemu "
+                  "port_forward tcp *:8006 | hairpin 192.168.5.11:80 from 192.168.5.0/24' "
+                  "-j MASQUERADE"),
+])
+def test_output_and_hairpin_lines(rule, line):
+    assert iptables.rule_line(rule) == line
+
+
+def test_output_and_hairpin_read_back_from_iptables_save():
+    save = '\n'.join([
+        '*nat',
+        ':PREROUTING ACCEPT [0:0]',
+        ':OUTPUT ACCEPT [0:0]',
+        ':POSTROUTING ACCEPT [0:0]',
+        '-A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -p tcp -m tcp --dport 8006 '
+        '-m comment --comment "%s" -j DNAT --to-destination 192.168.5.11:80' % HAIRPIN[1]['comment'],
+        '-A POSTROUTING -s 192.168.5.0/24 -d 192.168.5.11/32 -p tcp -m tcp --dport 80 -m conntrack '
+        '--ctstate DNAT -m comment --comment "%s" -j MASQUERADE' % HAIRPIN[-1]['comment'],
+        'COMMIT', ''])
+    parsed = iptables.parse_save(save, 'ipv4')
+    assert [(entry['chain'], entry['ipt_chain']) for entry in parsed['entries']] == [
+        ('output', 'OUTPUT'), ('postrouting', 'POSTROUTING')]
+    rules, unknown = nat_rules.rules_of_entries(parsed['entries'])
+    assert unknown == [] and rules == [HAIRPIN[1], HAIRPIN[-1]]
+
+
+def test_hook_adds_output_and_hairpin_rules():
+    text = iptables.render_hook(HAIRPIN, {'ipv4': '/usr/sbin/iptables'})
+    assert text.count(' -t nat -C OUTPUT ') == 1
+    assert "-t nat -A OUTPUT '!' -d 127.0.0.0/8" in text
+    assert text.count(' -t nat -C POSTROUTING -s 192.168.5.0/24 ') == 1

@@ -239,14 +239,71 @@ def test_other_backend_plan_reports_what_goes():
 # ---------------------------------------------------------------- destinations of a list
 
 def test_managed_destinations_of_a_list(monkeypatch):
-    monkeypatch.setattr(nat_module, 'guest_side_networks',
-                        lambda exclude: [('10.77.0.0/24', 'vo1')] if exclude == ['eth1'] else [])
-    params = {'state': 'present', 'allow_unmanaged_destination': False}
-    request = {'destinations': [('forwards[0].destination', '192.168.0.11', None),
-                                ('forwards[1].destination', '10.77.0.5', 'eth1'),
-                                ('forwards[2].destination', '10.77.0.5', None)]}
-    errors = nat_module.managed_destination_errors(params, request, MASQ_A)
+    looked_up = []
+
+    def guest_side_networks(exclude):
+        looked_up.append(exclude)
+        return [('10.77.0.0/24', 'vo1')] if exclude == ['eth1'] else [('10.0.0.0/8', 'br9')]
+
+    monkeypatch.setattr(nat_module, 'guest_side_networks', guest_side_networks)
+    monkeypatch.setattr(nat_module.netlink, 'available', lambda: True)
+    params = port_params([forward(),
+                          forward(port=2202, destination='10.77.0.5', in_interface='eth1'),
+                          forward(port=2203, destination='172.16.0.5'),
+                          forward(port=2204, destination='10.77.0.6')],
+                         allow_unmanaged_destination=False)
+    request = nat_rules.port_forward_request(params)
+    assert request['errors'] == []
+    rules, errors = nat_module.complete_port_forwards(params, request, MASQ_A)
     assert len(errors) == 1
-    assert errors[0].startswith('forwards[2].destination: 10.77.0.5 is outside every managed subnet')
+    assert errors[0].startswith('forwards[2].destination: 172.16.0.5 is outside every managed subnet')
+    # The masqueraded network holds the first destination (no lookup); the guest-side
+    # networks of the host are read once per in_interface.
+    assert looked_up == [['eth1'], [None]]
+    # A hairpin rule per forward without in_interface, for the subnet of its destination.
+    assert comments(rules) == [
+        'tuntap.qemu port_forward tcp *:2201 | hairpin 192.168.0.11:22 from 192.168.0.0/24',
+        'tuntap.qemu port_forward tcp *:2204 | hairpin 10.77.0.6:22 from 10.0.0.0/8']
     params['allow_unmanaged_destination'] = True
-    assert nat_module.managed_destination_errors(params, request, MASQ_A) == []
+    rules, errors = nat_module.complete_port_forwards(params, request, MASQ_A)
+    assert errors == [] and len(rules) == 2
+    params['state'] = 'absent'
+    assert nat_module.complete_port_forwards(params, request, MASQ_A) == ([], [])
+
+
+@pytest.mark.parametrize('destination, masqueraded, guest_networks, network', [
+    ('192.168.5.11', ['192.168.0.0/16', '192.168.5.0/24'], [], '192.168.5.0/24'),
+    ('192.168.5.11', ['10.0.0.0/24'], [('192.168.5.0/24', 'br0'), ('192.168.0.0/16', 'x')],
+     '192.168.5.0/24'),
+    ('192.168.5.11', ['192.168.0.0/16'], [('192.168.5.0/24', 'br0')], '192.168.0.0/16'),
+    ('fd00:5::11', [], [('fd00:5::/64', 'br0')], 'fd00:5::/64'),
+    ('172.16.0.1', ['10.0.0.0/24'], [('192.168.5.0/24', 'br0')], None),
+])
+def test_managed_network(destination, masqueraded, guest_networks, network):
+    assert nat_module.managed_network(destination, masqueraded, guest_networks) == network
+
+
+def test_a_host_converged_before_hairpin_and_output_rules_gets_them_once():
+    """A host of the previous version has only the dnat and forward rules of a forward: the
+    next converge adds the output and hairpin rules, then has nothing to do."""
+    params = port_params([forward()], allow_unmanaged_destination=False)
+    request = nat_rules.port_forward_request(params)
+    hairpin, errors = nat_module.complete_port_forwards(params, request, MASQ_A)
+    assert errors == []
+    desired = request['rules'] + hairpin
+    old = [rule for rule in desired if rule['chain'] in ('prerouting', 'forward')]
+    state = {'exists': True, 'chains': dict((name, {}) for name in ('postrouting', 'prerouting',
+                                                                     'forward')),
+             'entries': entries(MASQ_A[:1] + old[:1] + MASQ_A[1:] + old[1:])}
+    state['entries'].sort(key=lambda entry: nft.CHAIN_ORDER.index(entry['chain']))
+    runtime = nat_module.plan_nft_runtime(state, request['keys'], desired, [])
+    assert runtime.changed
+    added = [command for command in runtime.batch if 'add' in command]
+    assert added[0] == {'add': {'chain': nft._chain_json('output')}}
+    assert sorted(command['add']['rule']['comment'] for command in added[1:]) == sorted(
+        rule['comment'] for rule in desired if rule['chain'] in ('postrouting', 'output'))
+    assert not any('delete' in command for command in runtime.batch)
+    converged = {'exists': True, 'chains': dict((name, {}) for name in nft.CHAIN_ORDER),
+                 'entries': entries([entry for entry in runtime.after_rules])}
+    again = nat_module.plan_nft_runtime(converged, request['keys'], desired, [])
+    assert not again.changed and again.batch == []

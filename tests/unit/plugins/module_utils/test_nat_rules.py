@@ -67,6 +67,7 @@ def test_masquerade_rule_contents():
 
 @pytest.mark.parametrize('overrides, expected', [
     ({}, ['tuntap.qemu port_forward tcp *:8080 | dnat 192.168.0.10:8080',
+          'tuntap.qemu port_forward tcp *:8080 | output 192.168.0.10:8080',
           'tuntap.qemu port_forward tcp *:8080 | forward 192.168.0.10:8080',
           'tuntap.qemu port_forward tcp *:8080 | forward reply 192.168.0.10:8080']),
     ({'protocol': 'udp', 'port': 53, 'destination_port': 5353, 'host_address': '198.51.100.2',
@@ -77,6 +78,7 @@ def test_masquerade_rule_contents():
       'tuntap.qemu port_forward udp 198.51.100.2:53 | forward reply 192.168.0.10:5353']),
     ({'destination': 'fd00::10', 'host_address': '2001:db8::2'},
      ['tuntap.qemu port_forward tcp [2001:db8::2]:8080 | dnat [fd00::10]:8080',
+      'tuntap.qemu port_forward tcp [2001:db8::2]:8080 | output [fd00::10]:8080',
       'tuntap.qemu port_forward tcp [2001:db8::2]:8080 | forward [fd00::10]:8080',
       'tuntap.qemu port_forward tcp [2001:db8::2]:8080 | forward reply [fd00::10]:8080']),
     ({'state': 'absent', 'destination': None}, []),
@@ -97,8 +99,17 @@ def test_port_forward_matches():
     specific = nat_rules.port_forward_request(port_params(host_address='198.51.100.2'))['rules'][0]
     assert specific['rank'] == 0
     assert ('daddr', '198.51.100.2') in specific['match']
-    assert rules[1]['match'] == [('daddr', '192.168.0.10'), ('dport', ('tcp', 80)),
+    output = rules[1]
+    assert output['chain'] == 'output'
+    assert output['match'] == [('daddr_not', '127.0.0.0/8'), ('daddr_local', True),
+                               ('dport', ('tcp', 8080))]
+    assert output['action'] == dnat['action'] and output['rank'] == 1
+    assert rules[2]['match'] == [('daddr', '192.168.0.10'), ('dport', ('tcp', 80)),
                                  ('ct_status', 'dnat')]
+    specific_output = nat_rules.port_forward_request(
+        port_params(host_address='198.51.100.2'))['rules'][1]
+    assert specific_output['match'] == [('daddr', '198.51.100.2'), ('dport', ('tcp', 8080))]
+    assert specific_output['rank'] == 0
 
 
 # ---------------------------------------------------------------- bad input
@@ -226,7 +237,7 @@ def test_plan_replaces_changed_rule_and_drops_duplicates():
     new = nat_rules.port_forward_rules('tcp', None, 80, '192.168.0.11', 80)
     current = entries(old + old[:1])
     plan = nat_rules.plan_rules(current, {old[0]['key']}, new)
-    assert [entry['handle'] for entry in plan['delete']] == [10, 11, 12, 13]
+    assert [entry['handle'] for entry in plan['delete']] == [10, 11, 12, 13, 14]
     assert [rule['comment'] for rule, _before in plan['add']] == comments(new)
 
 
@@ -239,8 +250,10 @@ def test_plan_places_specific_dnat_first():
     assert dnat['chain'] == 'prerouting' and before == current[0]
     prerouting = [entry['comment'] for entry in plan['after'] if entry['chain'] == 'prerouting']
     assert prerouting == [specific[0]['comment'], general[0]['comment']]
-    # The forward rules of equal rank go to the end of their chain.
-    assert all(before is None for _rule, before in plan['add'][1:])
+    # So is its output rule, and the forward rules of equal rank go to the end of their chain.
+    output, before = plan['add'][1]
+    assert output['chain'] == 'output' and before == current[1]
+    assert all(before is None for _rule, before in plan['add'][2:])
 
 
 def test_masqueraded_networks():
@@ -263,14 +276,91 @@ def test_rules_of_entries_reports_unknown_comments():
 def test_plan_appends_at_the_end_of_the_chain():
     masquerade = nat_rules.masquerade_rules('192.168.0.0/24', 'eth0')
     forward = nat_rules.port_forward_rules('tcp', None, 80, '192.168.0.10', 80, sources=['10.0.0.0/8'])
-    current = entries(masquerade[:1] + forward[:1] + masquerade[1:] + forward[1:])
+    # In chain order, as the backends read them: dnat, output, then the forward rules.
+    current = entries(masquerade[:1] + forward[:2] + masquerade[1:] + forward[2:])
     wider = nat_rules.port_forward_rules('tcp', None, 80, '192.168.0.10', 80,
                                          sources=['10.0.0.0/8', '172.16.0.0/12'])
     plan = nat_rules.plan_rules(current, {forward[0]['key']}, wider)
     assert [entry['chain'] for entry in plan['after']] == (
-        ['postrouting'] + ['prerouting'] * 2 + ['forward'] * 5)
+        ['postrouting'] + ['prerouting'] * 2 + ['output'] * 2 + ['forward'] * 5)
     assert plan['after'][2] == wider[1]
+    assert plan['after'][4] == wider[3]
     # A chain without entries yet: the rule goes between the chains around it.
     plan = nat_rules.plan_rules(entries(masquerade), {forward[0]['key']}, forward)
     assert [entry['chain'] for entry in plan['after']] == (
-        ['postrouting', 'prerouting'] + ['forward'] * 5)
+        ['postrouting', 'prerouting', 'output'] + ['forward'] * 5)
+
+
+# ---------------------------------------------------------------- output and hairpin rules
+
+LONG6 = 'fd00:1234:5678:9abc:def0:1234:5678:9abc'
+
+
+def test_port_forward_output_rules_follow_the_sources():
+    rules = nat_rules.port_forward_rules('tcp', None, 80, 'fd00::10', 8080, None,
+                                         ['2001:db8::/32', 'fd00:1::/64'])
+    outputs = [rule for rule in rules if rule['chain'] == 'output']
+    assert comments(outputs) == [
+        'tuntap.qemu port_forward tcp *:80 | output [fd00::10]:8080 from 2001:db8::/32',
+        'tuntap.qemu port_forward tcp *:80 | output [fd00::10]:8080 from fd00:1::/64']
+    assert outputs[0]['match'] == [('saddr', '2001:db8::/32'), ('daddr_not', '::1'),
+                                   ('daddr_local', True), ('dport', ('tcp', 80))]
+    assert outputs[0]['action'] == ('dnat', 'fd00::10', 8080)
+
+
+def test_in_interface_scopes_the_forward_no_output_no_hairpin():
+    rules = nat_rules.port_forward_rules('tcp', None, 80, '192.168.5.11', 80, 'eth0',
+                                         None, '192.168.5.0/24')
+    assert [rule['chain'] for rule in rules] == ['prerouting', 'forward', 'forward']
+    spec = nat_rules.port_forward_request(port_params(in_interface='eth0'))['forwards'][0]
+    assert spec.hairpin_rule('192.168.0.0/24') is None
+
+
+def test_hairpin_rule():
+    spec = nat_rules.port_forward_request(port_params(port=8006, destination='192.168.5.11',
+                                                      destination_port=80))['forwards'][0]
+    rule = spec.hairpin_rule('192.168.5.0/24')
+    assert rule['comment'] == ('tuntap.qemu port_forward tcp *:8006 | hairpin 192.168.5.11:80 '
+                               'from 192.168.5.0/24')
+    assert rule['key'] == 'port_forward tcp *:8006'
+    assert rule['chain'] == 'postrouting' and rule['action'] == ('masquerade',)
+    assert rule['match'] == [('saddr', '192.168.5.0/24'), ('daddr', '192.168.5.11'),
+                             ('dport', ('tcp', 80)), ('ct_status', 'dnat')]
+    assert nat_rules.rule_from_comment(rule['comment']) == rule
+    # The same rule as port_forward_rules makes with the subnet.
+    assert nat_rules.port_forward_rules('tcp', None, 8006, '192.168.5.11', 80,
+                                        hairpin_network='192.168.5.0/24')[-1] == rule
+
+
+@pytest.mark.parametrize('rules', [
+    nat_rules.port_forward_rules('tcp', None, 8006, '192.168.5.11', 80,
+                                 hairpin_network='192.168.5.0/24'),
+    nat_rules.port_forward_rules('udp', '198.51.100.2', 53, '192.168.0.53', 5353, None,
+                                 ['10.0.0.0/8', '172.16.0.0/12'], '192.168.0.0/24'),
+    nat_rules.port_forward_rules('tcp', None, 65535, LONG6, 65535, None, None,
+                                 'fd00:1234:5678:9abc::/64'),
+])
+def test_output_and_hairpin_round_trip(rules):
+    assert {'output', 'postrouting'} <= set(rule['chain'] for rule in rules)
+    for rule in rules:
+        assert nat_rules.rule_from_comment(rule['comment']) == rule
+
+
+def test_long_ipv6_forward_comments_fit_in_nftables():
+    request = nat_rules.port_forward_request(port_params(port=65535, destination=LONG6,
+                                                         destination_port=65535))
+    rules = request['rules'] + [request['forwards'][0].hairpin_rule('fd00:1234:5678:9abc::/64')]
+    assert request['errors'] == [] and nat_rules.comment_length_errors(rules) == []
+    assert max(len(rule['comment'].encode()) for rule in rules) <= nat_rules.COMMENT_MAX_BYTES
+    too_long = request['forwards'][0].hairpin_rule('fd00:1234:5678:9abc:def0:1234:5678:9a00/120')
+    assert 'nftables keeps at most 128' in nat_rules.comment_length_errors([too_long])[0]
+
+
+@pytest.mark.parametrize('comment', [
+    'tuntap.qemu port_forward tcp *:80 | hairpin 192.168.5.11:80 from 192.168.5.1/24',
+    'tuntap.qemu port_forward tcp *:80 | hairpin 192.168.5.11:80',
+    'tuntap.qemu port_forward tcp *:80 | output 192.168.5.11:80 iif eth0',
+    'tuntap.qemu port_forward tcp *:80 | output 192.168.5.011:80',
+])
+def test_bad_output_and_hairpin_comments_are_not_ours(comment):
+    assert nat_rules.rule_from_comment(comment) is None

@@ -23,7 +23,7 @@ FWD6 = nat_rules.port_forward_rules('udp', '2001:db8::2', 53, 'fd00::53', 53, 'e
                'comment "tuntap.qemu masquerade fd00::/64 oif eth0 | nat"'),
     (FWD[0], 'meta nfproto ipv4 fib daddr type local tcp dport 8080 counter dnat ip to 192.168.0.10:80 '
              'comment "tuntap.qemu port_forward tcp *:8080 | dnat 192.168.0.10:80"'),
-    (FWD[1], 'ip daddr 192.168.0.10 tcp dport 80 ct status dnat counter accept '
+    (FWD[2], 'ip daddr 192.168.0.10 tcp dport 80 ct status dnat counter accept '
              'comment "tuntap.qemu port_forward tcp *:8080 | forward 192.168.0.10:80"'),
     (FWD6[0], 'iifname "eth0" ip6 saddr 2001:db8::/32 ip6 daddr 2001:db8::2 udp dport 53 counter '
               'dnat ip6 to [fd00::53]:53 comment "tuntap.qemu port_forward udp [2001:db8::2]:53 | '
@@ -61,9 +61,13 @@ def test_render_table_puts_rules_in_their_chains():
                            '\t\ttype nat hook postrouting priority srcnat; policy accept;\n'
                            '\t\toifname "eth0" ip saddr 192.168.0.0/24 counter masquerade')
     chains = text.split('\tchain ')[1:]
-    assert [chain.split(' ')[0] for chain in chains] == ['postrouting', 'prerouting', 'forward']
+    assert [chain.split(' ')[0] for chain in chains] == ['postrouting', 'prerouting', 'output',
+                                                          'forward']
     assert chains[1].count('dnat ip to') == 1
-    assert chains[2].count(' accept comment') == 5
+    assert chains[2].startswith('output {\n\t\ttype nat hook output priority -100; policy accept;\n'
+                                '\t\tip daddr != 127.0.0.0/8 fib daddr type local tcp dport 8080 ')
+    assert chains[2].count('dnat ip to') == 1
+    assert chains[3].count(' accept comment') == 5
     assert nft.render_table([]) == ''
 
 
@@ -116,6 +120,8 @@ LISTING = {'nftables': [
                'type': 'nat', 'hook': 'prerouting', 'prio': -100, 'policy': 'accept'}},
     {'chain': {'family': 'inet', 'table': 'tuntap_qemu', 'name': 'forward', 'handle': 3,
                'type': 'filter', 'hook': 'forward', 'prio': 0, 'policy': 'accept'}},
+    {'chain': {'family': 'inet', 'table': 'tuntap_qemu', 'name': 'output', 'handle': 10,
+               'type': 'nat', 'hook': 'output', 'prio': -100, 'policy': 'accept'}},
     {'rule': {'family': 'inet', 'table': 'tuntap_qemu', 'chain': 'forward', 'handle': 6,
               'comment': MASQ[1]['comment'], 'expr': [{'accept': None}]}},
     {'rule': {'family': 'inet', 'table': 'tuntap_qemu', 'chain': 'postrouting', 'handle': 4,
@@ -153,12 +159,15 @@ def test_batch_creates_table_and_chains():
     plan = nat_rules.plan_rules([], {MASQ[0]['key']}, MASQ)
     batch = nft.table_batch(ABSENT, plan)
     assert batch[0] == {'add': {'table': {'family': 'inet', 'name': 'tuntap_qemu'}}}
-    assert [command['add']['chain']['name'] for command in batch[1:4]] == [
-        'postrouting', 'prerouting', 'forward']
+    assert [command['add']['chain']['name'] for command in batch[1:5]] == [
+        'postrouting', 'prerouting', 'output', 'forward']
     assert batch[1]['add']['chain'] == {'family': 'inet', 'table': 'tuntap_qemu',
                                         'name': 'postrouting', 'type': 'nat',
                                         'hook': 'postrouting', 'prio': 100, 'policy': 'accept'}
-    rules = [command['add']['rule'] for command in batch[4:]]
+    assert batch[3]['add']['chain'] == {'family': 'inet', 'table': 'tuntap_qemu',
+                                        'name': 'output', 'type': 'nat',
+                                        'hook': 'output', 'prio': -100, 'policy': 'accept'}
+    rules = [command['add']['rule'] for command in batch[5:]]
     assert [rule['comment'] for rule in rules] == [rule['comment'] for rule in MASQ]
     assert rules[0]['expr'] == nft.rule_expr(MASQ[0])
 
@@ -223,3 +232,42 @@ def test_foreign_chains():
                  {'family': 'inet', 'table': 'fw', 'chain': 'fwd', 'docker_user': False}],
         'iptables_nft': {'ip': ['DOCKER-USER', 'FORWARD'], 'ip6': ['FORWARD']},
     }
+
+
+HAIRPIN = nat_rules.port_forward_rules('tcp', None, 8006, '192.168.5.11', 80,
+                                       hairpin_network='192.168.5.0/24')
+HAIRPIN6 = nat_rules.port_forward_rules('tcp', None, 8006, 'fd00:5::11', 80,
+                                        hairpin_network='fd00:5::/64')
+
+
+@pytest.mark.parametrize('rule, statement', [
+    # As `nft -s list` prints them (nftables 1.0.6).
+    (HAIRPIN[1], 'ip daddr != 127.0.0.0/8 fib daddr type local tcp dport 8006 counter '
+                 'dnat ip to 192.168.5.11:80 comment "tuntap.qemu port_forward tcp *:8006 | '
+                 'output 192.168.5.11:80"'),
+    (HAIRPIN6[1], 'ip6 daddr != ::1 fib daddr type local tcp dport 8006 counter '
+                  'dnat ip6 to [fd00:5::11]:80 comment "tuntap.qemu port_forward tcp *:8006 | '
+                  'output [fd00:5::11]:80"'),
+    (HAIRPIN[-1], 'ip saddr 192.168.5.0/24 ip daddr 192.168.5.11 tcp dport 80 ct status dnat '
+                  'counter masquerade comment "tuntap.qemu port_forward tcp *:8006 | '
+                  'hairpin 192.168.5.11:80 from 192.168.5.0/24"'),
+    (HAIRPIN6[-1], 'ip6 saddr fd00:5::/64 ip6 daddr fd00:5::11 tcp dport 80 ct status dnat '
+                   'counter masquerade comment "tuntap.qemu port_forward tcp *:8006 | '
+                   'hairpin [fd00:5::11]:80 from fd00:5::/64"'),
+])
+def test_output_and_hairpin_statements(rule, statement):
+    assert nft.rule_statement(rule) == statement
+
+
+def test_output_and_hairpin_expr():
+    assert nft.rule_expr(HAIRPIN[1])[0] == {'match': {
+        'op': '!=', 'left': {'payload': {'protocol': 'ip', 'field': 'daddr'}},
+        'right': {'prefix': {'addr': '127.0.0.0', 'len': 8}}}}
+    assert nft.rule_expr(HAIRPIN6[1])[0]['match']['right'] == '::1'
+    assert nft.rule_expr(HAIRPIN[-1])[-2:] == [{'counter': None}, {'masquerade': None}]
+
+
+def test_render_table_puts_hairpin_in_postrouting_and_output_in_its_chain():
+    chains = nft.render_table(HAIRPIN).split('\tchain ')[1:]
+    assert 'hairpin 192.168.5.11:80' in chains[0] and 'masquerade' in chains[0]
+    assert chains[2].count('| output 192.168.5.11:80"') == 1
