@@ -7,10 +7,11 @@ The kernel comes from linux-image-cloud-amd64 (followed to the versioned image p
 depends on), busybox from busybox-static; both are fetched with `apt-get download` into a
 temporary folder and unpacked with `dpkg-deb -x`, nothing is installed. The initramfs holds
 busybox, the virtio network modules (in dependency order, read from the modules' own
-.modinfo since the package ships no modules.dep) and lab/guest/init.sh as /init. It is a
+.modinfo since the package ships no modules.dep), lab/guest/init.sh as /init and
+lab/guest/udhcpc.sh as udhcpc's event script (/lib/ttq/udhcpc.script). It is a
 newc cpio written here and gzipped, byte for byte the same for the same inputs.
 
-Builds are cached under a key made of the package versions, the init script and this
+Builds are cached under a key made of the package versions, the two scripts and this
 builder's format, so a second build with the same inputs only asks apt-cache for versions.
 """
 
@@ -38,11 +39,15 @@ DEFAULT_CACHE_DIR = '/var/cache/tuntap-qemu/guest'
 KERNEL_META_PACKAGE = 'linux-image-cloud-amd64'
 BUSYBOX_PACKAGE = 'busybox-static'
 INIT_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'init.sh')
+# udhcpc's event script (init.sh's DHCP mode), in the initramfs as DHCP_SCRIPT_PATH.
+DHCP_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'udhcpc.sh')
+DHCP_SCRIPT_PATH = 'lib/ttq/udhcpc.script'
 # The virtio NIC and what it needs; dependencies are added from each module's .modinfo.
 # button and evdev let a guest with ttq.after=stay power off on QEMU's system_powerdown.
 WANTED_MODULES = ('virtio_pci', 'virtio_net', 'button', 'evdev')
 # Bump when the layout of the initramfs changes in a way the inputs above do not show.
-FORMAT = 1
+# 2: /etc, /lib/ttq and udhcpc's event script (DHCP mode).
+FORMAT = 2
 ENV = dict(os.environ, LC_ALL='C', DEBIAN_FRONTEND='noninteractive')
 
 
@@ -279,14 +284,15 @@ class NewcArchive:
         return self.buffer.getvalue()
 
 
-def initramfs(busybox, init_script, modules):
+def initramfs(busybox, init_script, modules, dhcp_script):
     archive = NewcArchive()
-    for name in ('bin', 'dev', 'proc', 'sys', 'tmp', 'lib', 'lib/modules'):
+    for name in ('bin', 'dev', 'etc', 'proc', 'sys', 'tmp', 'lib', 'lib/modules', 'lib/ttq'):
         archive.directory(name)
     archive.char_device('dev/console', 5, 1)
     archive.file('bin/busybox', busybox, 0o755)
     archive.symlink('bin/sh', 'busybox')
     archive.file('init', init_script, 0o755)
+    archive.file(DHCP_SCRIPT_PATH, dhcp_script, 0o755)
     for name, data in modules:
         archive.file('lib/modules/%s.ko' % name, data)
     archive.file('lib/modules/load-order', ''.join('%s.ko\n' % name for name, _data in modules).encode())
@@ -296,18 +302,19 @@ def initramfs(busybox, init_script, modules):
 
 # ---------------------------------------------------------------- build and cache
 
-def cache_key(resolved, init_script):
+def cache_key(resolved, init_script, dhcp_script):
     material = json.dumps({
         'format': FORMAT,
         'kernel': resolved['kernel'],
         'busybox': resolved['busybox'],
         'modules': WANTED_MODULES,
         'init_sha256': hashlib.sha256(init_script).hexdigest(),
+        'dhcp_script_sha256': hashlib.sha256(dhcp_script).hexdigest(),
     }, sort_keys=True)
     return hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
-def _build_into(folder, resolved, init_script):
+def _build_into(folder, resolved, init_script, dhcp_script):
     work = tempfile.mkdtemp(prefix='unpack-', dir=folder)
     try:
         download_and_unpack([resolved['kernel'], resolved['busybox']], work)
@@ -323,7 +330,7 @@ def _build_into(folder, resolved, init_script):
             busybox = handle.read()
         shutil.copyfile(vmlinuz, os.path.join(folder, 'vmlinuz'))
         with open(os.path.join(folder, 'initrd.gz'), 'wb') as handle:
-            handle.write(initramfs(busybox, init_script, modules))
+            handle.write(initramfs(busybox, init_script, modules, dhcp_script))
         return [name for name, _data in modules], builtin_used
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -337,9 +344,9 @@ def _locked(cache_dir):
         yield
 
 
-def _cached_or_built(cache_dir, resolved, init_script):
+def _cached_or_built(cache_dir, resolved, init_script, dhcp_script):
     """The manifest of the guest for these inputs, built under the lock if not cached yet."""
-    key = cache_key(resolved, init_script)
+    key = cache_key(resolved, init_script, dhcp_script)
     folder = os.path.join(cache_dir, key)
     manifest_path = os.path.join(folder, 'manifest.json')
     with _locked(cache_dir):
@@ -349,7 +356,7 @@ def _cached_or_built(cache_dir, resolved, init_script):
             try:
                 # QEMU may run as another user: the guest files are world-readable.
                 os.chmod(staging, 0o755)
-                modules, builtin_used = _build_into(staging, resolved, init_script)
+                modules, builtin_used = _build_into(staging, resolved, init_script, dhcp_script)
                 manifest = {
                     'key': key,
                     'kernel_package': '%s=%s' % resolved['kernel'],
@@ -358,6 +365,7 @@ def _cached_or_built(cache_dir, resolved, init_script):
                     'modules': modules,
                     'builtin_modules': builtin_used,
                     'init_sha256': hashlib.sha256(init_script).hexdigest(),
+                    'dhcp_script_sha256': hashlib.sha256(dhcp_script).hexdigest(),
                 }
                 with open(os.path.join(staging, 'manifest.json'), 'w') as handle:
                     json.dump(manifest, handle, indent=2, sort_keys=True)
@@ -372,7 +380,7 @@ def _cached_or_built(cache_dir, resolved, init_script):
     return manifest
 
 
-def build_guest(cache_dir=DEFAULT_CACHE_DIR, init_path=INIT_SCRIPT):
+def build_guest(cache_dir=DEFAULT_CACHE_DIR, init_path=INIT_SCRIPT, dhcp_script_path=DHCP_SCRIPT):
     """Build (or find cached) the test guest; returns kernel, initrd and how it was made.
 
     {'kernel': path, 'initrd': path, 'build_seconds': float, 'cached': bool,
@@ -382,10 +390,12 @@ def build_guest(cache_dir=DEFAULT_CACHE_DIR, init_path=INIT_SCRIPT):
     start = time.monotonic()
     with open(init_path, 'rb') as handle:
         init_script = handle.read()
+    with open(dhcp_script_path, 'rb') as handle:
+        dhcp_script = handle.read()
     os.makedirs(cache_dir, mode=0o755, exist_ok=True)
     resolved = resolve_packages_updating(cache_dir)
     try:
-        manifest = _cached_or_built(cache_dir, resolved, init_script)
+        manifest = _cached_or_built(cache_dir, resolved, init_script, dhcp_script)
     except GuestBuildError:
         # Stale package lists may name versions the mirror no longer has: update once and
         # build what the fresh lists name (under its own key).
@@ -393,7 +403,7 @@ def build_guest(cache_dir=DEFAULT_CACHE_DIR, init_path=INIT_SCRIPT):
         fresh = resolve_packages_updating(cache_dir)
         if fresh == resolved:
             raise
-        manifest = _cached_or_built(cache_dir, fresh, init_script)
+        manifest = _cached_or_built(cache_dir, fresh, init_script, dhcp_script)
     manifest['build_seconds'] = round(time.monotonic() - start, 2)
     return manifest
 

@@ -2,7 +2,7 @@
 """Boot the tuntap.qemu test guest and read what it reports on its serial console.
 
 The guest (lab/guest/build_guest.py) takes its network settings from the kernel command
-line (kernel_append) and prints TTQ-* lines (lab/guest/init.sh), which parse_serial turns
+line (kernel_append), or from DHCP when it names no address, and prints TTQ-* lines (lab/guest/init.sh), which parse_serial turns
 into a dict. qemu_argv is the plain command line the tests use; the qemu_guest module
 builds its own.
 """
@@ -11,30 +11,43 @@ from __future__ import annotations
 
 import re
 import time
+from urllib.parse import unquote
 
-RESULT_TAGS = ('TTQ-BOOT', 'TTQ-RESULT', 'TTQ-ERROR', 'TTQ-DONE')
-LINE = re.compile(r'(TTQ-(?:BOOT|RESULT|ERROR|DONE))((?: [a-z_]+=\S*)*)\s*$')
+RESULT_TAGS = ('TTQ-LEASE', 'TTQ-BOOT', 'TTQ-LISTEN', 'TTQ-LOOKUP', 'TTQ-RESULT', 'TTQ-FETCH',
+               'TTQ-ERROR', 'TTQ-DONE')
+LINE = re.compile(r'(TTQ-(?:LEASE|BOOT|LISTEN|LOOKUP|RESULT|FETCH|ERROR|DONE))((?: [a-z_]+=\S*)*)\s*$')
 
 
 def kernel_append(name, address=None, gateway=None, ping=(), mac=None, after='poweroff',
-                  tries=None, console='ttyS0'):
+                  tries=None, console='ttyS0', lookup=(), listen=None, fetch=(), dhcp_tries=None):
     """The kernel command line for a guest: serial console plus the ttq.* settings.
 
+    name None leaves the name to the DHCP hostname; address None makes the guest ask DHCP.
     panic=-1 reboots at once on a panic, which with QEMU's -no-reboot ends QEMU.
     """
     if after not in ('poweroff', 'stay'):
         raise ValueError("after: %r is not one of 'poweroff', 'stay'" % (after,))
-    words = ['console=%s' % console, 'quiet', 'panic=-1', 'ttq.name=%s' % name]
+    words = ['console=%s' % console, 'quiet', 'panic=-1']
+    if name:
+        words.append('ttq.name=%s' % name)
     if address:
         words.append('ttq.ip=%s' % address)
     if gateway:
         words.append('ttq.gw=%s' % gateway)
     if ping:
         words.append('ttq.ping=%s' % ','.join(ping))
+    if lookup:
+        words.append('ttq.lookup=%s' % ','.join(lookup))
+    if listen is not None:
+        words.append('ttq.listen=%d' % listen)
+    if fetch:
+        words.append('ttq.fetch=%s' % ','.join(fetch))
     if mac:
         words.append('ttq.mac=%s' % mac.lower())
     if tries is not None:
         words.append('ttq.tries=%d' % tries)
+    if dhcp_tries is not None:
+        words.append('ttq.dhcp_tries=%d' % dhcp_tries)
     if after != 'poweroff':
         words.append('ttq.after=%s' % after)
     for word in words:
@@ -64,18 +77,29 @@ def qemu_argv(kernel, initrd, append, serial_log, nics, memory=256, accel='tcg',
 
 
 def parse_serial(text):
-    """TTQ-* lines of a serial log -> {'boot': {...}, 'results': {target: {...}}, 'errors': [...],
-    'done': {...} or None}. Other lines (kernel messages) and an unfinished last line, which
-    the guest may still be writing, are ignored."""
-    report = {'boot': None, 'results': {}, 'errors': [], 'done': None}
+    """TTQ-* lines of a serial log -> {'lease': {...} or None, 'boot': {...}, 'listen': {...} or
+    None, 'lookups': {query: {...}}, 'results': {target: {...}}, 'fetches': {url: {...}},
+    'errors': [...], 'done': {...} or None}; a fetch's body is %-decoded. Other lines (kernel
+    messages) and an unfinished last line, which the guest may still be writing, are ignored."""
+    report = {'lease': None, 'boot': None, 'listen': None, 'lookups': {}, 'results': {},
+              'fetches': {}, 'errors': [], 'done': None}
     for line in text.split('\n')[:-1]:
         match = LINE.search(line)
         if not match:
             continue
         fields = dict(item.split('=', 1) for item in match.group(2).split())
         tag = match.group(1)
-        if tag == 'TTQ-BOOT':
+        if tag == 'TTQ-LEASE':
+            report['lease'] = fields
+        elif tag == 'TTQ-BOOT':
             report['boot'] = fields
+        elif tag == 'TTQ-LISTEN':
+            report['listen'] = fields
+        elif tag == 'TTQ-LOOKUP':
+            report['lookups'][fields.get('query')] = fields
+        elif tag == 'TTQ-FETCH':
+            fields['body'] = unquote(fields.get('body', ''))
+            report['fetches'][fields.get('url')] = fields
         elif tag == 'TTQ-RESULT':
             if fields.get('rtt_ms') not in (None, '-'):
                 fields['rtt_ms'] = float(fields['rtt_ms'])

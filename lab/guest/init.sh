@@ -6,22 +6,44 @@
 #                        the kernel's static form (Documentation/admin-guide/nfs/nfsroot.rst),
 #                        as the tuntap.qemu.guest_kernel_ip filter renders it; it sets the
 #                        address, gateway and name (ttq.* words given as well take precedence)
-#   ttq.name=NAME        the guest's name in every line it prints (default: guest)
+#   ttq.name=NAME        the guest's name in every line it prints (default: the DHCP
+#                        hostname, else guest)
 #   ttq.ip=ADDR/PREFIX   address of the NIC (IPv4 or IPv6)
 #   ttq.gw=GATEWAY       default route (optional)
-#   ttq.ping=A,B,C       targets to ping, in order (optional)
+#                        Without an address (neither ip= nor ttq.ip=) the guest asks DHCP:
+#                        busybox udhcpc with /lib/ttq/udhcpc.script (lab/guest/udhcpc.sh)
+#                        sets the leased address/prefix, default route and /etc/resolv.conf.
+#   ttq.ping=A,B,C       targets to ping, in order (optional); a target that is a name is
+#                        looked up first as ttq.lookup does (busybox's static ping cannot
+#                        resolve names: no NSS modules in the initramfs)
+#   ttq.lookup=N,M       names to look up (busybox nslookup, A records, against the leased
+#                        DNS server, else /etc/resolv.conf's)
+#   ttq.listen=PORT      a TCP listener (busybox httpd) answering GET / with the body
+#                        "TTQ-HTTP name=NAME", started before the lookups and pings
+#   ttq.fetch=URL,URL    URLs to GET (busybox wget) after the pings, each tried for up to
+#                        2 x ttq.tries rounds (a sibling's listener may come up later)
 #   ttq.mac=MAC          use the NIC with this MAC; without it, eth0 (the first virtio NIC)
 #   ttq.tries=N          rounds of `ping -c 3` per target before it counts as failed (default
-#                        5, about 4 s each when nothing answers; covers a slow host side)
-#   ttq.after=poweroff   what to do after the pings: poweroff (default) or stay, which keeps
+#                        5, about 4 s each when nothing answers; covers a slow host side);
+#                        also the rounds of each lookup
+#   ttq.dhcp_tries=N     DHCP discovers, one a second, before reason=no-lease (default 20)
+#   ttq.after=poweroff   what to do after the checks: poweroff (default) or stay, which keeps
 #                        the guest running until QEMU's system_powerdown (ACPI power button)
 #
 # Serial console lines, one per event, each starting with a fixed tag (key=value fields):
+#   TTQ-LEASE name=vm3 ip=192.168.3.10/24 router=192.168.3.1 dns=192.168.3.1 hostname=vm3 domain=qemu.internal
 #   TTQ-BOOT name=vm1 nic=eth0 mac=52:54:00:.. ip=192.168.0.10/24 uptime=1.23
+#   TTQ-LISTEN name=vm4 port=80 status=ok
+#   TTQ-LOOKUP name=vm3 query=vm4.qemu.internal address=192.168.4.10 status=ok tries=1
 #   TTQ-RESULT name=vm1 target=192.168.0.1 status=ok rtt_ms=0.52 tries=1
-#   TTQ-ERROR name=vm1 reason=...
+#                        (a named target adds address=A, the looked-up address or -)
+#   TTQ-FETCH name=vm3 url=http://10.0.0.12:8004/ status=ok tries=1 body=TTQ-HTTP%20name=vm4
+#                        (the body's first line, at most 200 characters, % and spaces
+#                        %-encoded so that it stays one field)
+#   TTQ-ERROR name=vm1 reason=...       (reason=no-lease: no DHCP answer)
 #   TTQ-DONE name=vm1 ok=1 fail=0 uptime=2.34
-# The parser in lab/guest/guest_boot.py reads them.
+#                        (ok and fail count the pings, lookups and fetches)
+# A field without a value is "-". The parser in lab/guest/guest_boot.py reads them.
 
 PATH=/bin
 export PATH
@@ -35,9 +57,13 @@ name=guest
 address=
 gateway=
 targets=
+lookups=
+listen=
+fetches=
 mac=
 after=poweroff
 max_tries=5
+dhcp_tries=20
 # Word splitting of the command line is intended here.
 # shellcheck disable=SC2013
 for word in $(cat /proc/cmdline); do
@@ -57,6 +83,10 @@ for word in $(cat /proc/cmdline); do
         ttq.ip=*) address=${word#ttq.ip=} ;;
         ttq.gw=*) gateway=${word#ttq.gw=} ;;
         ttq.ping=*) targets=${word#ttq.ping=} ;;
+        ttq.lookup=*) lookups=${word#ttq.lookup=} ;;
+        ttq.listen=*) listen=${word#ttq.listen=} ;;
+        ttq.fetch=*) fetches=${word#ttq.fetch=} ;;
+        ttq.dhcp_tries=*) dhcp_tries=${word#ttq.dhcp_tries=} ;;
         ttq.mac=*) mac=$(echo "${word#ttq.mac=}" | tr 'A-F' 'a-f') ;;
         ttq.after=*) after=${word#ttq.after=} ;;
         ttq.tries=*) max_tries=${word#ttq.tries=} ;;
@@ -125,7 +155,7 @@ done
 ip link set lo up
 if [ -z "$nic" ]; then
     echo "TTQ-ERROR name=$name reason=no-nic${mac:+-with-mac-$mac}"
-    finish 0 "$(echo "$targets" | tr ',' ' ' | wc -w)"
+    finish 0 "$(echo "$targets,$lookups,$fetches" | tr ',' ' ' | wc -w)"
 fi
 
 ip link set "$nic" up
@@ -140,16 +170,104 @@ done
 if [ -n "$gateway" ] && ! ip route add default via "$gateway" dev "$nic"; then
     echo "TTQ-ERROR name=$name reason=bad-gateway-$gateway"
 fi
+
+# DHCP mode: no address on the command line. udhcpc's script writes /tmp/ttq-lease.
+lease_dns=
+if [ -z "$address" ]; then
+    rm -f /tmp/ttq-lease
+    # -f foreground, -q exit once bound, -n exit without a lease after -t discovers.
+    udhcpc -f -q -n -t "$dhcp_tries" -T 1 -A 1 -i "$nic" -s /lib/ttq/udhcpc.script \
+        >/tmp/udhcpc.log 2>&1
+    if [ -s /tmp/ttq-lease ]; then
+        lease_ip=- lease_router=- lease_hostname=- lease_domain=-
+        while read -r key value; do
+            case $key in
+                ip) lease_ip=$value ;;
+                router) lease_router=$value ;;
+                dns) lease_dns=$value ;;
+                hostname) lease_hostname=$value ;;
+                domain) lease_domain=$value ;;
+            esac
+        done </tmp/ttq-lease
+        address=$lease_ip
+        if [ "$name" = guest ] && [ "$lease_hostname" != - ]; then
+            name=$lease_hostname
+        fi
+        echo "TTQ-LEASE name=$name ip=$lease_ip router=$lease_router dns=${lease_dns:--} hostname=$lease_hostname domain=$lease_domain"
+        [ "$lease_dns" = - ] && lease_dns=
+    else
+        echo "TTQ-ERROR name=$name reason=no-lease"
+    fi
+fi
 echo "TTQ-BOOT name=$name nic=$nic mac=$(cat "/sys/class/net/$nic/address") ip=${address:-none} uptime=$(uptime_seconds)"
 
 ok=0
 fail=0
+count() {
+    if [ "$1" = ok ]; then
+        ok=$((ok + 1))
+    else
+        fail=$((fail + 1))
+    fi
+}
+
+if [ -n "$listen" ]; then
+    mkdir -p /www
+    echo "TTQ-HTTP name=$name" >/www/index.html
+    # httpd forks into the background once it listens.
+    if httpd -p "$listen" -h /www; then
+        echo "TTQ-LISTEN name=$name port=$listen status=ok"
+    else
+        echo "TTQ-LISTEN name=$name port=$listen status=fail"
+    fi
+fi
+
+# The first IPv4 address busybox nslookup gives for $1 (A records; from the leased DNS
+# server, else from /etc/resolv.conf's), tried for up to max_tries rounds; sets
+# looked_up (address or empty) and lookup_tries.
+lookup() {
+    looked_up=
+    lookup_tries=1
+    while [ $lookup_tries -le "$max_tries" ]; do
+        # The answer follows the server's own lines: the first Address after a Name line.
+        looked_up=$(nslookup -type=a "$1" ${lease_dns:+"${lease_dns%%,*}"} 2>/dev/null |
+            awk '/^Name:/ { found = 1; next }
+                 found && /^Address/ { sub(/^Address[^:]*:[ \t]*/, ""); print; exit }')
+        [ -n "$looked_up" ] && return 0
+        lookup_tries=$((lookup_tries + 1))
+        [ $lookup_tries -le "$max_tries" ] && sleep 1
+    done
+    lookup_tries=$max_tries
+    return 1
+}
+
+for query in $(echo "$lookups" | tr ',' ' '); do
+    if lookup "$query"; then
+        status=ok
+    else
+        status=fail
+    fi
+    count $status
+    echo "TTQ-LOOKUP name=$name query=$query address=${looked_up:--} status=$status tries=$lookup_tries"
+done
+
 for target in $(echo "$targets" | tr ',' ' '); do
     status=fail
     rtt=-
     try=1
-    while [ $try -le "$max_tries" ]; do
-        output=$(ping -c 3 -i 0.2 -W 2 -w 6 "$target" 2>&1)
+    destination=$target
+    named=
+    case $target in
+        *:*) ;;
+        *[!0-9.]*)
+            # A name: busybox's static ping cannot resolve it, nslookup can.
+            named=1
+            lookup "$target"
+            destination=$looked_up
+            ;;
+    esac
+    while [ -n "$destination" ] && [ $try -le "$max_tries" ]; do
+        output=$(ping -c 3 -i 0.2 -W 2 -w 6 "$destination" 2>&1)
         # round-trip min/avg/max = 0.291/0.520/0.810 ms
         rtt=$(echo "$output" | sed -n 's|.*= [0-9.]*/\([0-9.]*\)/.*|\1|p')
         if [ -n "$rtt" ]; then
@@ -160,12 +278,28 @@ for target in $(echo "$targets" | tr ',' ' '); do
         try=$((try + 1))
         [ $try -le "$max_tries" ] && sleep 1
     done
-    if [ $status = ok ]; then
-        ok=$((ok + 1))
-    else
-        fail=$((fail + 1))
-        try=$((try - 1))
-    fi
-    echo "TTQ-RESULT name=$name target=$target status=$status rtt_ms=$rtt tries=$try"
+    count $status
+    [ $status = ok ] || try=$((try - 1))
+    echo "TTQ-RESULT name=$name target=$target status=$status rtt_ms=$rtt tries=$try${named:+ address=${destination:--}}"
+done
+
+fetch_rounds=$((2 * max_tries))
+for url in $(echo "$fetches" | tr ',' ' '); do
+    status=fail
+    body=
+    try=1
+    while [ $try -le $fetch_rounds ]; do
+        # busybox 1.35 wget -T crashes (SIGSEGV): timeout bounds a connect nobody answers.
+        if body=$(timeout 5 wget -q -O - "$url" 2>/dev/null); then
+            status=ok
+            break
+        fi
+        try=$((try + 1))
+        [ $try -le $fetch_rounds ] && sleep 1
+    done
+    count $status
+    [ $status = ok ] || try=$((try - 1))
+    body=$(printf '%s\n' "$body" | head -n 1 | cut -c 1-200 | sed 's/%/%25/g; s/[[:space:]]/%20/g')
+    echo "TTQ-FETCH name=$name url=$url status=$status tries=$try body=$body"
 done
 finish $ok $fail
