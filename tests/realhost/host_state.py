@@ -4,9 +4,10 @@
 collect(vm) sends COLLECTOR (Python, standard library only) to the host over SSH and runs it
 with sudo: it returns the raw output of `ip -j -d link`, `ip -j addr`, `ip -j route`,
 `ip -6 -j route`, `nft -j list ruleset`, `iptables-save`, `ip6tables-save`, the forwarding
-sysctls, the QEMU processes, the state of the tuntap-qemu* units (and nftables.service) and,
-per guest runtime folder, whether its QEMU runs (pidfile) and answers QMP, and the content
-hashes of the persisted files (FILE_PATTERNS).
+sysctls, the QEMU processes, the state of the tuntap-qemu* units (and nftables.service),
+per guest runtime folder, whether its QEMU runs (pidfile) and answers QMP, the content
+hashes of the persisted files (FILE_PATTERNS), and the listening sockets (`ss -Hlnup`,
+`ss -Hlntp`) and configuration hashes (DHCP_CONFIG_PATTERNS) of the guests' dnsmasq.
 
 normalise() turns that into flat {section: {key: value}} with what legitimately changes
 across a boot taken out (ifindex, pids, nft handles and counters, iptables counters, the
@@ -50,7 +51,8 @@ for key, argv in (('links', ['ip', '-j', '-d', 'link']), ('addrs', ['ip', '-j', 
                   ('routes4', ['ip', '-j', 'route', 'show', 'table', 'main']),
                   ('routes6', ['ip', '-6', '-j', 'route', 'show', 'table', 'main']),
                   ('nft', ['nft', '-j', 'list', 'ruleset']), ('iptables', ['iptables-save']),
-                  ('ip6tables', ['ip6tables-save']), ('ps', ['ps', '-eo', 'pid=,user=,args='])):
+                  ('ip6tables', ['ip6tables-save']), ('ps', ['ps', '-eo', 'pid=,user=,args=']),
+                  ('ss_udp', ['ss', '-Hlnup']), ('ss_tcp', ['ss', '-Hlntp'])):
     state[key] = out(argv)
 state['sysctl'] = {}
 for key in ('net.ipv4.ip_forward', 'net.ipv6.conf.all.forwarding'):
@@ -87,6 +89,12 @@ for pattern in FILE_PATTERNS:
         if os.path.isfile(path):
             with open(path, 'rb') as h:
                 state['files'][path] = hashlib.sha256(h.read()).hexdigest()[:16]
+state['dhcp_config'] = {}
+for pattern in DHCP_CONFIG_PATTERNS:
+    for path in sorted(glob.glob(pattern)):
+        if os.path.isfile(path):
+            with open(path, 'rb') as h:
+                state['dhcp_config'][path] = hashlib.sha256(h.read()).hexdigest()[:16]
 with open('/proc/uptime') as h:
     state['uptime'] = float(h.read().split()[0])
 with open('/proc/sys/kernel/random/boot_id') as h:
@@ -99,6 +107,11 @@ DEFAULT_RUNTIME_ROOT = '/run/tuntap-qemu'
 FILE_PATTERNS = ('/etc/network/interfaces', '/etc/network/interfaces.d/*', '/etc/nftables.conf',
                  '/etc/nftables.d/*', '/etc/sysctl.d/*', '/etc/systemd/system/tuntap-qemu*',
                  '/etc/network/if-*.d/tuntap-qemu*')
+# The guests' DHCP and DNS server (tuntap.qemu.guest_dhcp's default config_dir): its own
+# section, dhcp_server, with dnsmasq's sockets and process. Not its lease file: the
+# guests' leases and their expiry times change while it runs.
+DHCP_CONFIG_PATTERNS = ('/etc/tuntap-qemu/dnsmasq/*',)
+DHCP_UNIT = 'tuntap-qemu-dnsmasq.service'
 
 
 class Difference(NamedTuple):
@@ -123,7 +136,8 @@ def _show(value):
 
 def collect(vm, runtime_root=DEFAULT_RUNTIME_ROOT):
     """The raw state of vm's host (a realhost.Vm), over SSH with sudo."""
-    source = 'RUNTIME_ROOT = %r\nFILE_PATTERNS = %r\n' % (runtime_root, FILE_PATTERNS) + COLLECTOR
+    source = 'RUNTIME_ROOT = %r\nFILE_PATTERNS = %r\nDHCP_CONFIG_PATTERNS = %r\n' % (
+        runtime_root, FILE_PATTERNS, DHCP_CONFIG_PATTERNS) + COLLECTOR
     result = vm.ssh('sudo', '/usr/bin/python3', '-', input_text=source, timeout=120)
     # The state is the last line; ssh's own warnings (stderr, merged) come before it.
     lines = result.stdout.strip().splitlines()
@@ -267,6 +281,49 @@ def normalise_dhcp_clients(text):
     return result
 
 
+def _socket_address(address):
+    """ss's local address with an IPv6 link-local address (from a tap's random MAC) as
+    'fe80::' plus its interface: '[fe80::5c11:22ff:fe33:4455%tap0]:53' -> '[fe80::%tap0]:53'."""
+    return re.sub(r'^\[fe80:[0-9a-f:]*(%[^\]]+)?\]', lambda match: '[fe80::%s]' % (match.group(1) or ''),
+                  address, flags=re.I)
+
+
+def normalise_dhcp_server(ss_udp, ss_tcp, ps, config):
+    """The guests' DHCP/DNS server: {'socket udp|tcp ADDRESS:PORT': 'dnsmasq'} of every
+    socket dnsmasq holds (ss -Hlnup/-Hlntp; '0.0.0.0%tap0:67' is its DHCP socket bound to
+    the one interface it serves), {'process': {'USER ARGS': count}} of the dnsmasq
+    processes, {'config PATH': content hash} of its configuration."""
+    result = {}
+    for protocol, text in (('udp', ss_udp), ('tcp', ss_tcp)):
+        for line in text.splitlines():
+            fields = line.split()
+            programs = re.findall(r'\(\("([^"]+)"', line)
+            if len(fields) >= 4 and 'dnsmasq' in programs:
+                result['socket %s %s' % (protocol, _socket_address(fields[3]))] = 'dnsmasq'
+    processes = {}
+    for line in ps.splitlines():
+        parts = line.split(None, 2)
+        if len(parts) == 3 and parts[2].split(' ', 1)[0].rsplit('/', 1)[-1] == 'dnsmasq':
+            key = '%s %s' % (parts[1], parts[2])
+            processes[key] = processes.get(key, 0) + 1
+    if processes:
+        result['process'] = processes
+    for path, digest in config.items():
+        result['config %s' % path] = digest
+    return result
+
+
+def dhcp_sockets(section):
+    """[(protocol, address, port)] of a normalised dhcp_server section."""
+    sockets = []
+    for key in section:
+        if key.startswith('socket '):
+            _word, protocol, local = key.split(' ', 2)
+            address, _colon, port = local.rpartition(':')
+            sockets.append((protocol, address, port))
+    return sorted(sockets)
+
+
 def guest_tap(args):
     for value in args or ():
         match = re.search(r'(?:^|,)ifname=([^,]+)', value)
@@ -297,6 +354,8 @@ def normalise(raw):
         'unit': raw['units'],
         'guest': normalise_guests(raw['guests']),
         'file': raw.get('files', {}),
+        'dhcp_server': normalise_dhcp_server(raw['ss_udp']['out'], raw['ss_tcp']['out'], raw['ps']['out'],
+                                             raw.get('dhcp_config', {})),
     }
 
 

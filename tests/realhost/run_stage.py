@@ -127,6 +127,10 @@ class Topology(NamedTuple):
     # 'readdress' (the bridge gets another subnet's address: the controller loses the host),
     # 'lan_drop' (the LAN drops the host's frames once eth0 is a port of br0).
     injections: tuple = ()
+    # Issue 12: the internal networks the host's dnsmasq serves, (interface, host address):
+    # tuntap-qemu-dnsmasq.service active and enabled, its DHCP socket on the interface and
+    # DNS on the address, after the converge and back after the reboot with the same config.
+    dhcp_networks: tuple = ()
 
 
 TOPOLOGIES = (
@@ -135,11 +139,13 @@ TOPOLOGIES = (
     # point; only routed_nat's guest boots.
     Topology('routed_nat',
              guests=(Guest('vm3', '192.168.3.10/24'),),
-             hostvars={}, serial_wait=True, nat_subnets=('192.168.3.0/24',), boot_guests=True),
+             hostvars={}, serial_wait=True, nat_subnets=('192.168.3.0/24',), boot_guests=True,
+             dhcp_networks=(('tap0', '192.168.3.1'),)),
     Topology('bridged_nat',
              guests=(Guest('vm5', '192.168.5.10/24'),),
              hostvars={'tuntap_qemu_bridge_address': '192.168.5.1/24'},
-             nat_subnets=('192.168.5.0/24',), nftables_admin_case=True),
+             nat_subnets=('192.168.5.0/24',), nftables_admin_case=True,
+             dhcp_networks=(('br0', '192.168.5.1'),)),
     Topology('bridged_lan',
              guests=(Guest('vm7', '10.44.0.101/24', gateway=realhost.GATEWAY_ADDRESS),),
              hostvars={'tuntap_qemu_guest_user': realhost.USER}, ping_during_converge=True,
@@ -489,6 +495,8 @@ class TopologyRun:
         before_raw = host_state.collect(vm)
         before = host_state.normalise(before_raw)
         self.check_guests('guests run after the converge', before)
+        if topology.dhcp_networks:
+            self.dhcp_checks('after the converge', before)
         if topology.nat_subnets and not topology.iptables:
             self.check_all(checks_nat.after_converge(vm, list(topology.nat_subnets)))
 
@@ -512,6 +520,8 @@ class TopologyRun:
         if self.takes_uplink():
             self.uplink_checks(vm, 'after the reboot', taken=True)
         boot_guests = self.check_guests('guests are back after the reboot (QEMU on its tap, QMP)', after)
+        if topology.dhcp_networks:
+            self.dhcp_checks('after the reboot', after, before)
         if topology.iptables:
             self.check_all(checks_nat.after_boot_iptables(vm, list(topology.nat_subnets)))
         elif topology.nat_subnets:
@@ -609,6 +619,34 @@ class TopologyRun:
                        'exit %d, %s' % (rc, summary))
         finally:
             self.topology = saved
+
+    def dhcp_checks(self, when, state, before=None):
+        """Issue 12: the guests' DHCP/DNS service of a host with internal networks: its unit
+        active and enabled (started at boot), dnsmasq's DHCP socket on each interface it
+        serves (bound to the interface when it serves one, the wildcard with SO_BINDTODEVICE
+        off when several: dnsmasq's own rule) and DNS (UDP and TCP 53) on each internal
+        address; with before, its configuration files as they were."""
+        unit = state['unit'].get(host_state.DHCP_UNIT)
+        self.check('%s: %s active and enabled' % (when, host_state.DHCP_UNIT),
+                   unit == {'enabled': 'enabled', 'active': 'active'}, '%s' % (unit or 'no such unit'))
+        server = state['dhcp_server']
+        sockets = host_state.dhcp_sockets(server)
+        networks = self.topology.dhcp_networks
+        dhcp_socket = '0.0.0.0%%%s' % networks[0][0] if len(networks) == 1 else '0.0.0.0'
+        wanted = [('udp', dhcp_socket, '67')]
+        wanted += [(protocol, address, '53') for _interface, address in networks for protocol in ('udp', 'tcp')]
+        missing = ['%s %s:%s' % item for item in wanted if item not in sockets]
+        self.check('%s: dnsmasq listens on UDP 67 on %s and on port 53 (UDP, TCP) of %s'
+                   % (when, ', '.join(interface for interface, _address in networks),
+                      ', '.join(address for _interface, address in networks)),
+                   not missing, 'missing %s; dnsmasq holds %s' % (missing, ['%s %s:%s' % item for item in sockets])
+                   if missing else ', '.join('%s %s:%s' % item for item in sockets))
+        if before is not None:
+            config = dict((key, value) for key, value in before['dhcp_server'].items() if key.startswith('config '))
+            again = dict((key, value) for key, value in server.items() if key.startswith('config '))
+            self.check('%s: the DHCP config is the one the converge wrote' % when, config and again == config,
+                       '%d files equal' % len(config) if config and again == config
+                       else 'after the converge %s, now %s' % (config, again))
 
     def check_session(self, vm, session, title):
         early = session.poll()
@@ -821,6 +859,14 @@ class TopologyRun:
         results = report['results']
         failed = sorted(target for target, item in results.items() if item.get('status') != 'ok')
         ok = bool(report['done']) and not failed and results
+        if self.topology.dhcp_networks:
+            # Issue 12: the test guest names no address, so it asks DHCP (udhcpc) at its boot.
+            guest = next(item for item in self.topology.guests if item.name == name)
+            lease = report['lease'] or {}
+            self.check('guest console: %s leased its planned %s and name from the host\'s dnsmasq' % (name, guest.address),
+                       lease.get('ip') == guest.address and lease.get('hostname') == name,
+                       'TTQ-LEASE %s' % ' '.join('%s=%s' % item for item in sorted(lease.items()))
+                       if lease else 'no TTQ-LEASE line; errors %s' % report['errors'])
         self.check('guest console: network up after the reboot', ok,
                    '%s (QEMU since boot): %s; %.0fs after the reboot' % (
                        name, ', '.join('%s %s' % (target, item.get('status')) for target, item in sorted(results.items()))

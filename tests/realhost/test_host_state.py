@@ -113,3 +113,46 @@ def test_dhcp_clients_by_program_and_interface():
           ' 78 root udhcpc -i eth1\n'
           ' 79 ttq vi dhclient.conf\n')
     assert host_state.normalise_dhcp_clients(ps) == {'dhclient br0': 1, 'udhcpc eth1': 1}
+
+
+SS_UDP = ('UNCONN 0      0       192.168.3.1:53 0.0.0.0:* users:(("dnsmasq",pid=3299,fd=6))\n'
+          'UNCONN 0      0      0.0.0.0%tap0:67 0.0.0.0:* users:(("dnsmasq",pid=3299,fd=4))\n'
+          'UNCONN 0      0      [fe80::5c11:22ff:fe33:4455%tap0]:53 [::]:* users:(("dnsmasq",pid=3299,fd=8))\n'
+          'UNCONN 0      0       127.0.0.53%lo:53 0.0.0.0:* users:(("systemd-resolve",pid=211,fd=13))\n'
+          'UNCONN 0      0       0.0.0.0:68 0.0.0.0:* users:(("dhclient",pid=500,fd=7))\n')
+SS_TCP = 'LISTEN 0      32     192.168.3.1:53 0.0.0.0:* users:(("dnsmasq",pid=3299,fd=7))\n'
+PS = (' 3299 dnsmasq /usr/sbin/dnsmasq --keep-in-foreground --conf-file=/etc/tuntap-qemu/dnsmasq/dnsmasq.conf\n'
+      '   12 root /usr/sbin/sshd -D\n')
+
+
+def test_dhcp_server_sockets_process_and_config():
+    section = host_state.normalise_dhcp_server(SS_UDP, SS_TCP, PS, {'/etc/tuntap-qemu/dnsmasq/dnsmasq.conf': 'ab12'})
+    assert section == {
+        'socket udp 192.168.3.1:53': 'dnsmasq',
+        'socket udp 0.0.0.0%tap0:67': 'dnsmasq',
+        # A link-local address follows the tap's random MAC: only its interface counts.
+        'socket udp [fe80::%tap0]:53': 'dnsmasq',
+        'socket tcp 192.168.3.1:53': 'dnsmasq',
+        'process': {'dnsmasq /usr/sbin/dnsmasq --keep-in-foreground --conf-file=/etc/tuntap-qemu/dnsmasq/dnsmasq.conf': 1},
+        'config /etc/tuntap-qemu/dnsmasq/dnsmasq.conf': 'ab12',
+    }
+    assert host_state.dhcp_sockets(section) == [
+        ('tcp', '192.168.3.1', '53'), ('udp', '0.0.0.0%tap0', '67'), ('udp', '192.168.3.1', '53'),
+        ('udp', '[fe80::%tap0]', '53')]
+
+
+def test_dhcp_server_differences_are_reported():
+    before = host_state.normalise_dhcp_server(SS_UDP, SS_TCP, PS, {'/etc/tuntap-qemu/dnsmasq/hosts': 'ab12'})
+    # After a boot: other pids and another link-local address are no difference; a changed
+    # config file and a socket that did not come back are.
+    after = host_state.normalise_dhcp_server(
+        SS_UDP.replace('3299', '401').replace('5c11:22ff:fe33:4455', '1c00:1ff:fe00:1').replace(
+            'UNCONN 0      0      0.0.0.0%tap0:67', 'UNCONN 0      0      0.0.0.0%tap1:67'),
+        SS_TCP.replace('3299', '401'), PS.replace('3299', '401'), {'/etc/tuntap-qemu/dnsmasq/hosts': 'cd34'})
+    assert [item.path for item in host_state.compare({'dhcp_server': before}, {'dhcp_server': after})] == [
+        'dhcp_server/config /etc/tuntap-qemu/dnsmasq/hosts', 'dhcp_server/socket udp 0.0.0.0%tap0:67',
+        'dhcp_server/socket udp 0.0.0.0%tap1:67']
+
+
+def test_no_dhcp_server():
+    assert host_state.normalise_dhcp_server('', '', '   12 root /usr/sbin/sshd -D\n', {}) == {}
