@@ -13,12 +13,18 @@ Layout (prefix default 'ttqlab-'):
     <prefix>lan    the LAN switch: bridge lan0, no address
     <prefix>peer   a LAN host, eth0 10.0.0.20/24
     <prefix>hv1    a hypervisor, eth0 10.0.0.11/24 (the uplink), routed topology: one tap and
-                   one subnet per guest, guests vm1 (192.168.0.10) and vm2 (192.168.1.10)
+                   one subnet per guest, guests vm1 (192.168.1.10) and vm2 (192.168.2.10)
+    <prefix>hv2..4 routed_nat, bridged_nat and bridged_lan the same way (HYPERVISORS)
 
 The guests are the test guest of lab/guest (a Debian cloud kernel and a busybox initramfs)
 started by tuntap.qemu.qemu_guest. Each pings its gateway, the other guests and the LAN peer
 and prints one result line per target on its serial console; the matrix is read from there,
-plus pings from the LAN peer to every guest.
+plus pings from the LAN peer to every guest. The guests of routed, routed_nat and bridged_nat
+hosts take their address and name from the host's DHCP server (tuntap.qemu.guest_dhcp, a
+dnsmasq process here): their rows show the lease against the plan, the lookup of the other
+guest's DNS name and the ping by that name. A guest with forwards listens on its guest port;
+its forwards are fetched from the LAN peer, from the hypervisor itself and, through the
+host's uplink address, from the other guest (the hairpin); the answer must name the guest.
 
 Nothing here touches the root network namespace: every link is created inside a lab
 namespace (veth pairs are created in the LAN namespace and one end moved), and the only
@@ -71,12 +77,12 @@ HYPERVISORS = {
     'hv2': {
         'uplink_address': '10.0.0.12', 'topology': 'routed_nat',
         'guests': [{'name': 'vm3', 'address': '192.168.3.10/24'},
-                   {'name': 'vm4', 'address': '192.168.4.10/24'}],
+                   {'name': 'vm4', 'address': '192.168.4.10/24', 'forwards': [{'port': 8004, 'guest_port': 80}]}],
     },
     'hv3': {
         'uplink_address': '10.0.0.13', 'topology': 'bridged_nat', 'bridge_address': '192.168.5.1/24',
         'guests': [{'name': 'vm5', 'address': '192.168.5.10/24'},
-                   {'name': 'vm6', 'address': '192.168.5.11/24'}],
+                   {'name': 'vm6', 'address': '192.168.5.11/24', 'forwards': [{'port': 8006, 'guest_port': 80}]}],
     },
     'hv4': {
         'uplink_address': '10.0.0.14', 'topology': 'bridged_lan',
@@ -115,8 +121,58 @@ CHANGED_HYPERVISORS = {
 }
 
 
+# The topologies whose guests the host serves by DHCP (the plan's default, docs/inventory.md):
+# their guests get no address on the kernel command line and take their lease and name.
+DHCP_TOPOLOGIES = ('routed', 'routed_nat', 'bridged_nat')
+DNS_DOMAIN = 'qemu.internal'
+HTTP_TIMEOUT = 5
+
+
 def guest_ip(guest):
     return guest['address'].split('/')[0]
+
+
+def is_dhcp_guest(hv, guest):
+    """Whether the plan serves the guest by DHCP: a DHCP topology and no `dhcp: false`."""
+    return hv['topology'] in DHCP_TOPOLOGIES and guest.get('dhcp', True) is not False
+
+
+def dns_name(guest):
+    return '%s.%s' % (guest['name'], DNS_DOMAIN)
+
+
+def siblings(hv, guest):
+    return [other for other in hv['guests'] if other is not guest]
+
+
+def forwards(hv):
+    """(port, guest, guest_port) of every port forward of the host's guests."""
+    return [(forward['port'], guest, forward.get('guest_port', forward['port']))
+            for guest in hv['guests'] for forward in guest.get('forwards', ())]
+
+
+def forward_url(hv, port):
+    return 'http://%s:%d/' % (hv['uplink_address'], port)
+
+
+def listen_port(guest):
+    """The port of the guest's listener: where its forwards lead (one port; the test guest
+    has one listener), else None."""
+    ports = sorted(set(forward.get('guest_port', forward['port']) for forward in guest.get('forwards', ())))
+    if len(ports) > 1:
+        raise ValueError('%s: the test guest listens on one port, its forwards lead to %s' % (guest['name'], ports))
+    return ports[0] if ports else None
+
+
+def fetch_urls(hv, guest):
+    """What a guest fetches: every forward of its host to another guest, through the host's
+    uplink address (the hairpin)."""
+    return [forward_url(hv, port) for port, target, _guest_port in forwards(hv) if target is not guest]
+
+
+def http_body(guest):
+    """The body of the test guest's listener (lab/guest/init.sh, ttq.listen)."""
+    return 'TTQ-HTTP name=%s' % guest['name']
 
 
 def guest_gateway(hv, guest):
@@ -130,17 +186,35 @@ def guest_gateway(hv, guest):
 
 
 def ping_targets(hv, guest):
-    """(label, address) a guest pings: its gateway (or, on the LAN, its host), the other
-    guest of its host, the LAN peer."""
+    """(label, target) a guest pings: its gateway (or, on the LAN, its host), the other
+    guest of its host (a DHCP guest by its DNS name), the LAN peer."""
     targets = []
     gateway = guest_gateway(hv, guest)
     if gateway:
         targets.append(('gateway', gateway))
     else:
         targets.append(('host on br0', hv['uplink_address']))
-    targets += [(other['name'], guest_ip(other)) for other in hv['guests'] if other is not guest]
+    for other in siblings(hv, guest):
+        by_name = is_dhcp_guest(hv, guest) and is_dhcp_guest(hv, other)
+        targets.append((other['name'], dns_name(other) if by_name else guest_ip(other)))
     targets.append(('peer', PEER_ADDRESS))
     return targets
+
+
+def lookups(hv, guest):
+    """The DNS names a DHCP guest looks up: its DHCP siblings'."""
+    if not is_dhcp_guest(hv, guest):
+        return []
+    return [dns_name(other) for other in siblings(hv, guest) if is_dhcp_guest(hv, other)]
+
+
+def guest_append(hv, guest, tries=None):
+    """The kernel command line the lab gives a guest. A DHCP guest names neither its address
+    nor its name (both come from its lease; the plan appends no ip= either); a static one gets
+    its address from the plan's ip=, appended to this."""
+    return guest_boot.kernel_append(
+        None, ping=[target for _label, target in ping_targets(hv, guest)], lookup=lookups(hv, guest),
+        listen=listen_port(guest), fetch=fetch_urls(hv, guest), tries=tries, after='stay')
 
 
 def run(argv, check=True, capture=False, netns=None):
@@ -314,13 +388,10 @@ class Lab:
             ns = hv['namespace']
             guests = []
             for spec in hv['guests']:
-                pings = ','.join(address for _label, address in ping_targets(hv, spec))
-                spec = dict(spec)
                 # ping_tries (the lab's, not an inventory key): rounds per target in the guest.
-                tries = spec.pop('ping_tries', None)
-                append = 'console=ttyS0 quiet panic=-1 ttq.ping=%s ttq.after=stay' % pings
-                if tries:
-                    append += ' ttq.tries=%d' % tries
+                append = guest_append(hv, spec, spec.get('ping_tries'))
+                spec = dict(spec)
+                spec.pop('ping_tries', None)
                 guests.append(dict(spec, kernel=build['kernel'], initrd=build['initrd'], memory=256,
                                    append=append, extra_args=['-no-reboot']))
             host = {
@@ -345,6 +416,16 @@ class Lab:
                 # runtime state in the lab's state folder, which the teardown removes - not in
                 # the hypervisor's folder of persistent files.
                 'tuntap_qemu_rollback_dir': os.path.join(self.state_dir, 'rollback', name),
+                # Its DHCP and DNS server: a pidfile'd dnsmasq (no systemd here) forwarding no
+                # names (no traffic leaves the lab), its files in the lab's state folder: the
+                # configuration and the leases among the hypervisor's files, the pidfile as
+                # runtime state (its /run), which the teardown ends by (stop_dhcp_servers).
+                'tuntap_qemu_dhcp_service': 'process',
+                'tuntap_qemu_dhcp_resolvers': [],
+                'tuntap_qemu_dhcp_config_dir': os.path.join(self.state_dir, name, 'dnsmasq'),
+                'tuntap_qemu_dhcp_runtime_dir': self.dhcp_runtime_dir(name),
+                'tuntap_qemu_dhcp_lease_file': os.path.join(self.state_dir, name, 'dnsmasq.leases'),
+                'tuntap_qemu_dhcp_unit_dir': self.unit_dir(name),
             }
             if 'bridge_address' in hv:
                 host['tuntap_qemu_bridge_address'] = hv['bridge_address']
@@ -381,6 +462,32 @@ class Lab:
                 while os.path.exists('/proc/%d' % pid) and time.monotonic() < deadline:
                     time.sleep(0.05)
 
+    def dhcp_runtime_dir(self, name):
+        """Hypervisor `name`'s DHCP runtime folder (its /run/tuntap-qemu/dnsmasq: pidfile)."""
+        return os.path.join(self.state_dir, 'dhcp-run', name)
+
+    def stop_dhcp_servers(self, names=None):
+        """End the dnsmasq processes of the lab's hypervisors (or of the hypervisors `names`)
+        by the pids in the pidfiles of their DHCP runtime folders, each only when it is a
+        dnsmasq whose command line names a path of the lab's state folder. A process would
+        keep its namespace alive after `ip netns del`. Returns the pids ended."""
+        ended = []
+        folders = [self.dhcp_runtime_dir(name) for name in names] if names is not None \
+            else [os.path.join(self.state_dir, 'dhcp-run')]
+        for folder in folders:
+            for pidfile in sorted(glob.glob(os.path.join(glob.escape(folder), '**', '*.pid'), recursive=True)):
+                pid = dnsmasq_process(pidfile, self.state_dir)
+                if pid is None:
+                    continue
+                os.kill(pid, signal.SIGTERM)
+                deadline = time.monotonic() + 5
+                while os.path.exists('/proc/%d' % pid) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                if os.path.exists('/proc/%d' % pid):
+                    os.kill(pid, signal.SIGKILL)
+                ended.append(pid)
+        return ended
+
     def down(self, quiet=False):
         namespaces = set(self.namespaces)
         state = os.path.join(self.state_dir, 'state.json')
@@ -388,6 +495,7 @@ class Lab:
             with open(state) as handle:
                 namespaces.update(json.load(handle)['namespaces'])
         self.stop_guests()
+        self.stop_dhcp_servers()
         for ns in sorted(namespaces):
             if os.path.exists('/run/netns/%s' % ns):
                 run(['ip', 'netns', 'del', ns])
@@ -410,7 +518,9 @@ class Lab:
         mac = json.loads(run(['ip', '-j', 'link', 'show', 'dev', 'eth0'], capture=True, netns=ns).stdout)[0]['address']
         guests = [guest['name'] for guest in hv['guests']]
         self.stop_guests(guests)
+        self.stop_dhcp_servers([name])
         shutil.rmtree(self.runtime_root(name), ignore_errors=True)
+        shutil.rmtree(self.dhcp_runtime_dir(name), ignore_errors=True)
         shutil.rmtree(self.ifupdown_state(name), ignore_errors=True)
         if os.path.exists('/run/netns/%s' % ns):
             run(['ip', 'netns', 'del', ns])
@@ -560,6 +670,75 @@ class Lab:
             reports[guest['name']], _waited = guest_boot.wait_for_done(self.serial_log(guest), remaining)
         return reports
 
+    def http_get(self, source_ns, url, tries=3):
+        """GET url from inside namespace source_ns (Debian's python3, urllib); returns
+        (body or None, latency in ms or None), the first answer of up to `tries`."""
+        for attempt in range(tries):
+            result = subprocess.run(['ip', 'netns', 'exec', source_ns, '/usr/bin/python3', '-c', HTTP_GET, url,
+                                     str(HTTP_TIMEOUT)], check=False, env=ENV, text=True,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            status, _sep, rest = result.stdout.partition('\n')
+            words = status.split()
+            if result.returncode == 0 and len(words) == 2 and words[0] == '200':
+                return rest, float(words[1])
+            if attempt + 1 < tries:
+                time.sleep(1)
+        return None, None
+
+    @staticmethod
+    def guest_rows(hv, guest, report):
+        """The rows of a guest's own checks, from its serial report: its lease (a DHCP guest),
+        its lookups, its pings, its fetches through the host's forwards."""
+        rows = []
+        name = guest['name']
+        if is_dhcp_guest(hv, guest):
+            lease = report.get('lease') or {}
+            leased, hostname = lease.get('ip', 'none'), lease.get('hostname', 'none')
+            ok = leased == guest['address'] and hostname == name
+            rows.append((name, 'lease %s %s planned %s (hostname %s)'
+                         % (leased, '==' if ok else '!=', guest['address'], hostname), ok, None))
+        by_name = dict((dns_name(other), other) for other in hv['guests'])
+        for query in lookups(hv, guest):
+            found = (report.get('lookups') or {}).get(query) or {}
+            address = found.get('address', 'none')
+            ok = found.get('status') == 'ok' and address == guest_ip(by_name[query])
+            rows.append((name, 'lookup %s -> %s%s' % (query, address, '' if ok else ' (planned %s)'
+                                                      % guest_ip(by_name[query])), ok, None))
+        for label, target in ping_targets(hv, guest):
+            result = report['results'].get(target)
+            ok = result is not None and result.get('status') == 'ok'
+            if target in by_name:
+                # By name: the guest pinged what its lookup gave, which must be the plan's.
+                ok = ok and result.get('address') == guest_ip(by_name[target])
+                text = '%s by name %s (%s)' % (label, target, (result or {}).get('address', 'not looked up'))
+            else:
+                text = '%s %s' % (label, target)
+            rows.append((name, text, ok, result.get('rtt_ms') if result else None))
+        for port, target, guest_port in forwards(hv):
+            if target is guest:
+                continue
+            url = forward_url(hv, port)
+            fetched = (report.get('fetches') or {}).get(url) or {}
+            ok = fetched.get('status') == 'ok' and fetched.get('body', '').strip() == http_body(target)
+            failure = ' (%s, body %r)' % (fetched.get('status', 'no TTQ-FETCH'), fetched.get('body'))
+            rows.append((name, '%s:%d -> %s:%d (hairpin)%s' % (hv['uplink_address'], port, target['name'], guest_port,
+                                                               '' if ok else failure), ok, None))
+        return rows
+
+    def forward_rows(self, hv_name, hv):
+        """Each forward of the host, reached from the LAN peer and from the host itself:
+        a GET that the target guest's listener must answer with its own name."""
+        rows = []
+        for port, target, guest_port in forwards(hv):
+            url = forward_url(hv, port)
+            for source, ns in (('peer', self.peer), ('%s itself' % hv_name, hv['namespace'])):
+                body, latency = self.http_get(ns, url)
+                ok = body is not None and body.strip() == http_body(target)
+                rows.append((source, '%s:%d -> %s:%d%s' % (hv['uplink_address'], port, target['name'], guest_port,
+                                                           '' if ok or body is None else ': %r' % body),
+                             ok, latency))
+        return rows
+
     def matrices(self, reports):
         """{hypervisor: (title, rows)}; a row is (from, to, ok, latency in ms or None)."""
         counts = self.source_counts()
@@ -568,11 +747,7 @@ class Lab:
             rows = []
             for guest in hv['guests']:
                 report = reports.get(guest['name']) or {'results': {}}
-                for label, address in ping_targets(hv, guest):
-                    result = report['results'].get(address)
-                    ok = result is not None and result.get('status') == 'ok'
-                    rows.append((guest['name'], '%s %s' % (label, address), ok,
-                                 result.get('rtt_ms') if result else None))
+                rows += self.guest_rows(hv, guest, report)
             if hv['topology'] in ('routed', 'bridged_lan'):
                 for guest in hv['guests']:
                     ok, latency = self.ping(self.peer, guest_ip(guest))
@@ -586,6 +761,7 @@ class Lab:
                 rows.append(('peer', 'sees %s (%d pings), no guest address (%d)'
                              % (hv['uplink_address'], from_host, from_guests),
                              from_host > 0 and from_guests == 0, None))
+            rows += self.forward_rows(name, hv)
             tables[name] = ('%s: %s' % (name, hv['topology']), rows)
         return tables
 
@@ -612,6 +788,32 @@ class Lab:
 
 def network_of(cidr):
     return str(ipaddress.ip_interface(cidr).network)
+
+
+def dnsmasq_process(pidfile, folder):
+    """The pid in pidfile when it is alive and a dnsmasq whose command line names a path
+    under folder (its configuration, its pidfile), else None."""
+    try:
+        with open(pidfile) as handle:
+            pid = int(handle.read().strip())
+        with open('/proc/%d/cmdline' % pid, 'rb') as handle:
+            args = [arg.decode(errors='replace') for arg in handle.read().split(b'\0') if arg]
+    except (OSError, ValueError):
+        return None
+    if args and os.path.basename(args[0]) == 'dnsmasq' and any(folder in arg for arg in args[1:]):
+        return pid
+    return None
+
+
+# Run inside a lab namespace: GET the URL, print the status, the time in ms and the body.
+HTTP_GET = '''
+import sys, time, urllib.request
+started = time.monotonic()
+with urllib.request.urlopen(sys.argv[1], timeout=float(sys.argv[2])) as response:
+    body = response.read(4096).decode('utf-8', 'replace')
+print(response.status, '%.2f' % ((time.monotonic() - started) * 1000))
+sys.stdout.write(body)
+'''
 
 
 def enabled_units(unit_dir):
@@ -676,7 +878,7 @@ def demo(lab, python, keep):
     uptimes = ', '.join('%s %s s' % (guest['name'], ((reports[guest['name']] or {}).get('boot') or {}).get('uptime', '?'))
                         for _hv, _spec, guest in lab.guests())
     print('\nguest uptime when networking was up: %s' % uptimes)
-    verdict = 'all pings ok' if ok else 'SOME PINGS FAILED'
+    verdict = 'all checks ok' if ok else 'SOME CHECKS FAILED'
     print('site.yml converge %.1f s; %s in %.1f s' % (converge_seconds, verdict, time.time() - started))
     if not ok:
         for _hv, _spec, guest in lab.guests():
