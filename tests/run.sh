@@ -363,7 +363,7 @@ stage_build() {
     cd "$COLLECTION"
     "$VENV/bin/ansible-galaxy" collection build --force --output-path "$out"
     "$VENV/bin/ansible-galaxy" collection install --force -p "$out/installed" "$out"/tuntap-qemu-*.tar.gz
-    for plugin in module:tap_device module:bridge_port module:ip_forward module:masquerade module:port_forward module:qemu_guest module:uplink_info module:uplink_stanza module:confirmed_change module:fleet_plan connection:netns filter:guest_interfaces filter:guest_kernel_ip filter:stable_mac filter:interfaces_config; do
+    for plugin in module:guest_dhcp module:tap_device module:bridge_port module:ip_forward module:masquerade module:port_forward module:qemu_guest module:uplink_info module:uplink_stanza module:confirmed_change module:fleet_plan connection:netns filter:guest_interfaces filter:guest_kernel_ip filter:stable_mac filter:interfaces_config; do
         ANSIBLE_COLLECTIONS_PATH=$out/installed "$VENV/bin/ansible-doc" -t "${plugin%%:*}" --json \
             "tuntap.qemu.${plugin#*:}" >"$out/doc.json"
         "$VENV/bin/python" - "${plugin#*:}" "$out/installed" "$out/doc.json" <<'PY'

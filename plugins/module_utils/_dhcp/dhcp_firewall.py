@@ -1,0 +1,167 @@
+# Copyright: tuntap.qemu contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The DHCP and DNS ports of our internal interfaces, opened in our own nftables table
+`inet tuntap_qemu_dhcp` (through nft's JSON, rules rendered by _nat.nft), and where another
+table's input chain drops: a warning, or with foreign_input=accept the same scoped accepts at
+the top of iptables-nft's `ip filter INPUT` (_nat.iptables.ForeignForward, chain INPUT).
+
+Rules are identified by their comment, which names the interface, protocol and port: the
+table is rebuilt in one atomic batch when the set of comments differs.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+from ansible_collections.tuntap.qemu.plugins.module_utils._nat import iptables, nft
+from ansible_collections.tuntap.qemu.plugins.module_utils._nat.netfilter_commands import NetfilterError
+
+TABLE_FAMILY = 'inet'
+TABLE_NAME = 'tuntap_qemu_dhcp'
+TABLE = '%s %s' % (TABLE_FAMILY, TABLE_NAME)
+CHAIN = 'input'
+COMMENT_PREFIX = 'tuntap.qemu dhcp '
+PORTS = (('udp', 67), ('udp', 53), ('tcp', 53))
+FOREIGN_CHAIN = ('ip', 'filter', 'INPUT')
+
+
+def rules(interfaces):
+    """Our accept rules, in order: DHCP and DNS from each internal interface."""
+    found = []
+    for interface in interfaces:
+        for protocol, port in PORTS:
+            found.append({'family': 'ipv4', 'chain': CHAIN,
+                          'match': [('iifname', interface), ('dport', (protocol, port))],
+                          'action': ('accept',),
+                          'comment': '%siif %s %s/%d' % (COMMENT_PREFIX, interface, protocol, port)})
+    return found
+
+
+def render_table(wanted):
+    """Our table in nft syntax (for the diff); '' without rules."""
+    if not wanted:
+        return ''
+    lines = ['table %s {' % TABLE, '\tchain %s {' % CHAIN,
+             '\t\ttype filter hook input priority filter; policy accept;']
+    lines += ['\t\t' + nft.rule_statement(rule) for rule in wanted]
+    lines += ['\t}', '}']
+    return '\n'.join(lines) + '\n'
+
+
+def parse_table(document):
+    """{'exists', 'chain_ok', 'comments'} of `nft -j list table inet tuntap_qemu_dhcp`."""
+    state = {'exists': True, 'chain_ok': False, 'comments': []}
+    for item in document.get('nftables', []):
+        if 'chain' in item and item['chain'].get('name') == CHAIN:
+            chain = item['chain']
+            state['chain_ok'] = (chain.get('type') == 'filter' and chain.get('hook') == 'input'
+                                 and chain.get('prio') == 0 and chain.get('policy') == 'accept')
+        elif 'rule' in item:
+            state['comments'].append(item['rule'].get('comment', ''))
+    return state
+
+
+def table_batch(state, wanted):
+    """The JSON commands that make the table hold `wanted`; [] when it does."""
+    table = {'family': TABLE_FAMILY, 'name': TABLE_NAME}
+    if not wanted:
+        return [{'delete': {'table': table}}] if state['exists'] else []
+    if (state['exists'] and state['chain_ok']
+            and state['comments'] == [rule['comment'] for rule in wanted]):
+        return []
+    commands = []
+    if state['exists']:
+        commands.append({'delete': {'table': table}})
+    commands += [{'add': {'table': table}},
+                 {'add': {'chain': {'family': TABLE_FAMILY, 'table': TABLE_NAME, 'name': CHAIN,
+                                    'type': 'filter', 'hook': 'input', 'prio': 0,
+                                    'policy': 'accept'}}}]
+    for rule in wanted:
+        commands.append({'add': {'rule': {'family': TABLE_FAMILY, 'table': TABLE_NAME,
+                                          'chain': CHAIN, 'comment': rule['comment'],
+                                          'expr': nft.rule_expr(rule)}}})
+    return commands
+
+
+def drop_input_chains(document):
+    """Base chains of other tables on the input hook with policy drop, from
+    `nft -j list chains`: [(family, table, chain)]."""
+    found = []
+    for item in document.get('nftables', []):
+        chain = item.get('chain')
+        if not chain or (chain['family'] == TABLE_FAMILY and chain['table'] == TABLE_NAME):
+            continue
+        if chain.get('hook') == 'input' and chain.get('policy') == 'drop':
+            found.append((chain['family'], chain['table'], chain['name']))
+    return found
+
+
+def parse_foreign_rules(text):
+    """Our rules in `iptables-nft -S INPUT` output: {comment: argv after -A INPUT}."""
+    found = {}
+    for line in text.splitlines():
+        if not line.startswith('-A %s ' % FOREIGN_CHAIN[2]):
+            continue
+        words = shlex.split(line)[2:]
+        if '--comment' in words:
+            comment = words[words.index('--comment') + 1]
+            if comment.startswith(COMMENT_PREFIX):
+                found[comment] = words
+    return found
+
+
+class Firewall:
+    """Reads and changes our table and our rules in iptables-nft's INPUT chain."""
+
+    def __init__(self, commands):
+        self.commands = commands
+        self.foreign = iptables.ForeignForward(commands)
+
+    def available(self):
+        return self.commands.find('nft') is not None
+
+    def read_table(self):
+        rc, out, err = self.commands.run([self.commands.find('nft'), '-j', 'list', 'table',
+                                          TABLE_FAMILY, TABLE_NAME])
+        if rc != 0:
+            if 'No such file or directory' in err:
+                return {'exists': False, 'chain_ok': False, 'comments': []}
+            raise NetfilterError('nft -j list table %s failed (exit %d): %s' % (TABLE, rc, err.strip()))
+        return parse_table(_loads(out))
+
+    def read_drop_chains(self):
+        out = self.commands.run_checked([self.commands.find('nft'), '-j', 'list', 'chains'],
+                                        what='nft -j list chains')
+        return drop_input_chains(_loads(out))
+
+    def read_foreign_rules(self):
+        """Our rules in ip filter INPUT ({} when iptables-nft or the chain is missing)."""
+        binary = self.commands.find('iptables_nft')
+        if binary is None:
+            return {}
+        rc, out, _err = self.commands.run([binary, '-w', '-t', 'filter', '-S', FOREIGN_CHAIN[2]])
+        return parse_foreign_rules(out) if rc == 0 else {}
+
+    def apply_table(self, batch):
+        if batch:
+            self.commands.run_checked([self.commands.find('nft'), '-j', '-f', '-'],
+                                      data=json.dumps({'nftables': batch}),
+                                      what='nft -j -f - (table %s)' % TABLE)
+
+    def insert_foreign(self, rule):
+        self.foreign.insert('ip', FOREIGN_CHAIN[2], rule)
+
+    def delete_foreign(self, words):
+        self.commands.run_checked([self.foreign.command('ip'), '-w', '-t', 'filter', '-D',
+                                   FOREIGN_CHAIN[2]] + list(words))
+
+    def foreign_line(self, rule):
+        return self.foreign.line('ip', FOREIGN_CHAIN[2], rule)
+
+
+def _loads(text):
+    try:
+        return json.loads(text or '{}')
+    except ValueError as exc:
+        raise NetfilterError('nft printed no JSON: %s' % exc)
