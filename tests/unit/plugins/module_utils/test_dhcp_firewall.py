@@ -1,0 +1,81 @@
+# Copyright: tuntap.qemu contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""guest_dhcp: our table inet tuntap_qemu_dhcp (rules, batch, reading it back), input chains
+of other tables with policy drop, our rules in iptables-nft's INPUT."""
+
+from __future__ import annotations
+
+from ansible_collections.tuntap.qemu.plugins.module_utils._dhcp import dhcp_firewall
+from ansible_collections.tuntap.qemu.plugins.module_utils._nat import iptables
+
+RULES = dhcp_firewall.rules(['tap0', 'br0'])
+
+
+def test_rules():
+    assert [rule['comment'] for rule in RULES] == [
+        'tuntap.qemu dhcp iif tap0 udp/67', 'tuntap.qemu dhcp iif tap0 udp/53', 'tuntap.qemu dhcp iif tap0 tcp/53',
+        'tuntap.qemu dhcp iif br0 udp/67', 'tuntap.qemu dhcp iif br0 udp/53', 'tuntap.qemu dhcp iif br0 tcp/53']
+    assert dhcp_firewall.render_table(RULES).splitlines()[3] == (
+        '\t\tiifname "tap0" udp dport 67 counter accept comment "tuntap.qemu dhcp iif tap0 udp/67"')
+    assert iptables.rule_args(RULES[2]) == ['-i', 'tap0', '-p', 'tcp', '-m', 'tcp', '--dport', '53', '-m', 'comment',
+                                            '--comment', 'tuntap.qemu dhcp iif tap0 tcp/53', '-j', 'ACCEPT']
+
+
+ABSENT = {'exists': False, 'chain_ok': False, 'comments': []}
+
+
+def listed(rules, policy='accept', prio=0):
+    items = [{'table': {'family': 'inet', 'name': 'tuntap_qemu_dhcp'}},
+             {'chain': {'family': 'inet', 'table': 'tuntap_qemu_dhcp', 'name': 'input', 'type': 'filter',
+                        'hook': 'input', 'prio': prio, 'policy': policy}}]
+    items += [{'rule': {'family': 'inet', 'table': 'tuntap_qemu_dhcp', 'chain': 'input', 'handle': index + 2,
+                        'comment': rule['comment']}} for index, rule in enumerate(rules)]
+    return {'nftables': items}
+
+
+def test_batch_creates_the_table():
+    batch = dhcp_firewall.table_batch(ABSENT, RULES)
+    assert batch[0] == {'add': {'table': {'family': 'inet', 'name': 'tuntap_qemu_dhcp'}}}
+    assert batch[1]['add']['chain']['hook'] == 'input'
+    assert len(batch) == 2 + len(RULES)
+    assert batch[2]['add']['rule']['expr'][-2:] == [{'counter': None}, {'accept': None}]
+
+
+def test_batch_nothing_when_equal():
+    assert dhcp_firewall.table_batch(dhcp_firewall.parse_table(listed(RULES)), RULES) == []
+
+
+def test_batch_rebuilds_a_changed_table():
+    for state in (dhcp_firewall.parse_table(listed(RULES[:3])),
+                  dhcp_firewall.parse_table(listed(RULES, policy='drop')),
+                  dhcp_firewall.parse_table(listed(RULES, prio=10))):
+        batch = dhcp_firewall.table_batch(state, RULES)
+        assert batch[0] == {'delete': {'table': {'family': 'inet', 'name': 'tuntap_qemu_dhcp'}}}
+        assert len(batch) == 3 + len(RULES)
+
+
+def test_batch_removes_the_table():
+    assert dhcp_firewall.table_batch(dhcp_firewall.parse_table(listed(RULES)), []) == [
+        {'delete': {'table': {'family': 'inet', 'name': 'tuntap_qemu_dhcp'}}}]
+    assert dhcp_firewall.table_batch(ABSENT, []) == []
+
+
+def test_drop_input_chains():
+    document = {'nftables': [
+        {'chain': {'family': 'ip', 'table': 'filter', 'name': 'INPUT', 'hook': 'input', 'policy': 'drop'}},
+        {'chain': {'family': 'inet', 'table': 'filter', 'name': 'input', 'hook': 'input', 'policy': 'accept'}},
+        {'chain': {'family': 'inet', 'table': 'fw', 'name': 'in', 'hook': 'input', 'policy': 'drop'}},
+        {'chain': {'family': 'ip', 'table': 'filter', 'name': 'FORWARD', 'hook': 'forward', 'policy': 'drop'}},
+        {'chain': {'family': 'inet', 'table': 'tuntap_qemu_dhcp', 'name': 'input', 'hook': 'input', 'policy': 'drop'}},
+    ]}
+    assert dhcp_firewall.drop_input_chains(document) == [('ip', 'filter', 'INPUT'), ('inet', 'fw', 'in')]
+
+
+def test_parse_foreign_rules():
+    text = ('-P INPUT DROP\n'
+            '-A INPUT -i br0 -p udp -m udp --dport 67 -m comment --comment "tuntap.qemu dhcp iif br0 udp/67" -j ACCEPT\n'
+            '-A INPUT -i lo -j ACCEPT\n'
+            '-A INPUT -p tcp -m comment --comment "admin ssh" -j ACCEPT\n')
+    assert dhcp_firewall.parse_foreign_rules(text) == {
+        'tuntap.qemu dhcp iif br0 udp/67': ['-i', 'br0', '-p', 'udp', '-m', 'udp', '--dport', '67', '-m', 'comment',
+                                            '--comment', 'tuntap.qemu dhcp iif br0 udp/67', '-j', 'ACCEPT']}
