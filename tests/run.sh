@@ -341,18 +341,70 @@ stage_units() {
 # Targets marked destructive change the machine they run on (namespaces, /etc/netns);
 # this machine is the one the tests are for, so they run here. needs/root targets run
 # because the tests run as root.
+#
+# The targets run in TUNTAP_INTEGRATION_GROUPS groups (default 2) side by side, each group an
+# ansible-test integration of its own in a copy of the collection of its own
+# ($WORK/integration-gN/ansible_collections/<namespace>/<name>: ansible-test needs that path
+# and writes tests/output there). tests/ci/integration_groups.py splits the targets by their
+# measured seconds (its WEIGHTS), keeps targets that share a machine-wide name in one group
+# (its TOGETHER), and checks at the end that every group passed and ran exactly its targets,
+# so that each target of tests/integration/targets (not setup_, hidden or disabled; new ones
+# too) runs once. While the groups run, only "[gN] Running <target> ..." lines show; each
+# group's whole log follows once all have finished, every line prefixed with [gN], and stays
+# in tests/output/integration-gN.log with the JUnit and timing results of every group.
 stage_integration() {
-    local log=$WORK/integration.log count
-    local targets=()
+    local listed=$WORK/integration-listed.txt groups=$WORK/integration-groups.txt
+    local narrowed=() plan_args=() members=() dirs=() pids=() group dir copy pid path python_version
+    python_version=$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
     # TUNTAP_INTEGRATION_TARGETS="tap_device bridge_port" narrows the run (default: all).
-    read -r -a targets <<<"${TUNTAP_INTEGRATION_TARGETS:-}"
-    ansible_test integration --allow-destructive "${targets[@]}" 2>&1 | tee "$log"
-    count=$(grep -cE '^Running [^ ]+ integration test (role|script)' "$log" || true)
-    if ((count == 0)); then
-        say "ansible-test integration ran no target" >&2
-        return 1
+    read -r -a narrowed <<<"${TUNTAP_INTEGRATION_TARGETS:-}"
+    if ((${#narrowed[@]})); then
+        plan_args=(--narrowed)
     fi
-    say "ansible-test integration ran $count targets"
+    (cd "$COLLECTION" && PATH="$VENV/bin:$PATH" "$VENV/bin/ansible-test" integration --list-targets \
+        --allow-destructive "${narrowed[@]}") >"$listed"
+    "$VENV/bin/python" "$REPO_ROOT/tests/ci/integration_groups.py" plan "$COLLECTION/tests/integration/targets" \
+        "$listed" "${TUNTAP_INTEGRATION_GROUPS:-2}" "${plan_args[@]}" >"$groups"
+    while read -r group path; do
+        read -r -a members <<<"$path"
+        dir=$WORK/integration-$group
+        copy=$dir/${COLLECTION#"$WORK"/}
+        mkdir -p "$copy"
+        (cd "$COLLECTION" && tar --exclude=./tests/output -cf - .) | tar -xf - -C "$copy"
+        say "[$group] + ansible-test integration --allow-destructive ${members[*]} --python $python_version --requirements"
+        (
+            set +e
+            start=$SECONDS
+            cd "$copy" && PATH="$VENV/bin:$PATH" "$VENV/bin/ansible-test" integration --allow-destructive "${members[@]}" \
+                --python "$python_version" --requirements </dev/null 2>&1 | tee "$dir/log" \
+                | sed -u -n "s/^\(Running [^ ]* integration test.*\)/[$group] \1/p"
+            rc=${PIPESTATUS[0]}
+            printf '%s\n' "$rc" >"$dir/rc"
+            say "[$group] ansible-test integration exited $rc after $((SECONDS - start))s"
+        ) &
+        pids+=("$!")
+        dirs+=("$dir")
+    done <"$groups"
+    for pid in "${pids[@]}"; do
+        wait "$pid" || true
+    done
+    mkdir -p "$COLLECTION/tests/output/junit" "$COLLECTION/tests/output/data"
+    for dir in "${dirs[@]}"; do
+        group=${dir##*/integration-}
+        say ''
+        say "----- [$group] log of ansible-test integration $(sed -n "s/^$group //p" "$groups")"
+        sed "s/^/[$group] /" "$dir/log"
+        copy=$dir/${COLLECTION#"$WORK"/}
+        cp "$dir/log" "$COLLECTION/tests/output/integration-$group.log"
+        for path in "$copy"/tests/output/junit/*.xml; do
+            if [[ -f $path ]]; then cp "$path" "$COLLECTION/tests/output/junit/"; fi
+        done
+        for path in "$copy"/tests/output/data/*.json; do
+            if [[ -f $path ]]; then cp "$path" "$COLLECTION/tests/output/data/$(basename -- "$path" .json)-$group.json"; fi
+        done
+    done
+    say ''
+    "$VENV/bin/python" "$REPO_ROOT/tests/ci/integration_groups.py" check "$groups" "${dirs[@]}"
 }
 
 # The collection as users get it: build the tarball, install it, and read every plugin's
