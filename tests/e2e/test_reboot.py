@@ -44,6 +44,9 @@ sys.path.insert(0, LAB)
 import tuntap_lab  # noqa: E402  pylint: disable=wrong-import-position
 
 GUESTS_TASK = 'tuntap.qemu.hypervisor : The guests of this host'
+DHCP_TASK = 'tuntap.qemu.hypervisor : DHCP and DNS for the guests of the internal networks'
+# The topologies whose hosts run the guests' DHCP server (issue 12).
+DHCP_TOPOLOGIES = ('routed', 'routed_nat', 'bridged_nat')
 INTERFACES_TASK = 'tuntap.qemu.hypervisor : Interfaces of the guests (taps, bridge, addresses) for ifupdown at boot'
 SOURCE_TASK = 'tuntap.qemu.hypervisor : /etc/network/interfaces reads interfaces.d (added only when no source line covers it)'
 # Link flags that follow the carrier (a tap has one only while its QEMU runs), not the
@@ -338,17 +341,21 @@ def test_boot_path_loads_only_what_a_debian_boot_loads(rebooted_lab, hypervisor)
 
 def test_site_yml_after_the_reboot_only_starts_the_guests(restarted_lab):
     """Links, forwarding, NAT and files came back from the boot path: the only changes are
-    the guests started again, one per guest, and nothing fails."""
+    the processes started again - the guests, one per guest, and the guests' DHCP server
+    (the lab has no systemd to start its unit at boot; the real-host stage shows the unit
+    back after a real reboot) - and nothing fails."""
     lab, rc, output, _reports = restarted_lab
     assert rc == 0
     # An item's label is "vm1 on tap0 (192.168.1.10/24)".
-    changes = sorted((host, task, item) for task, status, host, item, _text in results_by_task(output)
-                     if status == 'changed')
-    expected = sorted((name, GUESTS_TASK, '%s on tap%d (%s)' % (guest['name'], index, guest['address']))
-                      for name, hv in lab.hypervisors.items() for index, guest in enumerate(hv['guests']))
-    assert changes == expected, output
-    # The recap counts the guests' loop once per host.
-    assert recap(output) == dict((name, 1) for name in lab.hypervisors)
+    changes = sorted(((host, task, item) for task, status, host, item, _text in results_by_task(output)
+                      if status == 'changed'), key=str)
+    expected = [(name, GUESTS_TASK, '%s on tap%d (%s)' % (guest['name'], index, guest['address']))
+                for name, hv in lab.hypervisors.items() for index, guest in enumerate(hv['guests'])]
+    dhcp_hosts = [name for name, hv in lab.hypervisors.items() if hv['topology'] in DHCP_TOPOLOGIES]
+    expected += [(name, DHCP_TASK, None) for name in dhcp_hosts]
+    assert changes == sorted(expected, key=str), output
+    # The recap counts the guests' loop once per host, and the DHCP server's start.
+    assert recap(output) == dict((name, 2 if name in dhcp_hosts else 1) for name in lab.hypervisors)
 
 
 @pytest.mark.parametrize('hypervisor', sorted(tuntap_lab.HYPERVISORS))
