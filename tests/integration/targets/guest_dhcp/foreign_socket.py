@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python
 """A foreign server for the coexistence checks: binds one socket, forks into the background,
 writes its pid to PIDFILE and sleeps (the test ends it by that pid).
 
