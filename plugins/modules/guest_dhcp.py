@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 module: guest_dhcp
 short_description: DHCP with static leases and DNS names for the QEMU guests (one dnsmasq per host)
-version_added: 0.4.0
+version_added: 0.3.0
 description:
   - Runs one dnsmasq (Debian's C(dnsmasq-base)) per host, or per network namespace, serving the
     guests on the internal interfaces (routed taps, the bridged_nat bridge) with a static lease

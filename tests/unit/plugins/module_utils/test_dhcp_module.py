@@ -1,0 +1,210 @@
+# Copyright: tuntap.qemu contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""guest_dhcp's steps with systemd (a fake systemctl; the process mode runs for real in the
+integration target): the unit written, enabled and started; a changed guest list reloads, a
+changed range restarts, nothing changed does nothing; conflicts refused with nothing written;
+state=absent disables and removes; check mode writes nothing."""
+
+from __future__ import annotations
+
+import copy
+import os
+import sys
+
+import pytest
+
+from ansible_collections.tuntap.qemu.plugins.module_utils import module_runner
+from ansible_collections.tuntap.qemu.plugins.module_utils._dhcp import (
+    dhcp_module, dhcp_sockets, dnsmasq_service)
+from ansible_collections.tuntap.qemu.plugins.module_utils._guest import guest_unit
+
+UNIT = dnsmasq_service.UNIT_NAME
+
+
+class Failed(Exception):
+    pass
+
+
+class FakeSystemd(object):
+    def __init__(self, unit_dir):
+        self.unit_path = os.path.join(unit_dir, UNIT)
+        self.loaded = None
+        self.enabled = False
+        self.active = False
+        self.pid = 0
+        self.calls = []
+
+    def systemctl(self, args):
+        verb = args[0]
+        self.calls.append(' '.join(args))
+        if verb == 'show':
+            loaded = self.loaded is not None
+            return 0, ('LoadState=%s\nActiveState=%s\nUnitFileState=%s\nMainPID=%d\nNeedDaemonReload=no\n'
+                       % ('loaded' if loaded else 'not-found', 'active' if self.active else 'inactive',
+                          'enabled' if self.enabled else 'disabled', self.pid if self.active else 0)), ''
+        if verb == 'daemon-reload':
+            self.loaded = open(self.unit_path).read() if os.path.exists(self.unit_path) else None
+        elif verb == 'enable':
+            assert self.loaded is not None
+            self.enabled = True
+        elif verb in ('start', 'restart'):
+            self.active = True
+            self.pid = self.pid + 100 if verb == 'restart' or not self.pid else self.pid
+        elif verb == 'reload':
+            assert self.active
+        elif verb == 'disable':
+            self.enabled = False
+            if '--now' in args:
+                self.active = False
+        return 0, '', ''
+
+
+class FakeModule(object):
+    def __init__(self, systemd, params, check_mode=False):
+        self.systemd = systemd
+        self.params = params
+        self.check_mode = check_mode
+        self._diff = True
+        self.warnings = []
+
+    def get_bin_path(self, name, required=False, opt_dirs=None):
+        return '/usr/bin/systemctl' if name == 'systemctl' else None
+
+    def run_command(self, argv, environ_update=None, **_kwargs):
+        assert argv[0] == '/usr/bin/systemctl'
+        return self.systemd.systemctl(argv[1:])
+
+    def warn(self, text):
+        self.warnings.append(text)
+
+    def atomic_move(self, src, dest):
+        os.rename(src, dest)
+
+    def fail_json(self, **result):
+        raise Failed(result['msg'])
+
+
+def base_params(tmp_path):
+    return {
+        'state': 'present',
+        'networks': [{'interface': 'br0', 'address': '192.168.5.1/24', 'range': ['192.168.5.100', '192.168.5.150'],
+                      'hosts': [{'mac': '52:54:00:00:05:0a', 'address': '192.168.5.10', 'name': 'vm1'}]}],
+        'domain': 'qemu.internal', 'host_name': 'hv1', 'resolvers': [], 'lease_time': '1h', 'service': 'auto',
+        'config_dir': str(tmp_path / 'conf'), 'runtime_dir': str(tmp_path / 'run'),
+        'lease_file': str(tmp_path / 'lib' / 'leases'), 'unit_dir': str(tmp_path / 'units'), 'firewall': True,
+        'foreign_input': 'ignore', 'allow_missing_interface': False, 'dnsmasq': sys.executable,
+    }
+
+
+@pytest.fixture
+def host(tmp_path, monkeypatch):
+    os.makedirs(str(tmp_path / 'units'))
+    systemd = FakeSystemd(str(tmp_path / 'units'))
+    host = {'systemd': systemd, 'sockets': [], 'addresses': {'br0': ['192.168.5.1/24']}}
+    monkeypatch.setattr(module_runner, 'require_libraries', lambda module, libraries: None)
+    monkeypatch.setattr(dhcp_module, 'read_addresses', lambda: host['addresses'])
+    monkeypatch.setattr(dhcp_module, 'read_sockets', lambda module: host['sockets'])
+    monkeypatch.setattr(dnsmasq_service, 'init_comm', lambda: 'systemd')
+    monkeypatch.setattr(guest_unit, 'same_netns_as_init', lambda: True)
+    conf = str(tmp_path / 'conf' / 'dnsmasq.conf')
+
+    def process_argv(pid):
+        if systemd.active and pid == systemd.pid:
+            return ['/usr/sbin/dnsmasq', '--keep-in-foreground', '--conf-file=' + conf]
+        return {4242: ['/usr/bin/python3', 'server.py']}.get(pid)
+    monkeypatch.setattr(dnsmasq_service.qemu, 'process_argv', process_argv)
+    monkeypatch.setattr(dhcp_module.qemu, 'process_argv', process_argv)
+    return host
+
+
+def converge(host, params, check_mode=False):
+    host['systemd'].calls = []
+    module = FakeModule(host['systemd'], copy.deepcopy(params), check_mode)
+    return module_runner.converge(module, dhcp_module.GuestDhcpSteps()), module
+
+
+def failing(host, params):
+    module = FakeModule(host['systemd'], copy.deepcopy(params))
+    failures = []
+
+    def fail_json(**result):
+        failures.append(result)
+        raise Failed(result['msg'])
+    module.fail_json = fail_json
+    with pytest.raises(Failed):
+        module_runner.converge(module, dhcp_module.GuestDhcpSteps())
+    return failures[0]
+
+
+def test_systemd_lifecycle(host, tmp_path):
+    params = base_params(tmp_path)
+    systemd = host['systemd']
+    result, module = converge(host, params, check_mode=True)
+    assert result['changed'] and result['action'] == 'started' and result['service'] == 'systemd'
+    assert not os.path.exists(systemd.unit_path) and not os.path.exists(params['config_dir'])
+    assert any('nft' in warning for warning in module.warnings)
+
+    result, _module = converge(host, params)
+    assert result['action'] == 'started'
+    assert systemd.calls[-4:] == ['daemon-reload', 'enable ' + UNIT, 'start ' + UNIT,
+                                  'show --property=%s %s' % (','.join(guest_unit.SHOW_PROPERTIES), UNIT)]
+    assert result['pid'] == systemd.pid == 100
+    unit = open(systemd.unit_path).read()
+    assert unit.startswith('# Managed by tuntap.qemu') and '--keep-in-foreground' in unit
+    for name in ('dnsmasq.conf', 'hosts', 'names'):
+        assert os.path.exists(os.path.join(params['config_dir'], name))
+
+    result, _module = converge(host, params)
+    assert not result['changed'] and result['action'] == 'none' and result['pid'] == 100
+
+    params['networks'][0]['hosts'].append({'mac': '52:54:00:00:05:0b', 'address': '192.168.5.11', 'name': 'vm2'})
+    result, _module = converge(host, params)
+    assert result['action'] == 'reloaded' and 'reload ' + UNIT in systemd.calls and result['pid'] == 100
+    assert [entry['after_header'] for entry in result['diff']] == [os.path.join(params['config_dir'], 'hosts'),
+                                                                    os.path.join(params['config_dir'], 'names')]
+
+    params['networks'][0]['range'] = ['192.168.5.200', '192.168.5.210']
+    result, _module = converge(host, params)
+    assert result['action'] == 'restarted' and 'restart ' + UNIT in systemd.calls and result['pid'] == 200
+
+    result, _module = converge(host, {'state': 'absent', **{k: v for k, v in params.items() if k != 'state'}})
+    assert result['action'] == 'stopped' and result['pid'] is None
+    assert 'disable --now ' + UNIT in systemd.calls
+    assert not os.path.exists(systemd.unit_path) and not os.path.exists(params['config_dir'])
+
+    result, _module = converge(host, dict(params, state='absent'))
+    assert not result['changed'] and result['action'] == 'none'
+
+
+def test_conflict_refused_with_nothing_written(host, tmp_path):
+    params = base_params(tmp_path)
+    host['sockets'] = dhcp_sockets.parse_ss(
+        'udp UNCONN 0 0 0.0.0.0%br0:67 0.0.0.0:* users:(("python3",pid=4242,fd=3))\n'
+        'udp UNCONN 0 0 192.168.5.1:53 0.0.0.0:* users:(("python3",pid=4242,fd=4))\n')
+    failure = failing(host, params)
+    assert failure['errors'] == [
+        'process 4242 (python3: /usr/bin/python3 server.py) holds a DHCP server socket on br0; our dnsmasq '
+        'would clash with it: stop it or bind it elsewhere (bind-interfaces / interface= of another dnsmasq, '
+        'a listen address of another DNS server), then run again',
+        'process 4242 (python3: /usr/bin/python3 server.py) holds the DNS port udp/53 on 192.168.5.1; our '
+        'dnsmasq would clash with it: stop it or bind it elsewhere (bind-interfaces / interface= of another '
+        'dnsmasq, a listen address of another DNS server), then run again']
+    assert not os.path.exists(params['config_dir'])
+    assert not os.path.exists(host['systemd'].unit_path)
+
+
+def test_missing_interface_refused(host, tmp_path):
+    host['addresses'] = {'br0': ['192.168.6.1/24']}
+    failure = failing(host, base_params(tmp_path))
+    assert failure['errors'] == ['networks[0].address: br0 does not hold 192.168.5.1/24 (it has 192.168.6.1/24)']
+    host['addresses'] = {}
+    result, _module = converge(host, dict(base_params(tmp_path), allow_missing_interface=True), check_mode=True)
+    assert result['changed']
+
+
+def test_systemd_in_another_namespace_refused(host, tmp_path, monkeypatch):
+    monkeypatch.setattr(guest_unit, 'same_netns_as_init', lambda: False)
+    failure = failing(host, dict(base_params(tmp_path), service='systemd'))
+    assert failure['errors'][0].startswith("service=systemd: this runs in a network namespace other than PID 1's")
+    result, _module = converge(host, base_params(tmp_path), check_mode=True)
+    assert result['service'] == 'process'
