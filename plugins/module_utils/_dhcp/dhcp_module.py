@@ -189,6 +189,13 @@ class GuestDhcpSteps(module_runner.ModuleSteps):
                 unit_after = dnsmasq_service.render_unit(state.binary, request.conf_file,
                                                          request.runtime_dir)
         module_runner.refuse(errors)
+        if mode == 'process' and state.unit_text is not None:
+            # The unit runs (if at all) under PID 1's systemd, perhaps in another namespace:
+            # the process mode leaves it alone.
+            unit_after = state.unit_text
+            warnings.append('%s of ours exists in %s; service=process leaves it alone (run with '
+                            'service=systemd where PID 1 runs, state=absent, to remove it)'
+                            % (dnsmasq_service.UNIT_NAME, request.unit_dir))
         changed_files = [name for name in FILE_NAMES if state.texts.get(name) != after[name]]
         running = state.pid is not None
         if mode == 'systemd' and wanted and state.daemon_pid and state.daemon_pid != state.unit_status.main_pid:
@@ -262,13 +269,11 @@ class GuestDhcpSteps(module_runner.ModuleSteps):
     def _stop(module, plan, mode):
         request, state = plan.request, plan.state
         unit_path = os.path.join(request.unit_dir, dnsmasq_service.UNIT_NAME)
-        if state.unit_text is not None:
-            if mode == 'systemd' or state.unit_status.loaded:
-                systemctl = guest_unit.Systemctl(module)
-                systemctl.run('disable', '--now', dnsmasq_service.UNIT_NAME)
+        if plan.unit_changed:
+            systemctl = guest_unit.Systemctl(module)
+            systemctl.run('disable', '--now', dnsmasq_service.UNIT_NAME)
             files.write_atomic(module, unit_path, None)
-            if mode == 'systemd':
-                guest_unit.Systemctl(module).run('daemon-reload')
+            systemctl.run('daemon-reload')
         if state.daemon_pid:
             dnsmasq_service.stop_process(state.daemon_pid, request.conf_file, request.pidfile)
 

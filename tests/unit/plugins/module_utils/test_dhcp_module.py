@@ -208,3 +208,24 @@ def test_systemd_in_another_namespace_refused(host, tmp_path, monkeypatch):
     assert failure['errors'][0].startswith("service=systemd: this runs in a network namespace other than PID 1's")
     result, _module = converge(host, base_params(tmp_path), check_mode=True)
     assert result['service'] == 'process'
+
+
+def test_process_mode_leaves_a_unit_alone(host, tmp_path, monkeypatch):
+    monkeypatch.setattr(dnsmasq_service, 'init_comm', lambda: 'bash')
+    unit_text = dnsmasq_service.render_unit('/usr/sbin/dnsmasq', '/etc/x/dnsmasq.conf', '/run/x')
+    with open(host['systemd'].unit_path, 'w') as handle:
+        handle.write(unit_text)
+    result, module = converge(host, base_params(tmp_path), check_mode=True)
+    assert result['service'] == 'process' and result['action'] == 'started'
+    assert all('units' not in entry['after_header'] for entry in result['diff'])
+    assert any('service=process leaves it alone' in warning for warning in module.warnings)
+    result, _module = converge(host, dict(base_params(tmp_path), state='absent'))
+    assert not result['changed'] and host['systemd'].calls == []
+    assert open(host['systemd'].unit_path).read() == unit_text
+
+
+def test_a_unit_that_is_not_ours_refused(host, tmp_path):
+    with open(host['systemd'].unit_path, 'w') as handle:
+        handle.write('[Unit]\nDescription=the admin\'s\n')
+    failure = failing(host, base_params(tmp_path))
+    assert failure['errors'][0].endswith('is not ours (no "# Managed by tuntap.qemu" header); move it away')
