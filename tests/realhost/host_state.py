@@ -283,7 +283,7 @@ def normalise_dhcp_clients(text):
 
 def _socket_address(address):
     """ss's local address with an IPv6 link-local address (from a tap's random MAC) as
-    'fe80::' plus its interface: '[fe80::5c11:22ff:fe33:4455%tap0]:53' -> '[fe80::%tap0]:53'."""
+    '[fe80::]' and its interface: '[fe80::5c11:22ff:fe33:4455]%tap0:53' -> '[fe80::]%tap0:53'."""
     return re.sub(r'^\[fe80:[0-9a-f:]*(%[^\]]+)?\]', lambda match: '[fe80::%s]' % (match.group(1) or ''),
                   address, flags=re.I)
 

@@ -117,7 +117,7 @@ def test_dhcp_clients_by_program_and_interface():
 
 SS_UDP = ('UNCONN 0      0       192.168.3.1:53 0.0.0.0:* users:(("dnsmasq",pid=3299,fd=6))\n'
           'UNCONN 0      0      0.0.0.0%tap0:67 0.0.0.0:* users:(("dnsmasq",pid=3299,fd=4))\n'
-          'UNCONN 0      0      [fe80::5c11:22ff:fe33:4455%tap0]:53 [::]:* users:(("dnsmasq",pid=3299,fd=8))\n'
+          'UNCONN 0      0      [fe80::5c11:22ff:fe33:4455]%tap0:53 [::]:* users:(("dnsmasq",pid=3299,fd=8))\n'
           'UNCONN 0      0       127.0.0.53%lo:53 0.0.0.0:* users:(("systemd-resolve",pid=211,fd=13))\n'
           'UNCONN 0      0       0.0.0.0:68 0.0.0.0:* users:(("dhclient",pid=500,fd=7))\n')
 SS_TCP = 'LISTEN 0      32     192.168.3.1:53 0.0.0.0:* users:(("dnsmasq",pid=3299,fd=7))\n'
@@ -131,14 +131,14 @@ def test_dhcp_server_sockets_process_and_config():
         'socket udp 192.168.3.1:53': 'dnsmasq',
         'socket udp 0.0.0.0%tap0:67': 'dnsmasq',
         # A link-local address follows the tap's random MAC: only its interface counts.
-        'socket udp [fe80::%tap0]:53': 'dnsmasq',
+        'socket udp [fe80::]%tap0:53': 'dnsmasq',
         'socket tcp 192.168.3.1:53': 'dnsmasq',
         'process': {'dnsmasq /usr/sbin/dnsmasq --keep-in-foreground --conf-file=/etc/tuntap-qemu/dnsmasq/dnsmasq.conf': 1},
         'config /etc/tuntap-qemu/dnsmasq/dnsmasq.conf': 'ab12',
     }
     assert host_state.dhcp_sockets(section) == [
         ('tcp', '192.168.3.1', '53'), ('udp', '0.0.0.0%tap0', '67'), ('udp', '192.168.3.1', '53'),
-        ('udp', '[fe80::%tap0]', '53')]
+        ('udp', '[fe80::]%tap0', '53')]
 
 
 def test_dhcp_server_differences_are_reported():
