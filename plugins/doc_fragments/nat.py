@@ -16,7 +16,7 @@ options:
         through the JSON interface of C(nft) in one atomic batch; nothing outside that table
         is ever written through C(nft).
       - V(iptables) writes them with C(iptables)/C(ip6tables) (nat table C(POSTROUTING),
-        C(PREROUTING), filter table C(FORWARD)), each checked with C(iptables -C) first.
+        C(PREROUTING), C(OUTPUT), filter table C(FORWARD)), each checked with C(iptables -C) first.
       - V(auto) picks what the host already uses - V(nftables) when the table
         C(inet tuntap_qemu) exists; V(iptables) when C(nft) is missing, or when the
         C(iptables) program is the legacy variant and the legacy tables hold rules or a

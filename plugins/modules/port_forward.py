@@ -12,6 +12,23 @@ description:
   - Makes a service of a NATed guest reachable from the LAN - connections to O(port) of the
     host are sent on (destination NAT) to O(destination), port O(destination_port), with
     the forward rules that let the connection and its replies through.
+  - A forward covers three paths. B(From outside) (the LAN, another guest subnet, a routed
+    guest's tap) - a C(prerouting) rule. B(From the host itself) - connections that the host
+    opens to its own address and port pass no prerouting hook, so a rule in a nat C(output)
+    chain does the same for them; connections to a loopback address (C(127.0.0.0/8), C(::1))
+    are left alone, because a DNATed connection from a loopback source could not leave the
+    host. B(From a guest of the destination's own subnet) (hairpin) - a guest that connects to
+    the host's address and port and is sent to a neighbour on its bridge (or to itself) would
+    get the reply straight from that neighbour, from an address it never asked, so a
+    C(postrouting) rule (C(ct status dnat), from that subnet to O(destination) and
+    O(destination_port)) masquerades such connections to the host's address on that subnet;
+    the guest behind the forward then sees the host as the peer, not the neighbour. That
+    subnet is the managed subnet the destination lies in (see below) and is named in the
+    rule's comment (C(hairpin 192.168.5.11:80 from 192.168.5.0/24)).
+  - With O(in_interface) the forward is scoped to connections that arrive through that
+    interface - it has neither the output rule nor the hairpin rule. With
+    O(allow_unmanaged_destination=true) a destination outside every managed subnet has no
+    hairpin rule (there is no subnet to name).
   - The rules live with those of M(tuntap.qemu.masquerade) (same table, same backends, same
     persistence). A call owns the forward of O(protocol), O(host_address) and O(port), so
     each forwarded port is a task of its own and O(state=absent) removes exactly its rules.
@@ -29,8 +46,6 @@ description:
     O(allow_unmanaged_destination=true).
   - The whole request is validated before anything changes; the runtime rules and the
     persistent file are reported in the diff.
-  - Connections that the host itself opens to its own port are not forwarded (only
-    traffic arriving from outside passes the prerouting hook).
 author:
   - tuntap.qemu developers (!UNKNOWN)
 extends_documentation_fragment:
@@ -53,7 +68,8 @@ options:
       - Forward only connections to this address of the host (C(ip daddr)). Without it,
         connections to the port on any address of the host are forwarded (IPv4 or IPv6,
         after the family of O(destination)).
-      - A forward with a host address is matched before one of the same port without.
+      - A forward with a host address is matched before one of the same port without (in
+        the prerouting and in the output chain).
     type: str
   destination:
     description:
@@ -67,11 +83,14 @@ options:
     description:
       - Forward only connections arriving through this interface (C(iifname)); it must
         exist unless O(allow_missing_interface=true).
+      - Such a forward does not cover connections from the host itself or the hairpin path
+        of guests (see the description).
     type: str
   source:
     description:
       - Forward only connections from these networks (CIDR form, no host bits set); from
-        anywhere when not given.
+        anywhere when not given. The output rules are restricted the same way (the host's
+        own connections come from one of its addresses).
     type: list
     elements: str
   forwards:
@@ -127,6 +146,11 @@ options:
 notes:
   - The guest must route its replies through this host (its default gateway is the host),
     as guests on a NATed bridge or tap do.
+  - Where C(br_netfilter) is active on a bridge (C(net.bridge.bridge-nf-call-iptables=1), as
+    Docker sets it), a DNATed connection from a guest of the bridge is bridged, not routed, to
+    its destination; a guest that connects to a host port forwarded to B(itself) then gets
+    its own packets back only with hairpin mode on its bridge port
+    (C(bridge link set dev PORT hairpin on)). Other guests of the bridge need nothing.
   - The rules that accept the forwarded connection (C(ct status dnat)) and its replies count
     packets in our table; on a host where another table's forward chain drops, see
     O(foreign_forward).
@@ -191,7 +215,7 @@ rules:
   elements: dict
   contains:
     chain:
-      description: V(prerouting) or V(forward).
+      description: V(prerouting) (from outside), V(output) (from the host), V(forward) or V(postrouting) (hairpin).
       type: str
       sample: prerouting
     comment:

@@ -645,10 +645,12 @@ def rules_of_entries(entries):
 
 
 def masqueraded_networks(rules):
-    """Source networks of the masquerade (nat) rules among `rules`."""
+    """Source networks of the masquerade (nat) rules among `rules` (not port_forward's
+    hairpin rules, which masquerade in postrouting too)."""
     found = []
     for rule in rules:
-        if rule['chain'] == 'postrouting' and rule['action'] == ('masquerade',):
+        if (rule['chain'] == 'postrouting' and rule['action'] == ('masquerade',)
+                and rule['key'].startswith('masquerade ')):
             network = dict(rule['match'])['saddr']
             if network not in found:
                 found.append(network)

@@ -6,4 +6,4 @@ set -eux -o pipefail
 source ../setup_nat_lab/nat_lab.sh
 nat_lab_init port_forward
 nat_lab_run_playbooks port_forward_nft.yml port_forward_iptables.yml port_forward_bad_input.yml \
-    port_forward_list.yml -- "$@"
+    port_forward_list.yml port_forward_paths.yml -- "$@"

@@ -259,7 +259,8 @@ def test_plan_places_specific_dnat_first():
 def test_masqueraded_networks():
     rules = (nat_rules.masquerade_rules('192.168.0.0/24', 'eth0')
              + nat_rules.masquerade_rules('fd00::/64', 'eth1', allow_forward=False)
-             + nat_rules.port_forward_rules('tcp', None, 80, '192.168.0.10', 80))
+             + nat_rules.port_forward_rules('tcp', None, 80, '10.0.0.10', 80,
+                                            hairpin_network='10.0.0.0/24'))
     assert nat_rules.masqueraded_networks(rules) == ['192.168.0.0/24', 'fd00::/64']
     assert len(nat_rules.forward_rules(rules)) == 5
 
