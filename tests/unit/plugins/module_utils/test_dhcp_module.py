@@ -160,8 +160,8 @@ def test_systemd_lifecycle(host, tmp_path):
     params['networks'][0]['hosts'].append({'mac': '52:54:00:00:05:0b', 'address': '192.168.5.11', 'name': 'vm2'})
     result, _module = converge(host, params)
     assert result['action'] == 'reloaded' and 'reload ' + UNIT in systemd.calls and result['pid'] == 100
-    assert [entry['after_header'] for entry in result['diff']] == [os.path.join(params['config_dir'], 'hosts'),
-                                                                    os.path.join(params['config_dir'], 'names')]
+    changed_files = [entry['after_header'] for entry in result['diff']]
+    assert changed_files == [os.path.join(params['config_dir'], name) for name in ('hosts', 'names')]
 
     params['networks'][0]['range'] = ['192.168.5.200', '192.168.5.210']
     result, _module = converge(host, params)
