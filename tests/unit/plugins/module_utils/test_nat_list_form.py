@@ -292,8 +292,8 @@ def test_a_host_converged_before_hairpin_and_output_rules_gets_them_once():
     assert errors == []
     desired = request['rules'] + hairpin
     old = [rule for rule in desired if rule['chain'] in ('prerouting', 'forward')]
-    state = {'exists': True, 'chains': dict((name, {}) for name in ('postrouting', 'prerouting',
-                                                                     'forward')),
+    old_chains = ('postrouting', 'prerouting', 'forward')
+    state = {'exists': True, 'chains': dict((name, {}) for name in old_chains),
              'entries': entries(MASQ_A[:1] + old[:1] + MASQ_A[1:] + old[1:])}
     state['entries'].sort(key=lambda entry: nft.CHAIN_ORDER.index(entry['chain']))
     runtime = nat_module.plan_nft_runtime(state, request['keys'], desired, [])
@@ -304,6 +304,6 @@ def test_a_host_converged_before_hairpin_and_output_rules_gets_them_once():
         rule['comment'] for rule in desired if rule['chain'] in ('postrouting', 'output'))
     assert not any('delete' in command for command in runtime.batch)
     converged = {'exists': True, 'chains': dict((name, {}) for name in nft.CHAIN_ORDER),
-                 'entries': entries([entry for entry in runtime.after_rules])}
+                 'entries': entries(list(runtime.after_rules))}
     again = nat_module.plan_nft_runtime(converged, request['keys'], desired, [])
     assert not again.changed and again.batch == []

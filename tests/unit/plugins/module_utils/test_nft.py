@@ -61,8 +61,8 @@ def test_render_table_puts_rules_in_their_chains():
                            '\t\ttype nat hook postrouting priority srcnat; policy accept;\n'
                            '\t\toifname "eth0" ip saddr 192.168.0.0/24 counter masquerade')
     chains = text.split('\tchain ')[1:]
-    assert [chain.split(' ')[0] for chain in chains] == ['postrouting', 'prerouting', 'output',
-                                                          'forward']
+    assert [chain.split(' ')[0] for chain in chains] == [
+        'postrouting', 'prerouting', 'output', 'forward']
     assert chains[1].count('dnat ip to') == 1
     assert chains[2].startswith('output {\n\t\ttype nat hook output priority -100; policy accept;\n'
                                 '\t\tip daddr != 127.0.0.0/8 fib daddr type local tcp dport 8080 ')
