@@ -418,13 +418,15 @@ class Lab:
                 'tuntap_qemu_rollback_dir': os.path.join(self.state_dir, 'rollback', name),
                 # Its DHCP and DNS server: a pidfile'd dnsmasq (no systemd here) forwarding no
                 # names (no traffic leaves the lab), its files in the lab's state folder: the
-                # configuration and the leases among the hypervisor's files, the pidfile as
-                # runtime state (its /run), which the teardown ends by (stop_dhcp_servers).
+                # configuration among the hypervisor's persistent files; the pidfile as runtime
+                # state (its /run), which the teardown ends by (stop_dhcp_servers); the leases
+                # (its /var/lib: kept at a simulated reboot) beside, not among the persistent
+                # configuration (dnsmasq rewrites them with every lease's expiry time).
                 'tuntap_qemu_dhcp_service': 'process',
                 'tuntap_qemu_dhcp_resolvers': [],
                 'tuntap_qemu_dhcp_config_dir': os.path.join(self.state_dir, name, 'dnsmasq'),
                 'tuntap_qemu_dhcp_runtime_dir': self.dhcp_runtime_dir(name),
-                'tuntap_qemu_dhcp_lease_file': os.path.join(self.state_dir, name, 'dnsmasq.leases'),
+                'tuntap_qemu_dhcp_lease_file': os.path.join(self.state_dir, 'dhcp-leases', name, 'dnsmasq.leases'),
                 'tuntap_qemu_dhcp_unit_dir': self.unit_dir(name),
             }
             if 'bridge_address' in hv:
