@@ -76,3 +76,37 @@ def test_routed_nat_needs_its_nat(converged_lab):
     results = report['results']
     assert results['192.168.3.1']['status'] == 'ok', results
     assert results[tuntap_lab.PEER_ADDRESS]['status'] == 'fail', results
+
+
+def _report(lease_ip='192.168.3.10/24', hostname='vm3', looked_up='192.168.4.10', ping_address='192.168.4.10',
+            body='TTQ-HTTP name=vm4'):
+    """vm3's serial report as guest_boot.parse_serial gives it, everything right by default."""
+    ok = {'status': 'ok', 'rtt_ms': 1.0}
+    return {
+        'lease': {'ip': lease_ip, 'hostname': hostname},
+        'lookups': {'vm4.qemu.internal': {'status': 'ok', 'address': looked_up}},
+        'results': {'192.168.3.1': ok, tuntap_lab.PEER_ADDRESS: ok,
+                    'vm4.qemu.internal': dict(ok, address=ping_address)},
+        'fetches': {'http://10.0.0.12:8004/': {'status': 'ok', 'body': body}},
+    }
+
+
+@pytest.mark.parametrize('report, failing', [
+    (_report(), []),
+    (_report(lease_ip='192.168.3.77/24'), ['lease']),
+    (_report(hostname='guest'), ['lease']),
+    (_report(looked_up='192.168.4.99'), ['lookup']),
+    # A ping that answered, but of an address other than the plan's, is no proof of the name.
+    (_report(ping_address='192.168.4.99'), ['vm4 by name']),
+    # The forward reached a listener, but not the guest it names.
+    (_report(body='TTQ-HTTP name=vm3'), ['10.0.0.12:8004']),
+    ({'results': {}}, ['lease', 'lookup', 'gateway', 'vm4 by name', 'peer', '10.0.0.12:8004']),
+])
+def test_guest_rows_fail_on_what_differs_from_the_plan(report, failing):
+    """The rows of a DHCP guest with a forward to its sibling (hv2's vm3): each check compares
+    with the plan, and only the rows named fail."""
+    hv = tuntap_lab.HYPERVISORS['hv2']
+    rows = tuntap_lab.Lab.guest_rows(hv, hv['guests'][0], report)
+    assert len(rows) == 6
+    failed = [target for _source, target, ok, _latency in rows if not ok]
+    assert len(failed) == len(failing) and all(text.startswith(prefix) for text, prefix in zip(failed, failing)), rows
