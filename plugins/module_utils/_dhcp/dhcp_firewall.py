@@ -7,6 +7,10 @@ the top of iptables-nft's `ip filter INPUT` (_nat.iptables.ForeignForward, chain
 
 Rules are identified by their comment, which names the interface, protocol and port: the
 table is rebuilt in one atomic batch when the set of comments differs.
+
+The same table is written to FILE_NAME in the configuration folder (render_file), which the
+systemd unit of the DHCP server loads before dnsmasq starts: the table comes back at boot
+with the service (the runtime batch and the file render the same rules).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ CHAIN = 'input'
 COMMENT_PREFIX = 'tuntap.qemu dhcp '
 PORTS = (('udp', 67), ('udp', 53), ('tcp', 53))
 FOREIGN_CHAIN = ('ip', 'filter', 'INPUT')
+FILE_NAME = 'firewall.nft'
 
 
 def rules(interfaces):
@@ -47,6 +52,19 @@ def render_table(wanted):
     lines += ['\t\t' + nft.rule_statement(rule) for rule in wanted]
     lines += ['\t}', '}']
     return '\n'.join(lines) + '\n'
+
+
+def render_file(wanted):
+    """The table as a file for `nft -f`, or None without rules. Loading it replaces our table
+    as a whole (declared, deleted, declared again), so it may be loaded any number of times."""
+    if not wanted:
+        return None
+    header = ['#!/usr/sbin/nft -f',
+              '# Managed by tuntap.qemu (module guest_dhcp): the DHCP and DNS ports of the guests\'',
+              '# interfaces, loaded by tuntap-qemu-dnsmasq.service before dnsmasq starts. Local',
+              '# changes are overwritten.',
+              'table %s' % TABLE, 'delete table %s' % TABLE]
+    return '\n'.join(header) + '\n' + render_table(wanted)
 
 
 def parse_table(document):
@@ -120,6 +138,9 @@ class Firewall:
 
     def available(self):
         return self.commands.find('nft') is not None
+
+    def nft_path(self):
+        return self.commands.find('nft')
 
     def read_table(self):
         rc, out, err = self.commands.run([self.commands.find('nft'), '-j', 'list', 'table',

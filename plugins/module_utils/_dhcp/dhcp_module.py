@@ -40,6 +40,7 @@ class State:
     user: typing.Optional[str]
     firewall: typing.Optional[dict]
     warnings: typing.List[str]
+    firewall_text: typing.Optional[str] = None     # our firewall.nft as read
 
 
 @dataclasses.dataclass
@@ -57,10 +58,15 @@ class Plan:
     warnings: typing.List[str]
     pid: typing.Optional[int] = None
     enable: bool = False
+    firewall_after: typing.Optional[str] = None    # firewall.nft, loaded by the unit at its start
 
     @property
     def changed_files(self):
         return [name for name in FILE_NAMES if self.state.texts.get(name) != self.after.get(name)]
+
+    @property
+    def firewall_file_changed(self):
+        return self.state.firewall_text != self.firewall_after
 
     @property
     def unit_changed(self):
@@ -69,7 +75,8 @@ class Plan:
     @property
     def changed(self):
         return bool(self.changed_files or self.unit_changed or self.action != 'none' or self.enable
-                    or self.table_batch or self.foreign_add or self.foreign_delete)
+                    or self.table_batch or self.foreign_add or self.foreign_delete
+                    or self.firewall_file_changed)
 
 
 def read_addresses():
@@ -140,7 +147,7 @@ class GuestDhcpSteps(module_runner.ModuleSteps):
                 sockets = []
         return State(mode, mode_error, texts, unit_text, status, pid, daemon_pid, addresses,
                      sockets, binary, _user(), self._read_firewall(module, request, warnings),
-                     warnings)
+                     warnings, files.read_text(request.path(dhcp_firewall.FILE_NAME)))
 
     @staticmethod
     def _read_firewall(module, request, warnings):
@@ -169,6 +176,10 @@ class GuestDhcpSteps(module_runner.ModuleSteps):
                           % (state.binary or 'dnsmasq'))
         after = dict((name, None) for name in FILE_NAMES)
         unit_after = None
+        firewall_after = None
+        if wanted and request.firewall and state.firewall is not None:
+            interfaces = [network.interface for network in request.networks]
+            firewall_after = dhcp_firewall.render_file(dhcp_firewall.rules(interfaces))
         if wanted:
             errors += dhcp_config.interface_errors(request, state.addresses.get)
             ours = set(pid for pid in (state.pid, state.daemon_pid) if pid)
@@ -186,8 +197,12 @@ class GuestDhcpSteps(module_runner.ModuleSteps):
                 dhcp_config.NAMES_NAME: dhcp_config.render_names(request),
             }
             if mode == 'systemd':
+                # The unit loads our table before dnsmasq: it comes back at boot with it.
+                nft_load = None
+                if firewall_after is not None:
+                    nft_load = [state.firewall['wall'].nft_path(), request.path(dhcp_firewall.FILE_NAME)]
                 unit_after = dnsmasq_service.render_unit(state.binary, request.conf_file,
-                                                         request.runtime_dir)
+                                                         request.runtime_dir, nft_load)
         module_runner.refuse(errors)
         if mode == 'process' and state.unit_text is not None:
             # The unit runs (if at all) under PID 1's systemd, perhaps in another namespace:
@@ -206,7 +221,8 @@ class GuestDhcpSteps(module_runner.ModuleSteps):
             request, state, warnings)
         plan = Plan(request, state, after, unit_after, action, table_batch, table_before,
                     table_after, foreign_add, foreign_delete, warnings, pid=state.pid,
-                    enable=mode == 'systemd' and wanted and not state.unit_status.enabled)
+                    enable=mode == 'systemd' and wanted and not state.unit_status.enabled,
+                    firewall_after=firewall_after)
         return plan
 
     @staticmethod
@@ -254,6 +270,8 @@ class GuestDhcpSteps(module_runner.ModuleSteps):
             for name in FILE_NAMES:
                 if state.texts.get(name) != plan.after[name]:
                     files.write_atomic(module, request.path(name), plan.after[name])
+            if plan.firewall_file_changed:
+                files.write_atomic(module, request.path(dhcp_firewall.FILE_NAME), plan.firewall_after)
             if request.wanted:
                 if mode == 'systemd':
                     self._apply_unit(module, plan)
@@ -352,6 +370,9 @@ class GuestDhcpSteps(module_runner.ModuleSteps):
         if module._diff:
             diffs = [files.text_diff(request.path(name), plan.state.texts.get(name), plan.after[name])
                      for name in FILE_NAMES if plan.state.texts.get(name) != plan.after[name]]
+            if plan.firewall_file_changed:
+                diffs.append(files.text_diff(request.path(dhcp_firewall.FILE_NAME), plan.state.firewall_text,
+                                             plan.firewall_after))
             if plan.unit_changed:
                 diffs.append(files.text_diff(os.path.join(request.unit_dir, dnsmasq_service.UNIT_NAME),
                                              plan.state.unit_text, plan.unit_after))

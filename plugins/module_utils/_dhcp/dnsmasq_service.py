@@ -89,7 +89,9 @@ def decide_action(wanted, running, changed_files, unit_changed=False):
     return 'none'
 
 
-def render_unit(binary, conf_file, runtime_dir):
+def render_unit(binary, conf_file, runtime_dir, nft_load=None):
+    """The unit; nft_load: [nft, firewall file] that loads our table before dnsmasq starts
+    (a failure there does not keep DHCP from starting: '-')."""
     lines = [
         '%s (module guest_dhcp); local changes are overwritten.' % guest_unit.MARK,
         '# Remove it with guest_dhcp state=absent, not by hand.',
@@ -103,6 +105,7 @@ def render_unit(binary, conf_file, runtime_dir):
         'Type=simple',
         'ExecStartPre=%s' % guest_unit.exec_line(['/usr/bin/mkdir', '-p', runtime_dir]),
         'ExecStartPre=%s' % guest_unit.exec_line([binary, '--test', conf_option(conf_file)]),
+    ] + (['ExecStartPre=-%s' % guest_unit.exec_line([nft_load[0], '-f', nft_load[1]])] if nft_load else []) + [
         'ExecStart=%s' % guest_unit.exec_line(argv(binary, conf_file, foreground=True)),
         'ExecReload=/bin/kill -HUP $MAINPID',
         'Restart=on-failure',

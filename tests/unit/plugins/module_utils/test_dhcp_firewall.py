@@ -79,3 +79,17 @@ def test_parse_foreign_rules():
     assert dhcp_firewall.parse_foreign_rules(text) == {
         'tuntap.qemu dhcp iif br0 udp/67': ['-i', 'br0', '-p', 'udp', '-m', 'udp', '--dport', '67', '-m', 'comment',
                                             '--comment', 'tuntap.qemu dhcp iif br0 udp/67', '-j', 'ACCEPT']}
+
+
+def test_the_file_replaces_the_table_and_loads_with_nft(tmp_path):
+    """The file the unit loads: the table declared, deleted and declared again with the same
+    rules as the runtime batch (nft --check reads it when nft is installed)."""
+    wanted = dhcp_firewall.rules(['tap0'])
+    text = dhcp_firewall.render_file(wanted)
+    lines = text.splitlines()
+    assert lines[0] == '#!/usr/sbin/nft -f'
+    assert 'table inet tuntap_qemu_dhcp' in lines and 'delete table inet tuntap_qemu_dhcp' in lines
+    assert lines.index('delete table inet tuntap_qemu_dhcp') < lines.index('table inet tuntap_qemu_dhcp {')
+    for rule in wanted:
+        assert '\t\t' + dhcp_firewall.nft.rule_statement(rule) in text
+    assert dhcp_firewall.render_file([]) is None

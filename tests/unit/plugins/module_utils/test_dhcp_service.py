@@ -69,6 +69,16 @@ def test_render_unit():
     assert 'After=network.target networking.service' in lines
     assert 'WantedBy=multi-user.target' in lines
     assert 'ExecReload=/bin/kill -HUP $MAINPID' in lines
+    assert not [line for line in lines if 'nft' in line]
+
+
+def test_the_unit_loads_our_firewall_table_before_dnsmasq():
+    text = dnsmasq_service.render_unit('/usr/sbin/dnsmasq', CONF, '/run/tuntap-qemu/dnsmasq',
+                                       ['/usr/sbin/nft', '/etc/tuntap-qemu/dnsmasq/firewall.nft'])
+    lines = text.splitlines()
+    load = 'ExecStartPre=-/usr/sbin/nft -f /etc/tuntap-qemu/dnsmasq/firewall.nft'
+    assert load in lines
+    assert lines.index(load) < lines.index('ExecStart=/usr/sbin/dnsmasq --keep-in-foreground --conf-file=%s' % CONF)
 
 
 def test_running_pid_checks_the_command_line(tmp_path, monkeypatch):
