@@ -347,7 +347,8 @@ stage_units() {
 # ($WORK/integration-gN/ansible_collections/<namespace>/<name>: ansible-test needs that path
 # and writes tests/output there). tests/ci/integration_groups.py splits the targets by their
 # measured seconds (its WEIGHTS), keeps targets that share a machine-wide name in one group
-# (its TOGETHER), and checks at the end that every group passed and ran exactly its targets,
+# (its TOGETHER), runs the few that need the machine to themselves first, alone (its SOLO:
+# groups s1, s2, ...), and checks at the end that every group passed and ran exactly its targets,
 # so that each target of tests/integration/targets (not setup_, hidden or disabled; new ones
 # too) runs once. While the groups run, only "[gN] Running <target> ..." lines show; each
 # group's whole log follows once all have finished, every line prefixed with [gN], and stays
@@ -363,7 +364,7 @@ stage_integration() {
     fi
     (cd "$COLLECTION" && PATH="$VENV/bin:$PATH" "$VENV/bin/ansible-test" integration --list-targets \
         --allow-destructive "${narrowed[@]}") >"$listed"
-    "$VENV/bin/python" "$REPO_ROOT/tests/ci/integration_groups.py" plan "$COLLECTION/tests/integration/targets" \
+    "$VENV/bin/python" "$COLLECTION/tests/ci/integration_groups.py" plan "$COLLECTION/tests/integration/targets" \
         "$listed" "${TUNTAP_INTEGRATION_GROUPS:-2}" "${plan_args[@]}" >"$groups"
     while read -r group path; do
         read -r -a members <<<"$path"
@@ -384,6 +385,9 @@ stage_integration() {
         ) &
         pids+=("$!")
         dirs+=("$dir")
+        if [[ $group == s* ]]; then
+            wait "$!" || true
+        fi
     done <"$groups"
     for pid in "${pids[@]}"; do
         wait "$pid" || true
@@ -404,7 +408,7 @@ stage_integration() {
         done
     done
     say ''
-    "$VENV/bin/python" "$REPO_ROOT/tests/ci/integration_groups.py" check "$groups" "${dirs[@]}"
+    "$VENV/bin/python" "$COLLECTION/tests/ci/integration_groups.py" check "$groups" "${dirs[@]}"
 }
 
 # The collection as users get it: build the tarball, install it, and read every plugin's

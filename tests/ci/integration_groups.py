@@ -10,9 +10,10 @@ neither hidden nor disabled; LISTED is what `ansible-test integration --list-tar
 (with TUNTAP_INTEGRATION_TARGETS as its arguments when --narrowed). Without --narrowed the two
 must be the same set, so that a target ansible-test would skip, or a folder it does not know,
 stops the stage before anything runs; with it, the listed targets are the ones to run. The
-targets are split into at most GROUPS groups of balanced weight (the seconds in WEIGHTS, largest
-first, each to the lightest group), the targets of one entry of TOGETHER always in one group.
-Each line of the output is one group: its name, then its targets.
+targets of SOLO come first, each a group of its own (s1, s2, ...) that runs alone; the others
+are split into at most GROUPS groups (g1, g2, ...) of balanced weight (the seconds in WEIGHTS,
+largest first, each to the lightest group), the targets of one entry of TOGETHER always in one
+group. Each line of the output is one group: its name, then its targets.
 
 check: GROUP_DIR/log is a group's ansible-test output, GROUP_DIR/rc its exit status and
 GROUP_DIR/ansible_collections/*/*/tests/output/data/*.json its results. Every group must have passed and run exactly its
@@ -74,6 +75,12 @@ TOGETHER = (
     ('qemu_guest', 'guest_prune'),
 )
 
+# Targets that run alone, before the groups start: confirm.yml of confirmed_change arms a
+# rollback with a 5 s timeout and must run four modules (slurp, the takeover, two confirms)
+# before it fires. Beside a second group on the busy 2-core machine that took longer than 5 s
+# (two-group run of 2026-12-01 18:57 UTC: "not confirmed within 5 s", rolled back).
+SOLO = ('confirmed_change',)
+
 RUNNING = re.compile(r'^Running (\S+) integration test (?:role|script)\b', re.M)
 
 
@@ -111,7 +118,7 @@ def units_of(targets):
 
 def split(targets, count):
     """Longest unit first, each to the lightest group so far: [(weight, [names])], none empty."""
-    groups = [[0, []] for _ in range(max(1, count))]
+    groups = [[0, []] for _index in range(max(1, count))]
     for weight, unit in sorted(units_of(targets), key=lambda item: (-item[0], item[1])):
         lightest = min(groups, key=lambda group: group[0])
         lightest[0] += weight
@@ -137,12 +144,17 @@ def plan(targets_dir, listed_path, count, narrowed):
                      % (len(listed), len(runnable), ' '.join(sorted(set(listed) - set(runnable))) or '-',
                         ' '.join(sorted(set(runnable) - set(listed))) or '-'))
         targets = runnable
-    for index, (weight, names) in enumerate(split(targets, count), start=1):
+    alone = [name for name in SOLO if name in targets]
+    for index, name in enumerate(alone, start=1):
+        print('s%d %s' % (index, name))
+        print('integration_groups: s%d runs alone, first: %s %d' % (index, name, WEIGHTS.get(name, DEFAULT_WEIGHT)),
+              file=sys.stderr)
+    rest = [name for name in targets if name not in alone]
+    for index, (weight, names) in enumerate(split(rest, count) if rest else [], start=1):
         print('g%d %s' % (index, ' '.join(names)))
-        print('integration_groups: g%d weighs %d s: %s' % (
-            index, weight, ', '.join('%s %d%s' % (name, WEIGHTS.get(name, DEFAULT_WEIGHT),
-                                                   '' if name in WEIGHTS else ' (unmeasured)')
-                                     for name in names)), file=sys.stderr)
+        weights = ['%s %d%s' % (name, WEIGHTS.get(name, DEFAULT_WEIGHT), '' if name in WEIGHTS else ' (unmeasured)')
+                   for name in names]
+        print('integration_groups: g%d weighs %d s: %s' % (index, weight, ', '.join(weights)), file=sys.stderr)
 
 
 def run_times(group_dir):
