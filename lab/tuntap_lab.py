@@ -125,6 +125,10 @@ CHANGED_HYPERVISORS = {
 # their guests get no address on the kernel command line and take their lease and name.
 DHCP_TOPOLOGIES = ('routed', 'routed_nat', 'bridged_nat')
 DNS_DOMAIN = 'qemu.internal'
+# A name outside the guests' zone, answered by the LAN peer's DNS server: the hypervisors'
+# DHCP servers forward it there (tuntap_qemu_dhcp_resolvers), as a host forwards names to
+# its resolvers; no query leaves the lab.
+PEER_NAME = 'peer.lan.example'
 HTTP_TIMEOUT = 5
 
 
@@ -202,10 +206,19 @@ def ping_targets(hv, guest):
 
 
 def lookups(hv, guest):
-    """The DNS names a DHCP guest looks up: its DHCP siblings'."""
+    """The DNS names a DHCP guest looks up: its DHCP siblings', then the LAN peer's name,
+    which its host's DHCP server forwards to the peer."""
     if not is_dhcp_guest(hv, guest):
         return []
-    return [dns_name(other) for other in siblings(hv, guest) if is_dhcp_guest(hv, other)]
+    return [dns_name(other) for other in siblings(hv, guest) if is_dhcp_guest(hv, other)] + [PEER_NAME]
+
+
+def lookup_answer(hv, query):
+    """(the address a lookup must give, how it is answered)."""
+    if query == PEER_NAME:
+        return PEER_ADDRESS, 'forwarded to %s' % PEER_ADDRESS
+    other = [guest for guest in hv['guests'] if dns_name(guest) == query][0]
+    return guest_ip(other), None
 
 
 def guest_append(hv, guest, tries=None):
@@ -327,6 +340,7 @@ class Lab:
             self.plug_uplink(name, ns, address, index)
         self.peer_routes('add')
         self.count_sources()
+        self.start_peer_dns()
         self.write_inventory(python, build)
         print('lab %s is up: namespaces %s' % (self.prefix, ', '.join(self.namespaces)))
         print('inventory: %s' % self.inventory)
@@ -416,14 +430,15 @@ class Lab:
                 # runtime state in the lab's state folder, which the teardown removes - not in
                 # the hypervisor's folder of persistent files.
                 'tuntap_qemu_rollback_dir': os.path.join(self.state_dir, 'rollback', name),
-                # Its DHCP and DNS server: a pidfile'd dnsmasq (no systemd here) forwarding no
-                # names (no traffic leaves the lab), its files in the lab's state folder: the
+                # Its DHCP and DNS server: a pidfile'd dnsmasq (no systemd here) forwarding the
+                # names outside the guests' zone to the LAN peer's DNS server (no query leaves
+                # the lab; start_peer_dns), its files in the lab's state folder: the
                 # configuration among the hypervisor's persistent files; the pidfile as runtime
                 # state (its /run), which the teardown ends by (stop_dhcp_servers); the leases
                 # (its /var/lib: kept at a simulated reboot) beside, not among the persistent
                 # configuration (dnsmasq rewrites them with every lease's expiry time).
                 'tuntap_qemu_dhcp_service': 'process',
-                'tuntap_qemu_dhcp_resolvers': [],
+                'tuntap_qemu_dhcp_resolvers': [PEER_ADDRESS],
                 'tuntap_qemu_dhcp_config_dir': os.path.join(self.state_dir, name, 'dnsmasq'),
                 'tuntap_qemu_dhcp_runtime_dir': self.dhcp_runtime_dir(name),
                 'tuntap_qemu_dhcp_lease_file': os.path.join(self.state_dir, 'dhcp-leases', name, 'dnsmasq.leases'),
@@ -463,6 +478,17 @@ class Lab:
                 deadline = time.monotonic() + 5
                 while os.path.exists('/proc/%d' % pid) and time.monotonic() < deadline:
                     time.sleep(0.05)
+
+    def start_peer_dns(self):
+        """The LAN's DNS server: a dnsmasq in the peer namespace, bound to the peer's address
+        only, answering PEER_NAME and nothing else (no upstream), by its pidfile in the lab's
+        DHCP runtime folder (stop_dhcp_servers ends it)."""
+        folder = self.dhcp_runtime_dir('peer')
+        os.makedirs(folder, exist_ok=True)
+        run(['dnsmasq', '--conf-file=/dev/null', '--bind-interfaces', '--listen-address=%s' % PEER_ADDRESS,
+             '--except-interface=lo', '--no-resolv', '--no-hosts',
+             '--address=/%s/%s' % (PEER_NAME, PEER_ADDRESS),
+             '--pid-file=%s' % os.path.join(folder, 'dnsmasq.pid')], netns=self.peer)
 
     def dhcp_runtime_dir(self, name):
         """Hypervisor `name`'s DHCP runtime folder (its /run/tuntap-qemu/dnsmasq: pidfile)."""
@@ -703,9 +729,10 @@ class Lab:
         for query in lookups(hv, guest):
             found = (report.get('lookups') or {}).get(query) or {}
             address = found.get('address', 'none')
-            ok = found.get('status') == 'ok' and address == guest_ip(by_name[query])
-            rows.append((name, 'lookup %s -> %s%s' % (query, address, '' if ok else ' (planned %s)'
-                                                      % guest_ip(by_name[query])), ok, None))
+            wanted, how = lookup_answer(hv, query)
+            ok = found.get('status') == 'ok' and address == wanted
+            rows.append((name, 'lookup %s -> %s%s%s' % (query, address, ' (%s)' % how if how else '',
+                                                        '' if ok else ' (expected %s)' % wanted), ok, None))
         for label, target in ping_targets(hv, guest):
             result = report['results'].get(target)
             ok = result is not None and result.get('status') == 'ok'

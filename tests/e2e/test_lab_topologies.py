@@ -20,7 +20,7 @@ import tuntap_lab  # noqa: E402  pylint: disable=wrong-import-position
 
 # Per DHCP guest: its lease, its lookup of the other guest, three pings (the other guest by
 # name); per forward: the hairpin fetch of the other guest, the peer's and the host's own.
-EXPECTED_ROWS = {'hv1': 12, 'hv2': 14, 'hv3': 14, 'hv4': 9}
+EXPECTED_ROWS = {'hv1': 14, 'hv2': 16, 'hv3': 16, 'hv4': 9}
 
 
 @pytest.fixture(scope='module')
@@ -79,12 +79,13 @@ def test_routed_nat_needs_its_nat(converged_lab):
 
 
 def _report(lease_ip='192.168.3.10/24', hostname='vm3', looked_up='192.168.4.10', ping_address='192.168.4.10',
-            body='TTQ-HTTP name=vm4'):
+            body='TTQ-HTTP name=vm4', forwarded=tuntap_lab.PEER_ADDRESS):
     """vm3's serial report as guest_boot.parse_serial gives it, everything right by default."""
     ok = {'status': 'ok', 'rtt_ms': 1.0}
     return {
         'lease': {'ip': lease_ip, 'hostname': hostname},
-        'lookups': {'vm4.qemu.internal': {'status': 'ok', 'address': looked_up}},
+        'lookups': {'vm4.qemu.internal': {'status': 'ok', 'address': looked_up},
+                    tuntap_lab.PEER_NAME: {'status': 'ok', 'address': forwarded}},
         'results': {'192.168.3.1': ok, tuntap_lab.PEER_ADDRESS: ok,
                     'vm4.qemu.internal': dict(ok, address=ping_address)},
         'fetches': {'http://10.0.0.12:8004/': {'status': 'ok', 'body': body}},
@@ -95,18 +96,20 @@ def _report(lease_ip='192.168.3.10/24', hostname='vm3', looked_up='192.168.4.10'
     (_report(), []),
     (_report(lease_ip='192.168.3.77/24'), ['lease']),
     (_report(hostname='guest'), ['lease']),
-    (_report(looked_up='192.168.4.99'), ['lookup']),
+    (_report(looked_up='192.168.4.99'), ['lookup vm4']),
+    # The name outside the zone must come from the LAN's DNS server, through the host's.
+    (_report(forwarded='10.0.0.99'), ['lookup peer']),
     # A ping that answered, but of an address other than the plan's, is no proof of the name.
     (_report(ping_address='192.168.4.99'), ['vm4 by name']),
     # The forward reached a listener, but not the guest it names.
     (_report(body='TTQ-HTTP name=vm3'), ['10.0.0.12:8004']),
-    ({'results': {}}, ['lease', 'lookup', 'gateway', 'vm4 by name', 'peer', '10.0.0.12:8004']),
+    ({'results': {}}, ['lease', 'lookup vm4', 'lookup peer', 'gateway', 'vm4 by name', 'peer', '10.0.0.12:8004']),
 ])
 def test_guest_rows_fail_on_what_differs_from_the_plan(report, failing):
     """The rows of a DHCP guest with a forward to its sibling (hv2's vm3): each check compares
     with the plan, and only the rows named fail."""
     hv = tuntap_lab.HYPERVISORS['hv2']
     rows = tuntap_lab.Lab.guest_rows(hv, hv['guests'][0], report)
-    assert len(rows) == 6
+    assert len(rows) == 7
     failed = [target for _source, target, ok, _latency in rows if not ok]
     assert len(failed) == len(failing) and all(text.startswith(prefix) for text, prefix in zip(failed, failing)), rows
