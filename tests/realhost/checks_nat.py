@@ -100,12 +100,15 @@ def after_converge(vm, subnets):
     return checks
 
 
-def after_boot(vm, subnets, nftables_enabled=False):
+def after_boot(vm, subnets, nftables_enabled=False, dhcp=True):
     """After a real reboot: our unit loaded the table before the network came up; with
-    nftables.service enabled, ours ran after it and both tables are there."""
+    nftables.service enabled, ours ran after it and both tables are there; with the guests'
+    DHCP server (dhcp), its unit loaded its table inet tuntap_qemu_dhcp too."""
     where = 'after the reboot (nftables.service %s)' % ('enabled' if nftables_enabled else 'disabled')
     checks = _masquerade_checks(vm, subnets, where) + _unit_checks(vm, where)
     expected = ['inet filter', 'inet tuntap_qemu'] if nftables_enabled else ['inet tuntap_qemu']
+    if dhcp:
+        expected.append('inet tuntap_qemu_dhcp')
     tables = _tables(vm)
     checks.append(('%s: nft tables are %s' % (where, ', '.join(expected)), tables == expected, tables))
     ours = _show(vm, UNIT, 'ActiveEnterTimestampMonotonic')
