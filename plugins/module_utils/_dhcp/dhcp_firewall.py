@@ -88,9 +88,10 @@ def table_batch(state, wanted):
     if (state['exists'] and state['chain_ok']
             and state['comments'] == [rule['comment'] for rule in wanted]):
         return []
-    commands = []
-    if state['exists']:
-        commands.append({'delete': {'table': table}})
+    # Declared, deleted, declared again: the batch replaces whatever table there is by then
+    # (the unit may have loaded firewall.nft since the table was read), never adding rules
+    # to it twice.
+    commands = [{'add': {'table': table}}, {'delete': {'table': table}}]
     commands += [{'add': {'table': table}},
                  {'add': {'chain': {'family': TABLE_FAMILY, 'table': TABLE_NAME, 'name': CHAIN,
                                     'type': 'filter', 'hook': 'input', 'prio': 0,
