@@ -49,7 +49,7 @@ import tuntap_lab  # noqa: E402  pylint: disable=wrong-import-position
 HYPERVISOR = 'hv3'
 GUEST = 'deb1'
 GUEST_CIDR = '192.168.5.10/24'
-GUEST_ADDRESS = GUEST_CIDR.split('/')[0]
+GUEST_ADDRESS = GUEST_CIDR.split('/', maxsplit=1)[0]
 BRIDGE_ADDRESS = '192.168.5.1/24'
 DOMAIN = 'qemu.internal'
 SPECS = {HYPERVISOR: {'uplink_address': '10.0.0.13', 'topology': 'bridged_nat', 'bridge_address': BRIDGE_ADDRESS,
