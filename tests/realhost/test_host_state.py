@@ -130,15 +130,13 @@ def test_dhcp_server_sockets_process_and_config():
     assert section == {
         'socket udp 192.168.3.1:53': 'dnsmasq',
         'socket udp 0.0.0.0%tap0:67': 'dnsmasq',
-        # A link-local address follows the tap's random MAC: only its interface counts.
-        'socket udp [fe80::]%tap0:53': 'dnsmasq',
+        # No socket on a tap's link-local address: it follows the tap's carrier (its guest).
         'socket tcp 192.168.3.1:53': 'dnsmasq',
         'process': {'dnsmasq /usr/sbin/dnsmasq --keep-in-foreground --conf-file=/etc/tuntap-qemu/dnsmasq/dnsmasq.conf': 1},
         'config /etc/tuntap-qemu/dnsmasq/dnsmasq.conf': 'ab12',
     }
     assert host_state.dhcp_sockets(section) == [
-        ('tcp', '192.168.3.1', '53'), ('udp', '0.0.0.0%tap0', '67'), ('udp', '192.168.3.1', '53'),
-        ('udp', '[fe80::]%tap0', '53')]
+        ('tcp', '192.168.3.1', '53'), ('udp', '0.0.0.0%tap0', '67'), ('udp', '192.168.3.1', '53')]
 
 
 def test_dhcp_server_differences_are_reported():
