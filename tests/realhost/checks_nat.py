@@ -9,6 +9,8 @@ admin_enables_nftables() and restart_nftables(), which do what an admin would.
 For routed_nat and bridged_nat (the table inet tuntap_qemu exists), in this order:
 
   after the converge     after_converge(vm, subnets)
+                         nat6_checks(vm, networks6, nat6, where) (issue 13, after the converge
+                         and after the reboot: NAT66 exactly when tuntap_qemu_nat6)
   after the reboot       after_boot(vm, subnets, nftables_enabled=False)
                          (nftables.service disabled as Debian installs it: our unit alone)
   the admin's case       admin_enables_nftables(vm, subnets)   systemctl enable --now nftables
@@ -68,6 +70,18 @@ def _masquerade_checks(vm, subnets, where):
                if 'tuntap.qemu masquerade %s oif eth0 | nat' % subnet not in comments]
     return [('%s: table inet tuntap_qemu masquerades %s' % (where, ', '.join(subnets)), not missing,
              'missing %s; rules: %s' % (missing, comments) if missing else '%d rules' % len(comments))]
+
+
+def nat6_checks(vm, networks6, nat6, where):
+    """Issue 13: with tuntap_qemu_nat6 the IPv6 guest networks are masqueraded out of eth0
+    (NAT66) by our table, each by one rule; without it no IPv6 source is (routed /64s)."""
+    masqueraded = [comment for comment in _our_comments(vm) if comment.startswith('tuntap.qemu masquerade ')]
+    ipv6 = sorted(comment for comment in masqueraded if ':' in comment.split()[2])
+    wanted = sorted('tuntap.qemu masquerade %s oif eth0 | nat' % network for network in networks6) if nat6 else []
+    title = ('%s: NAT66: table inet tuntap_qemu masquerades %s, no other IPv6 source' % (where, ', '.join(networks6))
+             if nat6 else '%s: nat6 off: no IPv6 source is masqueraded' % where)
+    return [(title, ipv6 == wanted, 'IPv6 masquerade rules: %s' % ipv6 if ipv6 != wanted
+             else '%d IPv6 of %d masquerade rules' % (len(ipv6), len(masqueraded)))]
 
 
 def _unit_checks(vm, where):

@@ -4,10 +4,11 @@
 collect(vm) sends COLLECTOR (Python, standard library only) to the host over SSH and runs it
 with sudo: it returns the raw output of `ip -j -d link`, `ip -j addr`, `ip -j route`,
 `ip -6 -j route`, `nft -j list ruleset`, `iptables-save`, `ip6tables-save`, the forwarding
-sysctls, the QEMU processes, the state of the tuntap-qemu* units (and nftables.service),
+sysctls (IPv4 and IPv6), the QEMU processes, the state of the tuntap-qemu* units (and nftables.service),
 per guest runtime folder, whether its QEMU runs (pidfile) and answers QMP, the content
 hashes of the persisted files (FILE_PATTERNS), and the listening sockets (`ss -Hlnup`,
-`ss -Hlntp`) and configuration hashes (DHCP_CONFIG_PATTERNS) of the guests' dnsmasq.
+`ss -Hlntp`, and `ss -Hlnwp`: the raw ICMPv6 socket its router advertisements go out of)
+and configuration hashes (DHCP_CONFIG_PATTERNS) of the guests' dnsmasq.
 
 normalise() turns that into flat {section: {key: value}} with what legitimately changes
 across a boot taken out (ifindex, pids, nft handles and counters, iptables counters, the
@@ -52,7 +53,7 @@ for key, argv in (('links', ['ip', '-j', '-d', 'link']), ('addrs', ['ip', '-j', 
                   ('routes6', ['ip', '-6', '-j', 'route', 'show', 'table', 'main']),
                   ('nft', ['nft', '-j', 'list', 'ruleset']), ('iptables', ['iptables-save']),
                   ('ip6tables', ['ip6tables-save']), ('ps', ['ps', '-eo', 'pid=,user=,args=']),
-                  ('ss_udp', ['ss', '-Hlnup']), ('ss_tcp', ['ss', '-Hlntp'])):
+                  ('ss_udp', ['ss', '-Hlnup']), ('ss_tcp', ['ss', '-Hlntp']), ('ss_raw', ['ss', '-Hlnwp'])):
     state[key] = out(argv)
 state['sysctl'] = {}
 for key in ('net.ipv4.ip_forward', 'net.ipv6.conf.all.forwarding'):
@@ -288,13 +289,15 @@ def _socket_address(address):
                   address, flags=re.I)
 
 
-def normalise_dhcp_server(ss_udp, ss_tcp, ps, config):
-    """The guests' DHCP/DNS server: {'socket udp|tcp ADDRESS:PORT': 'dnsmasq'} of every
-    socket dnsmasq holds but those on IPv6 link-local addresses (ss -Hlnup/-Hlntp;
-    '0.0.0.0%tap0:67' is its DHCP socket bound to the one interface it serves), {'process': {'USER ARGS': count}} of the dnsmasq
-    processes, {'config PATH': content hash} of its configuration."""
+def normalise_dhcp_server(ss_udp, ss_tcp, ps, config, ss_raw=''):
+    """The guests' DHCP/DNS server: {'socket udp|tcp|raw ADDRESS:PORT': 'dnsmasq'} of every
+    socket dnsmasq holds but those on IPv6 link-local addresses (ss -Hlnup/-Hlntp/-Hlnwp;
+    '0.0.0.0%tap0:67' is its DHCP socket bound to the one interface it serves, '[fd00:1::1]:53'
+    its DNS on the internal IPv6 address, 'raw *:58' the ICMPv6 socket of its router
+    advertisements (enable-ra; a raw socket's port is its protocol)), {'process': {'USER ARGS':
+    count}} of the dnsmasq processes, {'config PATH': content hash} of its configuration."""
     result = {}
-    for protocol, text in (('udp', ss_udp), ('tcp', ss_tcp)):
+    for protocol, text in (('udp', ss_udp), ('tcp', ss_tcp), ('raw', ss_raw)):
         for line in text.splitlines():
             fields = line.split()
             programs = re.findall(r'\(\("([^"]+)"', line)
@@ -304,7 +307,8 @@ def normalise_dhcp_server(ss_udp, ss_tcp, ps, config):
                     # (its guest's QEMU attached), and dnsmasq (bind-dynamic) binds it when it
                     # sees it: such a socket follows the guests, not the converge (the real
                     # host's leave-for-routed run had it after the reboot only). The guests'
-                    # DHCP and DNS are served on the IPv4 addresses, which are compared.
+                    # DHCP and DNS are served on the IPv4 and global IPv6 addresses, which are
+                    # compared, and the router advertisements go out of the raw socket.
                     continue
                 result['socket %s %s' % (protocol, _socket_address(fields[3]))] = 'dnsmasq'
     processes = {}
@@ -362,7 +366,7 @@ def normalise(raw):
         'guest': normalise_guests(raw['guests']),
         'file': raw.get('files', {}),
         'dhcp_server': normalise_dhcp_server(raw['ss_udp']['out'], raw['ss_tcp']['out'], raw['ps']['out'],
-                                             raw.get('dhcp_config', {})),
+                                             raw.get('dhcp_config', {}), raw.get('ss_raw', {'out': ''})['out']),
     }
 
 

@@ -131,21 +131,35 @@ class Topology(NamedTuple):
     # tuntap-qemu-dnsmasq.service active and enabled, its DHCP socket on the interface and
     # DNS on the address, after the converge and back after the reboot with the same config.
     dhcp_networks: tuple = ()
+    # Issue 13: the internal IPv6 networks, (interface, the host's address6 with its /64), that
+    # the plan puts on the tap or bridge and the host's dnsmasq advertises (RA, SLAAC): the
+    # address and its route on the interface, IPv6 forwarding, dnsmasq's router advertisements
+    # (the raw ICMPv6 socket, enable-ra and the ra-only range in its config) and DNS on the
+    # address, after the converge and back after the reboot.
+    ipv6_networks: tuple = ()
+    # Issue 13: tuntap_qemu_nat6 (NAT66): the IPv6 networks of ipv6_networks are masqueraded
+    # out of eth0 like nat_subnets; without it no IPv6 source is (routed /64s).
+    nat6: bool = False
 
 
 TOPOLOGIES = (
     # The longest first (two VMs at a time): routed_nat waits for a guest's console,
     # bridged_nat reboots twice. One guest per topology, two where a second tap is the
     # point; only routed_nat's guest boots.
+    # Both dual-stack (issue 13): routed_nat plans vm3's /64 from a pool (the first /64, the
+    # host side ::1 on tap0), nat6 off; bridged_nat has its bridge's IPv6 address and NAT66.
     Topology('routed_nat',
              guests=(Guest('vm3', '192.168.3.10/24'),),
-             hostvars={}, serial_wait=True, nat_subnets=('192.168.3.0/24',), boot_guests=True,
-             dhcp_networks=(('tap0', '192.168.3.1'),)),
+             hostvars={'tuntap_qemu_pool6': 'fd00:33::/56'}, serial_wait=True, nat_subnets=('192.168.3.0/24',),
+             boot_guests=True, dhcp_networks=(('tap0', '192.168.3.1'),),
+             ipv6_networks=(('tap0', 'fd00:33::1/64'),)),
     Topology('bridged_nat',
              guests=(Guest('vm5', '192.168.5.10/24'),),
-             hostvars={'tuntap_qemu_bridge_address': '192.168.5.1/24'},
+             hostvars={'tuntap_qemu_bridge_address': '192.168.5.1/24',
+                       'tuntap_qemu_bridge_address6': 'fd00:55::1/64', 'tuntap_qemu_nat6': True},
              nat_subnets=('192.168.5.0/24',), nftables_admin_case=True,
-             dhcp_networks=(('br0', '192.168.5.1'),)),
+             dhcp_networks=(('br0', '192.168.5.1'),),
+             ipv6_networks=(('br0', 'fd00:55::1/64'),), nat6=True),
     Topology('bridged_lan',
              guests=(Guest('vm7', '10.44.0.101/24', gateway=realhost.GATEWAY_ADDRESS),),
              hostvars={'tuntap_qemu_guest_user': realhost.USER}, ping_during_converge=True,
@@ -497,8 +511,10 @@ class TopologyRun:
         self.check_guests('guests run after the converge', before)
         if topology.dhcp_networks:
             self.dhcp_checks('after the converge', before)
+        if topology.ipv6_networks:
+            self.ipv6_checks(vm, 'after the converge', before)
         if topology.nat_subnets and not topology.iptables:
-            self.check_all(checks_nat.after_converge(vm, list(topology.nat_subnets)))
+            self.check_all(checks_nat.after_converge(vm, self.masqueraded()))
 
         # 2. a real reboot
         rc, summary, seconds = self.playbook(vm, 'reboot', os.path.join(HERE, 'playbooks', 'reboot.yml'), inventory)
@@ -522,10 +538,12 @@ class TopologyRun:
         boot_guests = self.check_guests('guests are back after the reboot (QEMU on its tap, QMP)', after)
         if topology.dhcp_networks:
             self.dhcp_checks('after the reboot', after, before)
+        if topology.ipv6_networks:
+            self.ipv6_checks(vm, 'after the reboot', after)
         if topology.iptables:
             self.check_all(checks_nat.after_boot_iptables(vm, list(topology.nat_subnets)))
         elif topology.nat_subnets:
-            self.check_all(checks_nat.after_boot(vm, list(topology.nat_subnets), nftables_enabled=False))
+            self.check_all(checks_nat.after_boot(vm, self.masqueraded(), nftables_enabled=False))
 
         # 3. idempotence after the reboot
         rc, summary, seconds = self.playbook(vm, 'converge-again', site, inventory)
@@ -543,7 +561,7 @@ class TopologyRun:
 
         # 5. an admin who uses nftables.service: enable, restart, reboot, converge
         if topology.nftables_admin_case:
-            subnets = list(topology.nat_subnets)
+            subnets = self.masqueraded()
             self.check_all(checks_nat.admin_enables_nftables(vm, subnets))
             self.check_all(checks_nat.restart_nftables(vm, subnets))
             rc, summary, seconds = self.playbook(vm, 'reboot-nftables-enabled',
@@ -647,6 +665,52 @@ class TopologyRun:
             self.check('%s: the DHCP config is the one the converge wrote' % when, config and again == config,
                        '%d files equal' % len(config) if config and again == config
                        else 'after the converge %s, now %s' % (config, again))
+
+    def masqueraded(self):
+        """The networks our table masquerades out of eth0: the IPv4 NAT subnets, and with nat6
+        the IPv6 networks (NAT66)."""
+        return list(self.topology.nat_subnets) + (self.ipv6_subnets() if self.topology.nat6 else [])
+
+    def ipv6_subnets(self):
+        return [str(ipaddress.ip_interface(address).network) for _interface, address in self.topology.ipv6_networks]
+
+    def ipv6_checks(self, vm, when, state):
+        """Issue 13: each internal IPv6 network on its interface (the host's address and the
+        /64's route), IPv6 forwarding on, dnsmasq advertising it (the raw ICMPv6 socket of its
+        router advertisements, enable-ra and an ra-only range for the interface in its config)
+        and answering DNS on the address; NAT66 only with nat6. The comparison across the
+        reboot covers the same state; these say that it is there at all."""
+        networks = self.topology.ipv6_networks
+        problems = []
+        for (interface, address), network in zip(networks, self.ipv6_subnets()):
+            held = state['addr'].get(interface, [])
+            if address not in held:
+                problems.append('%s holds %s, not %s' % (interface, held, address))
+            if '%s dev %s' % (network, interface) not in state['route6']:
+                problems.append('no route %s dev %s: %s' % (network, interface, sorted(state['route6'])))
+        self.check('%s: %s' % (when, ', '.join('%s holds %s' % item for item in networks)), not problems,
+                   '; '.join(problems) or 'with the routes to %s' % ', '.join(self.ipv6_subnets()))
+        forwarding = state['sysctl'].get('net.ipv6.conf.all.forwarding')
+        self.check('%s: net.ipv6.conf.all.forwarding = 1' % when, forwarding == '1', '%s' % forwarding)
+        sockets = host_state.dhcp_sockets(state['dhcp_server'])
+        wanted = [('raw', '*', '58')] + [(protocol, '[%s]' % address.split('/')[0], '53')
+                                         for _interface, address in networks for protocol in ('udp', 'tcp')]
+        missing = ['%s %s:%s' % item for item in wanted if item not in sockets]
+        self.check('%s: dnsmasq sends router advertisements (raw ICMPv6 socket) and answers DNS on %s'
+                   % (when, ', '.join(address.split('/')[0] for _interface, address in networks)),
+                   not missing, 'missing %s; dnsmasq holds %s' % (missing, ['%s %s:%s' % item for item in sockets])
+                   if missing else ', '.join('%s %s:%s' % item for item in wanted))
+        config = vm.ssh('sudo', 'sh', '-c', 'cat %s' % ' '.join(host_state.DHCP_CONFIG_PATTERNS),
+                        check=False, timeout=60).stdout
+        lines = [line.strip() for line in config.splitlines()]
+        ranges = dict((interface, [line for line in lines if line.startswith('dhcp-range=') and 'ra-only' in line
+                                   and (interface in line or network.split('/')[0] in line)])
+                      for (interface, _address), network in zip(networks, self.ipv6_subnets()))
+        self.check('%s: the DHCP config has enable-ra and an ra-only range for %s'
+                   % (when, ', '.join(interface for interface, _address in networks)),
+                   'enable-ra' in lines and all(ranges.values()),
+                   '%s; ranges %s' % ('enable-ra' if 'enable-ra' in lines else 'no enable-ra line', ranges))
+        self.check_all(checks_nat.nat6_checks(vm, self.ipv6_subnets(), self.topology.nat6, when))
 
     def check_session(self, vm, session, title):
         early = session.poll()

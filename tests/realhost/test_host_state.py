@@ -154,3 +154,45 @@ def test_dhcp_server_differences_are_reported():
 
 def test_no_dhcp_server():
     assert host_state.normalise_dhcp_server('', '', '   12 root /usr/sbin/sshd -D\n', {}) == {}
+
+
+# Issue 13: dnsmasq with router advertisements on br0 (enable-ra, an ra-only range), as ss
+# prints it on the real kernel: DNS on the bridge's global IPv6 address, the ICMPv6 raw socket
+# (a raw socket's "port" is its protocol, 58).
+SS_UDP6 = ('UNCONN 0      0      0.0.0.0%br0:67   0.0.0.0:* users:(("dnsmasq",pid=12243,fd=4))\n'
+           'UNCONN 0      0      192.168.5.1:53 0.0.0.0:* users:(("dnsmasq",pid=12243,fd=7))\n'
+           'UNCONN 0      0      [fe80::780e:dff:fe5a:e7f7]%br0:53    [::]:* users:(("dnsmasq",pid=12243,fd=15))\n'
+           'UNCONN 0      0      [fd00:55::1]:53    [::]:* users:(("dnsmasq",pid=12243,fd=9))\n')
+SS_TCP6 = ('LISTEN 0      32     192.168.5.1:53 0.0.0.0:* users:(("dnsmasq",pid=12243,fd=8))\n'
+           'LISTEN 0      32     [fd00:55::1]:53    [::]:* users:(("dnsmasq",pid=12243,fd=10))\n')
+SS_RAW = ('UNCONN 0      0      *:58 *:* users:(("dnsmasq",pid=12243,fd=5))\n'
+          'UNCONN 0      0      *:1 *:* users:(("ping",pid=900,fd=3))\n')
+
+
+def test_dhcp_server_router_advertisements_and_ipv6_dns():
+    section = host_state.normalise_dhcp_server(SS_UDP6, SS_TCP6, PS, {}, SS_RAW)
+    assert host_state.dhcp_sockets(section) == [
+        ('raw', '*', '58'), ('tcp', '192.168.5.1', '53'), ('tcp', '[fd00:55::1]', '53'),
+        ('udp', '0.0.0.0%br0', '67'), ('udp', '192.168.5.1', '53'), ('udp', '[fd00:55::1]', '53')]
+    # A server that came back without its router advertisements (or its IPv6 DNS) differs.
+    after = host_state.normalise_dhcp_server(SS_UDP6, SS_TCP6.splitlines(True)[0], PS, {}, '')
+    assert [item.path for item in host_state.compare({'dhcp_server': section}, {'dhcp_server': after})] == [
+        'dhcp_server/socket raw *:58', 'dhcp_server/socket tcp [fd00:55::1]:53']
+
+
+def test_global_ipv6_addresses_count_link_local_ones_do_not():
+    addrs = [{'ifname': 'tap0', 'addr_info': [
+        {'family': 'inet', 'local': '192.168.3.1', 'prefixlen': 24, 'scope': 'global'},
+        {'family': 'inet6', 'local': 'fd00:33::1', 'prefixlen': 64, 'scope': 'global'},
+        {'family': 'inet6', 'local': 'fe80::5c11:22ff:fe33:4455', 'prefixlen': 64, 'scope': 'link'}]}]
+    before = host_state.normalise_addrs(addrs)
+    assert before == {'tap0': ['192.168.3.1/24', 'fd00:33::1/64']}
+    addrs[0]['addr_info'] = addrs[0]['addr_info'][:1]
+    assert [str(item) for item in host_state.compare({'addr': before}, {'addr': host_state.normalise_addrs(addrs)})] \
+        == ['addr/tap0: ["192.168.3.1/24", "fd00:33::1/64"] -> ["192.168.3.1/24"]']
+
+
+def test_ipv6_routes_of_a_guest_network_count():
+    routes = [{'dst': 'fd00:33::/64', 'dev': 'tap0', 'protocol': 'kernel', 'metric': 256, 'flags': []},
+              {'dst': 'fe80::/64', 'dev': 'tap0', 'protocol': 'kernel', 'metric': 256, 'flags': []}]
+    assert host_state.normalise_routes(routes, 6) == {'fd00:33::/64 dev tap0': {'protocol': 'kernel', 'metric': 256}}
