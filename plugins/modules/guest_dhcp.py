@@ -21,6 +21,9 @@ description:
     C(dnsmasq.conf), C(hosts) (the static leases) and C(names) (the DNS names). When only
     C(hosts) or C(names) change dnsmasq gets SIGHUP (it rereads them, same pid); when
     C(dnsmasq.conf) changes it restarts; when nothing changes nothing happens.
+  - A network with O(networks[].address6) is IPv6 too - router advertisements for its /64
+    (SLAAC) and AAAA records of the names (O(networks[].hosts[].address6), the host's
+    O(networks[].address6)).
   - Before anything changes, the module fails naming the process (pid and command line) when
     another process holds a DHCP server socket on one of the interfaces (or on every interface),
     or the DNS port on an interface address (or on every address).
@@ -51,6 +54,14 @@ options:
         description: The host's address on it with prefix, such as V(192.168.3.1/24); the router and DNS server of its guests.
         type: str
         required: true
+      address6:
+        description:
+          - The host's IPv6 address on it with prefix, exactly a /64 such as V(fd00:1::1/64); the
+            interface must hold it. The prefix is advertised there (C(enable-ra) and an RA-only
+            C(dhcp-range)), so the guests make their SLAAC addresses in it and take the host's
+            link-local address as default router and DNS server; no DHCPv6.
+          - Our table accepts ICMPv6 router solicitations from the interface.
+        type: str
       range:
         description: An optional dynamic range [FIRST, LAST] inside the subnet for guests not in the plan.
         type: list
@@ -73,6 +84,11 @@ options:
             description: Its name (a DNS label); resolves as C(<name>.<domain>).
             type: str
             required: true
+          address6:
+            description:
+              - Its IPv6 address without prefix (inside the network's O(networks[].address6) /64
+                when that is set); an AAAA record of its name.
+            type: str
   domain:
     description: The DNS domain of the guests.
     type: str
@@ -116,7 +132,8 @@ options:
     default: /etc/systemd/system
   firewall:
     description:
-      - Accept UDP 67 and UDP/TCP 53 from the interfaces in our own nftables table
+      - Accept UDP 67 and UDP/TCP 53 (IPv4 and IPv6) from the interfaces, and ICMPv6 router
+        solicitations from those with O(networks[].address6), in our own nftables table
         C(inet tuntap_qemu_dhcp). Without nft the table is skipped with a warning.
     type: bool
     default: true
@@ -125,7 +142,8 @@ options:
       - An accept in our table does not override another table's drop. With an input chain of
         policy drop elsewhere, V(ignore) warns naming it; V(accept) inserts the same scoped
         accepts at the top of iptables-nft's C(ip filter INPUT) (an admin's
-        C(iptables -P INPUT DROP)), with our comment, removed with O(state=absent).
+        C(iptables -P INPUT DROP)), with our comment, removed with O(state=absent). IPv6
+        chains (C(ip6 filter INPUT)) are only warned about.
     type: str
     choices: [accept, ignore]
     default: ignore
@@ -152,8 +170,9 @@ EXAMPLES = r'''
     networks:
       - interface: tap0
         address: 192.168.3.1/24
+        address6: fd00:3::1/64
         hosts:
-          - {mac: "52:54:00:12:34:03", address: 192.168.3.10, name: vm3}
+          - {mac: "52:54:00:12:34:03", address: 192.168.3.10, name: vm3, address6: "fd00:3::5054:ff:fe12:3403"}
       - interface: br0
         address: 192.168.5.1/24
         range: [192.168.5.100, 192.168.5.150]
@@ -206,11 +225,13 @@ def main():
             networks=dict(type='list', elements='dict', default=[], options=dict(
                 interface=dict(type='str', required=True),
                 address=dict(type='str', required=True),
+                address6=dict(type='str'),
                 range=dict(type='list', elements='str'),
                 hosts=dict(type='list', elements='dict', default=[], options=dict(
                     mac=dict(type='str', required=True),
                     address=dict(type='str', required=True),
                     name=dict(type='str', required=True),
+                    address6=dict(type='str'),
                 )),
             )),
             domain=dict(type='str', default='qemu.internal'),

@@ -3,6 +3,10 @@
 """The request of guest_dhcp as typed records, its validation (every error at once), and the
 files of our dnsmasq rendered from it: the main configuration, the static leases
 (dhcp-hostsfile) and the names (addn-hosts). Pure functions; netaddr only.
+
+IPv6: a network with `address6` (the host's IPv6 address on the interface, exactly /64) is
+advertised (enable-ra and an RA-only dhcp-range for its prefix: SLAAC, the host's link-local
+address as default router, no DHCPv6); a host's `address6` is an AAAA record of its name.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ CONF_NAME = 'dnsmasq.conf'
 HOSTS_NAME = 'hosts'
 NAMES_NAME = 'names'
 PIDFILE_NAME = 'dnsmasq.pid'
+RA_PREFIXLEN = 64   # SLAAC needs exactly a /64
 
 _LABEL = re.compile(r'^(?!-)[a-z0-9-]{1,63}(?<!-)$', re.IGNORECASE)
 
@@ -28,6 +33,7 @@ class Host:
     mac: str
     address: str
     name: str
+    address6: typing.Optional[str] = None   # an AAAA record of the name (no prefix)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,10 +45,17 @@ class Network:
     netmask: str
     range: typing.Optional[typing.Tuple[str, str]]
     hosts: typing.Tuple[Host, ...]
+    address6: typing.Optional[str] = None   # the interface's IPv6 address, without prefix
+    network6: typing.Optional[str] = None   # its /64 in CIDR form: advertised (RA, SLAAC)
 
     @property
     def cidr(self):
         return '%s/%d' % (self.network, self.prefixlen)
+
+    @property
+    def interface_address6(self):
+        """'ADDRESS/64' as the interface holds it, or None."""
+        return '%s/%d' % (self.address6, RA_PREFIXLEN) if self.address6 else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,6 +140,7 @@ def parse_request(params):
         resolvers = tuple(resolvers)
     networks = []
     all_macs, all_addresses, all_names = [], [], []
+    networks6 = []
     interfaces = []
     for index, raw in enumerate(params.get('networks') or []):
         network, hosts, net_errors = _parse_network('networks[%d]' % index, raw, netaddr)
@@ -134,12 +148,17 @@ def parse_request(params):
         interfaces.append(raw.get('interface'))
         if network is not None:
             networks.append(network)
+            if network.network6:
+                networks6.append(('networks[%d].address6' % index, network.network6))
         for host_index, host in enumerate(hosts):
             where = 'networks[%d].hosts[%d]' % (index, host_index)
             all_macs.append((where + '.mac', host.mac))
             all_addresses.append((where + '.address', host.address))
+            if host.address6 is not None:
+                all_addresses.append((where + '.address6', host.address6))
             all_names.append((where + '.name', host.name.lower()))
     errors += names.duplicate_errors('networks[].interface', interfaces)
+    errors += _duplicates('IPv6 network', networks6)
     for what, values in (('MAC', all_macs), ('address', all_addresses), ('name', all_names)):
         errors += _duplicates(what, values)
     if host_name is not None and host_name.lower() in [name for _path, name in all_names]:
@@ -182,6 +201,9 @@ def _parse_network(path, raw, netaddr):
     elif net.prefixlen > 30:
         errors.append('%s.address: %r leaves no room for guests (at most /30)' % (path, raw.get('address')))
         net = None
+    net6 = None
+    if raw.get('address6') is not None:
+        net6 = _parse_address6(path + '.address6', raw['address6'], errors)
     hosts = []
     host_addresses = set()
     for index, host in enumerate(raw.get('hosts') or []):
@@ -201,8 +223,13 @@ def _parse_network(path, raw, netaddr):
                 errors.append('%s.address: %s is the address of %s itself' % (where, address, interface))
         if address is not None:
             host_addresses.add(address)
+        address6 = None
+        if host.get('address6') is not None:
+            address6 = _host_address6(where + '.address6', host['address6'], net6, interface,
+                                      netaddr, errors)
         hosts.append(Host(mac or str(host.get('mac')), str(address) if address else str(host.get('address')),
-                          str(host.get('name'))))
+                          str(host.get('name')),
+                          str(address6) if address6 else None))
     dhcp_range = None
     if raw.get('range') is not None:
         dhcp_range = _parse_range(path + '.range', raw['range'], net, host_addresses, interface,
@@ -211,7 +238,49 @@ def _parse_network(path, raw, netaddr):
         return None, hosts, errors
     return Network(interface=interface, address=str(net.ip), prefixlen=net.prefixlen,
                    network=str(net.network), netmask=str(net.netmask), range=dhcp_range,
-                   hosts=tuple(hosts)), hosts, errors
+                   hosts=tuple(hosts), address6=str(net6.ip) if net6 is not None else None,
+                   network6=str(net6.cidr) if net6 is not None else None), hosts, errors
+
+
+def _parse_address6(path, value, errors):
+    """The interface's IPv6 address with prefix (IPNetwork), or None with an error: IPv6,
+    exactly /64 (it is advertised: SLAAC makes addresses only in a /64), not link-local."""
+    net, error = names.parse_interface_address(path, value)
+    if error:
+        errors.append(error)
+        return None
+    if net.version != 6:
+        errors.append('%s: %r is not IPv6 (write the interface\'s IPv6 address with prefix, such as '
+                      'fd00:1::1/64)' % (path, value))
+        return None
+    if net.prefixlen != RA_PREFIXLEN:
+        errors.append('%s: %r is a /%d; router advertisements for SLAAC need exactly a /64'
+                      % (path, value, net.prefixlen))
+        return None
+    if net.ip.is_link_local():
+        errors.append('%s: %r is link-local; advertise a global or unique local /64' % (path, value))
+        return None
+    return net
+
+
+def _host_address6(path, value, net6, interface, netaddr, errors):
+    try:
+        address = netaddr.IPAddress(value)
+    except (netaddr.AddrFormatError, ValueError, TypeError):
+        errors.append('%s: %r is not an IPv6 address (without prefix)' % (path, value))
+        return None
+    if address.version != 6:
+        errors.append('%s: %r is not IPv6' % (path, value))
+        return None
+    if net6 is not None:
+        if address not in net6 or address == net6.network:
+            errors.append('%s: %s is not a host address of %s (the IPv6 subnet of %s)'
+                          % (path, address, net6.cidr, interface))
+            return None
+        if address == net6.ip:
+            errors.append('%s: %s is the IPv6 address of %s itself' % (path, address, interface))
+            return None
+    return address
 
 
 def _address(path, value, netaddr, errors):
@@ -291,6 +360,12 @@ def render_config(request, hosts_file, names_file, user):
         'dhcp-authoritative',
         'pid-file=%s' % request.pidfile,
     ]
+    if any(network.network6 for network in request.networks):
+        lines += [
+            '# Router advertisements (SLAAC, the host\'s link-local address as router and DNS',
+            '# server) on the networks with an IPv6 prefix below; RA only, no DHCPv6.',
+            'enable-ra',
+        ]
     if user:
         lines.append('user=%s' % user)
     else:
@@ -310,6 +385,13 @@ def render_config(request, hosts_file, names_file, user):
             'dhcp-option=tag:%s,option:router,%s' % (name, network.address),
             'dhcp-option=tag:%s,option:dns-server,%s' % (name, network.address),
         ]
+        if network.network6:
+            # The prefix is advertised on the interface holding an address in it (checked).
+            lines += [
+                '# %s %s: router advertisements' % (network.interface, network.network6),
+                'dhcp-range=set:%s,%s,ra-only,%d' % (name, network.network6.split('/')[0],
+                                                     RA_PREFIXLEN),
+            ]
     return '\n'.join(lines) + '\n'
 
 
@@ -327,26 +409,37 @@ def render_names(request):
     lines = ['%s (module guest_dhcp): names of the guests; local changes are overwritten.' % MARK]
     for network in request.networks:
         if request.host_name:
-            lines.append('%s %s.%s %s' % (network.address, request.host_name, request.domain,
-                                          request.host_name))
+            for address in (network.address, network.address6):
+                if address:
+                    lines.append('%s %s.%s %s' % (address, request.host_name, request.domain,
+                                                  request.host_name))
         for host in network.hosts:
-            lines.append('%s %s.%s %s' % (host.address, host.name, request.domain, host.name))
+            for address in (host.address, host.address6):
+                if address:
+                    lines.append('%s %s.%s %s' % (address, host.name, request.domain, host.name))
     return '\n'.join(lines) + '\n'
 
 
 def interface_errors(request, addresses_of):
-    """The interfaces must exist and hold their address. addresses_of(name) -> list of
-    'ADDRESS/PREFIX' texts, or None when the interface does not exist."""
+    """The interfaces must exist and hold their address (and address6). addresses_of(name) ->
+    list of 'ADDRESS/PREFIX' texts (IPv4 and IPv6, as netaddr writes them), or None when the
+    interface does not exist."""
     errors = []
     if request.allow_missing_interface:
         return errors
     for index, network in enumerate(request.networks):
         held = addresses_of(network.interface)
-        wanted = '%s/%d' % (network.address, network.prefixlen)
         if held is None:
             errors.append('networks[%d].interface: %s does not exist (allow_missing_interface '
                           'serves it once it appears)' % (index, network.interface))
-        elif wanted not in held:
-            errors.append('networks[%d].address: %s does not hold %s (it has %s)'
-                          % (index, network.interface, wanted, ', '.join(held) or 'no IPv4 address'))
+            continue
+        wanted = [('address', '%s/%d' % (network.address, network.prefixlen), 4)]
+        if network.address6:
+            wanted.append(('address6', network.interface_address6, 6))
+        for field, address, version in wanted:
+            if address not in held:
+                same = [text for text in held if (':' in text) == (version == 6)]
+                errors.append('networks[%d].%s: %s does not hold %s (it has %s)'
+                              % (index, field, network.interface, address,
+                                 ', '.join(same) or 'no IPv%d address' % version))
     return errors

@@ -1,6 +1,7 @@
 # Copyright: tuntap.qemu contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The DHCP and DNS ports of our internal interfaces, opened in our own nftables table
+"""The DHCP and DNS ports of our internal interfaces (and ICMPv6 router solicitations from
+the advertised ones), opened in our own nftables table
 `inet tuntap_qemu_dhcp` (through nft's JSON, rules rendered by _nat.nft), and where another
 table's input chain drops: a warning, or with foreign_input=accept the same scoped accepts at
 the top of iptables-nft's `ip filter INPUT` (_nat.iptables.ForeignForward, chain INPUT).
@@ -29,10 +30,14 @@ COMMENT_PREFIX = 'tuntap.qemu dhcp '
 PORTS = (('udp', 67), ('udp', 53), ('tcp', 53))
 FOREIGN_CHAIN = ('ip', 'filter', 'INPUT')
 FILE_NAME = 'firewall.nft'
+ICMPV6_TYPE = 'icmpv6_type'
+ROUTER_SOLICIT = 'nd-router-solicit'
 
 
-def rules(interfaces):
-    """Our accept rules, in order: DHCP and DNS from each internal interface."""
+def rules(interfaces, ra_interfaces=()):
+    """Our accept rules, in order: DHCP and DNS (IPv4 and IPv6: the inet table matches both)
+    from each internal interface, then the router solicitations (ICMPv6) from each advertised
+    one: a guest that asks gets the router advertisement at once."""
     found = []
     for interface in interfaces:
         for protocol, port in PORTS:
@@ -40,7 +45,51 @@ def rules(interfaces):
                           'match': [('iifname', interface), ('dport', (protocol, port))],
                           'action': ('accept',),
                           'comment': '%siif %s %s/%d' % (COMMENT_PREFIX, interface, protocol, port)})
+        if interface in ra_interfaces:
+            found.append({'family': 'ipv6', 'chain': CHAIN,
+                          'match': [('iifname', interface), (ICMPV6_TYPE, ROUTER_SOLICIT)],
+                          'action': ('accept',),
+                          'comment': '%siif %s icmpv6/%s' % (COMMENT_PREFIX, interface, ROUTER_SOLICIT)})
     return found
+
+
+def request_rules(request):
+    """rules() of a dhcp_config.Request: its interfaces, the advertised ones for RS."""
+    return rules([network.interface for network in request.networks],
+                 [network.interface for network in request.networks if network.network6])
+
+
+def ipv4_rules(wanted):
+    """The rules an IPv4 chain (iptables-nft's ip filter INPUT) can hold: not the ICMPv6 ones."""
+    return [rule for rule in wanted if rule['family'] == 'ipv4']
+
+
+def _split_icmpv6(rule):
+    """(the rule without its ICMPv6 type match, the type or None): _nat.nft renders the rest."""
+    types = [value for field, value in rule['match'] if field == ICMPV6_TYPE]
+    rest = dict(rule, match=[(field, value) for field, value in rule['match'] if field != ICMPV6_TYPE])
+    return rest, (types[0] if types else None)
+
+
+def rule_expr(rule):
+    """The nft JSON expressions of one of our rules (the ICMPv6 type after the matches)."""
+    rest, icmpv6_type = _split_icmpv6(rule)
+    expr = nft.rule_expr(rest)
+    if icmpv6_type:
+        expr.insert(len(rest['match']), {'match': {
+            'op': '==', 'left': {'payload': {'protocol': 'icmpv6', 'field': 'type'}},
+            'right': icmpv6_type}})
+    return expr
+
+
+def rule_statement(rule):
+    """One of our rules in nft syntax, as `nft list` prints it."""
+    rest, icmpv6_type = _split_icmpv6(rule)
+    statement = nft.rule_statement(rest)
+    if icmpv6_type:
+        head, sep, tail = statement.partition(' counter ')
+        statement = '%s icmpv6 type %s%s%s' % (head, icmpv6_type, sep, tail)
+    return statement
 
 
 def render_table(wanted):
@@ -49,7 +98,7 @@ def render_table(wanted):
         return ''
     lines = ['table %s {' % TABLE, '\tchain %s {' % CHAIN,
              '\t\ttype filter hook input priority filter; policy accept;']
-    lines += ['\t\t' + nft.rule_statement(rule) for rule in wanted]
+    lines += ['\t\t' + rule_statement(rule) for rule in wanted]
     lines += ['\t}', '}']
     return '\n'.join(lines) + '\n'
 
@@ -60,9 +109,9 @@ def render_file(wanted):
     if not wanted:
         return None
     header = ['#!/usr/sbin/nft -f',
-              '# Managed by tuntap.qemu (module guest_dhcp): the DHCP and DNS ports of the guests\'',
-              '# interfaces, loaded by tuntap-qemu-dnsmasq.service before dnsmasq starts. Local',
-              '# changes are overwritten.',
+              '# Managed by tuntap.qemu (module guest_dhcp): the DHCP and DNS ports (and router',
+              '# solicitations) of the guests\' interfaces, loaded by tuntap-qemu-dnsmasq.service',
+              '# before dnsmasq starts. Local changes are overwritten.',
               'table %s' % TABLE, 'delete table %s' % TABLE]
     return '\n'.join(header) + '\n' + render_table(wanted)
 
@@ -99,7 +148,7 @@ def table_batch(state, wanted):
     for rule in wanted:
         commands.append({'add': {'rule': {'family': TABLE_FAMILY, 'table': TABLE_NAME,
                                           'chain': CHAIN, 'comment': rule['comment'],
-                                          'expr': nft.rule_expr(rule)}}})
+                                          'expr': rule_expr(rule)}}})
     return commands
 
 

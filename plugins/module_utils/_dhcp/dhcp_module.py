@@ -80,15 +80,19 @@ class Plan:
 
 
 def read_addresses():
-    """{interface: ['ADDRESS/PREFIX', ...]} of every link (IPv4), through netlink."""
+    """{interface: ['ADDRESS/PREFIX', ...]} of every link (IPv4, then IPv6 as netaddr writes
+    them), through netlink."""
     from pyroute2 import IPRoute  # pylint: disable=import-outside-toplevel
+    import netaddr  # pylint: disable=import-outside-toplevel
     with IPRoute() as ipr:
         links = dict((link['index'], link.get_attr('IFLA_IFNAME')) for link in ipr.get_links())
         found = dict((name, []) for name in links.values())
-        for message in ipr.get_addr(family=socket.AF_INET):
-            name = links.get(message['index'])
-            if name is not None:
-                found[name].append('%s/%d' % (message.get_attr('IFA_ADDRESS'), message['prefixlen']))
+        for family in (socket.AF_INET, socket.AF_INET6):
+            for message in ipr.get_addr(family=family):
+                name = links.get(message['index'])
+                address = message.get_attr('IFA_ADDRESS')
+                if name is not None and address:
+                    found[name].append('%s/%d' % (netaddr.IPAddress(address), message['prefixlen']))
     return found
 
 
@@ -178,12 +182,12 @@ class GuestDhcpSteps(module_runner.ModuleSteps):
         unit_after = None
         firewall_after = None
         if wanted and request.firewall and state.firewall is not None:
-            interfaces = [network.interface for network in request.networks]
-            firewall_after = dhcp_firewall.render_file(dhcp_firewall.rules(interfaces))
+            firewall_after = dhcp_firewall.render_file(dhcp_firewall.request_rules(request))
         if wanted:
             errors += dhcp_config.interface_errors(request, state.addresses.get)
             ours = set(pid for pid in (state.pid, state.daemon_pid) if pid)
             addresses = set(network.address for network in request.networks)
+            addresses |= set(network.address6 for network in request.networks if network.address6)
             interfaces = set(network.interface for network in request.networks)
             for conflict in dhcp_sockets.conflicts(state.sockets, interfaces, addresses, ours):
                 errors.append(dhcp_sockets.conflict_error(conflict, _command_of))
@@ -228,8 +232,7 @@ class GuestDhcpSteps(module_runner.ModuleSteps):
     @staticmethod
     def _plan_firewall(request, state, warnings):
         firewall = state.firewall
-        interfaces = [network.interface for network in request.networks] if request.wanted else []
-        wanted = dhcp_firewall.rules(interfaces) if request.firewall else []
+        wanted = dhcp_firewall.request_rules(request) if request.firewall and request.wanted else []
         if firewall is None:
             return [], '', '', [], []
         batch = dhcp_firewall.table_batch(firewall['table'], wanted)
@@ -237,10 +240,11 @@ class GuestDhcpSteps(module_runner.ModuleSteps):
         after = '\n'.join(rule['comment'] for rule in wanted)
         foreign_wanted = []
         drops = firewall['drops']
+        ra = any(rule['family'] == 'ipv6' for rule in wanted)
         if wanted and drops:
             iptables_input = dhcp_firewall.FOREIGN_CHAIN in drops
             if request.foreign_input == 'accept' and iptables_input:
-                foreign_wanted = wanted
+                foreign_wanted = dhcp_firewall.ipv4_rules(wanted)
             others = [chain for chain in drops
                       if not (request.foreign_input == 'accept' and chain == dhcp_firewall.FOREIGN_CHAIN)]
             for family, table, chain in others:
@@ -250,7 +254,8 @@ class GuestDhcpSteps(module_runner.ModuleSteps):
                     % (chain, family, table, dhcp_firewall.TABLE,
                        '; foreign_input=accept inserts scoped accepts there'
                        if (family, table, chain) == dhcp_firewall.FOREIGN_CHAIN
-                       else '; add accepts for udp 67 and udp/tcp 53 from the guests\' interfaces there'))
+                       else '; add accepts for udp 67 and udp/tcp 53%s from the guests\' interfaces there'
+                       % (' and ICMPv6 router solicitations' if ra else '')))
         present = firewall['foreign']
         foreign_add = [rule for rule in foreign_wanted if rule['comment'] not in present]
         keep = set(rule['comment'] for rule in foreign_wanted)

@@ -214,3 +214,87 @@ def test_interface_errors(held, allow, expected):
     assert len(errors) == len(expected), errors
     for error, start in zip(errors, expected):
         assert error.startswith(start)
+
+
+# ---------------------------------------------------------------- IPv6: RA and AAAA
+
+V6 = {'networks__0__address6': 'fd00:3::1/64', 'networks__0__hosts__0__address6': 'fd00:3::10'}
+
+
+def test_address6_parsed():
+    parsed = request(**V6)
+    tap0, br0 = parsed.networks
+    assert (tap0.address6, tap0.network6, tap0.interface_address6) == ('fd00:3::1', 'fd00:3::/64', 'fd00:3::1/64')
+    assert tap0.hosts[0].address6 == 'fd00:3::10'
+    assert (br0.address6, br0.network6, br0.hosts[0].address6) == (None, None, None)
+
+
+@pytest.mark.parametrize('changes, expected', [
+    ({'networks__0__address6': 'fd00:3::1/80'},
+     ["networks[0].address6: 'fd00:3::1/80' is a /80; router advertisements for SLAAC need exactly a /64"]),
+    ({'networks__0__address6': 'fd00:3::/56'},
+     ["networks[0].address6: 'fd00:3::/56' is the network address"]),
+    ({'networks__0__address6': 'fd00:3::1'}, ["networks[0].address6: 'fd00:3::1' is not an interface address"]),
+    ({'networks__0__address6': '192.168.3.1/24'}, ["networks[0].address6: '192.168.3.1/24' is not IPv6"]),
+    ({'networks__0__address6': 'fe80::1/64'}, ["networks[0].address6: 'fe80::1/64' is link-local"]),
+    ({'networks__0__address6': 'fd00:3::1/64', 'networks__1__address6': 'fd00:3::2/64'},
+     ["networks[1].address6: IPv6 network 'fd00:3::/64' is listed twice (also at networks[0].address6)"]),
+    ({'networks__0__hosts__0__address6': 'fd00:4::10'},
+     ['networks[0].hosts[0].address6: fd00:4::10 is not a host address of fd00:3::/64 (the IPv6 subnet of tap0)']),
+    ({'networks__0__hosts__0__address6': 'fd00:3::1'},
+     ['networks[0].hosts[0].address6: fd00:3::1 is the IPv6 address of tap0 itself']),
+    ({'networks__0__hosts__0__address6': 'fd00:3::10/64'},
+     ["networks[0].hosts[0].address6: 'fd00:3::10/64' is not an IPv6 address (without prefix)"]),
+    ({'networks__0__hosts__0__address6': '192.168.3.10'}, ["networks[0].hosts[0].address6: '192.168.3.10' is not IPv6"]),
+    ({'networks__1__hosts__0__address6': 'fd00:3::10'},
+     ["networks[1].hosts[0].address6: address 'fd00:3::10' is listed twice (also at networks[0].hosts[0].address6)"]),
+])
+def test_address6_refused(changes, expected):
+    _parsed, errors = dhcp_config.parse_request(params(**dict(V6, **changes)))
+    assert len(errors) == len(expected), errors
+    for error, start in zip(errors, expected):
+        assert error.startswith(start), error
+
+
+def test_a_host_address6_without_an_advertised_network_is_an_aaaa_only():
+    parsed = request(networks__1__hosts__0__address6='fd00:9::10')
+    assert parsed.networks[1].hosts[0].address6 == 'fd00:9::10'
+    assert 'enable-ra' not in dhcp_config.render_config(parsed, '/h', '/n', 'dnsmasq').splitlines()
+
+
+def test_render_config_advertises_the_prefix():
+    lines = dhcp_config.render_config(request(**V6), '/h', '/n', 'dnsmasq').splitlines()
+    assert lines.count('enable-ra') == 1
+    assert 'dhcp-range=set:ttq0,fd00:3::,ra-only,64' in lines
+    assert [line for line in lines if 'ra-only' in line] == ['dhcp-range=set:ttq0,fd00:3::,ra-only,64']
+    # No DHCPv6: no IPv6 range of another mode.
+    assert not [line for line in lines if line.startswith('dhcp-range=') and ':' in line.split(',')[1]
+                and 'ra-only' not in line]
+
+
+def test_without_address6_no_router_advertisements():
+    text = dhcp_config.render_config(request(), '/h', '/n', 'dnsmasq')
+    assert 'enable-ra' not in text and 'ra-only' not in text
+
+
+def test_names_have_aaaa_records():
+    names = dhcp_config.render_names(request(**V6)).splitlines()[1:]
+    assert names == [
+        '192.168.3.1 hv2.qemu.internal hv2', 'fd00:3::1 hv2.qemu.internal hv2',
+        '192.168.3.10 vm1.qemu.internal vm1', 'fd00:3::10 vm1.qemu.internal vm1',
+        '192.168.5.1 hv2.qemu.internal hv2', '192.168.5.10 vm2.qemu.internal vm2']
+    # The static leases stay IPv4.
+    assert 'fd00' not in dhcp_config.render_hosts(request(**V6))
+
+
+@pytest.mark.parametrize('held, expected', [
+    (['192.168.3.1/24', 'fd00:3::1/64', 'fe80::1/64'], []),
+    (['192.168.3.1/24', 'fe80::1/64'],
+     ['networks[0].address6: tap0 does not hold fd00:3::1/64 (it has fe80::1/64)']),
+    (['192.168.3.1/24'], ['networks[0].address6: tap0 does not hold fd00:3::1/64 (it has no IPv6 address)']),
+    (['fd00:3::1/64'], ['networks[0].address: tap0 does not hold 192.168.3.1/24 (it has no IPv4 address)']),
+])
+def test_interface_errors_address6(held, expected):
+    addresses = {'tap0': held, 'br0': ['192.168.5.1/24']}
+    errors = dhcp_config.interface_errors(request(**V6), addresses.get)
+    assert errors == expected

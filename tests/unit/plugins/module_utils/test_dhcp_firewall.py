@@ -99,3 +99,30 @@ def test_the_file_replaces_the_table_and_loads_with_nft(tmp_path):
     for rule in wanted:
         assert '\t\t' + dhcp_firewall.nft.rule_statement(rule) in text
     assert dhcp_firewall.render_file([]) is None
+
+
+RA_RULES = dhcp_firewall.rules(['tap0', 'br0'], ['br0'])
+
+
+def test_router_solicitations_from_the_advertised_interfaces():
+    assert [rule['comment'] for rule in RA_RULES][3:] == [
+        'tuntap.qemu dhcp iif br0 udp/67', 'tuntap.qemu dhcp iif br0 udp/53', 'tuntap.qemu dhcp iif br0 tcp/53',
+        'tuntap.qemu dhcp iif br0 icmpv6/nd-router-solicit']
+    rs = RA_RULES[-1]
+    assert dhcp_firewall.rule_statement(rs) == (
+        'iifname "br0" icmpv6 type nd-router-solicit counter accept '
+        'comment "tuntap.qemu dhcp iif br0 icmpv6/nd-router-solicit"')
+    assert dhcp_firewall.rule_expr(rs) == [
+        {'match': {'op': '==', 'left': {'meta': {'key': 'iifname'}}, 'right': 'br0'}},
+        {'match': {'op': '==', 'left': {'payload': {'protocol': 'icmpv6', 'field': 'type'}},
+                   'right': 'nd-router-solicit'}},
+        {'counter': None}, {'accept': None}]
+    batch = dhcp_firewall.table_batch(ABSENT, RA_RULES)
+    assert batch[-1]['add']['rule']['expr'] == dhcp_firewall.rule_expr(rs)
+    # iptables-nft's ip filter INPUT (IPv4) gets the DHCP and DNS accepts only.
+    assert dhcp_firewall.ipv4_rules(RA_RULES) == RULES
+
+
+def test_the_file_holds_the_router_solicitations():
+    text = dhcp_firewall.render_file(RA_RULES)
+    assert '\t\t' + dhcp_firewall.rule_statement(RA_RULES[-1]) in text
