@@ -15,14 +15,17 @@ from urllib.parse import unquote
 
 RESULT_TAGS = ('TTQ-LEASE', 'TTQ-BOOT', 'TTQ-LISTEN', 'TTQ-LOOKUP', 'TTQ-RESULT', 'TTQ-FETCH',
                'TTQ-ERROR', 'TTQ-DONE')
-LINE = re.compile(r'(TTQ-(?:LEASE|BOOT|LISTEN|LOOKUP|RESULT|FETCH|ERROR|DONE))((?: [a-z_]+=\S*)*)\s*$')
+LINE = re.compile(r'(TTQ-(?:LEASE|BOOT|LISTEN|LOOKUP|RESULT|FETCH|ERROR|DONE))((?: [a-z][a-z0-9_]*=\S*)*)\s*$')
 
 
 def kernel_append(name, address=None, gateway=None, ping=(), mac=None, after='poweroff',
-                  tries=None, console='ttyS0', lookup=(), listen=None, fetch=(), dhcp_tries=None):
+                  tries=None, console='ttyS0', lookup=(), listen=None, fetch=(), dhcp_tries=None,
+                  address6=None, gateway6=None, ip6_wait=None):
     """The kernel command line for a guest: serial console plus the ttq.* settings.
 
     name None leaves the name to the DHCP hostname; address None makes the guest ask DHCP.
+    address6 (ADDRESS/PREFIX) None leaves its IPv6 address to SLAAC, waited for ip6_wait
+    seconds (the guest's default: 10 when a ping target is IPv6, else 0).
     panic=-1 reboots at once on a panic, which with QEMU's -no-reboot ends QEMU.
     """
     if after not in ('poweroff', 'stay'):
@@ -34,6 +37,12 @@ def kernel_append(name, address=None, gateway=None, ping=(), mac=None, after='po
         words.append('ttq.ip=%s' % address)
     if gateway:
         words.append('ttq.gw=%s' % gateway)
+    if address6:
+        words.append('ttq.ip6=%s' % address6)
+    if gateway6:
+        words.append('ttq.gw6=%s' % gateway6)
+    if ip6_wait is not None:
+        words.append('ttq.ip6_wait=%d' % ip6_wait)
     if ping:
         words.append('ttq.ping=%s' % ','.join(ping))
     if lookup:

@@ -10,12 +10,23 @@
 #                        hostname, else guest)
 #   ttq.ip=ADDR/PREFIX   address of the NIC (IPv4 or IPv6)
 #   ttq.gw=GATEWAY       default route (optional)
+#   ttq.ip6=ADDR/PREFIX  a static IPv6 address of the NIC besides the IPv4 one (SLAAC off:
+#                        the NIC keeps only this global IPv6 address)
+#   ttq.gw6=GATEWAY      IPv6 default route (optional; a router advertisement may add one)
+#   ttq.ip6_wait=SECONDS without ttq.ip6: how long to wait, after DHCP, for a global IPv6
+#                        address that SLAAC makes from a router advertisement (default 10
+#                        when a ttq.ping target is an IPv6 address, else 0: IPv4-only guests
+#                        do not wait); TTQ-BOOT reports the address (ip6=) and the wait
+#                        (ip6_wait=, seconds; - for a static address)
+#                        Duplicate address detection is off on the NIC (the fleet plan makes
+#                        the addresses unique; it would delay every IPv6 address by a second).
 #                        Without an address (neither ip= nor ttq.ip=) the guest asks DHCP:
 #                        busybox udhcpc with /lib/ttq/udhcpc.script (lab/guest/udhcpc.sh)
 #                        sets the leased address/prefix, default route and /etc/resolv.conf.
 #   ttq.ping=A,B,C       targets to ping, in order (optional); a target that is a name is
 #                        looked up first as ttq.lookup does (busybox's static ping cannot
-#                        resolve names: no NSS modules in the initramfs)
+#                        resolve names: no NSS modules in the initramfs); an IPv6 address
+#                        is pinged over IPv6 (busybox ping -6)
 #   ttq.lookup=N,M       names to look up (busybox nslookup, A records, against the leased
 #                        DNS server, else /etc/resolv.conf's)
 #   ttq.listen=PORT      a TCP listener (busybox httpd) answering GET / with the body
@@ -32,7 +43,10 @@
 #
 # Serial console lines, one per event, each starting with a fixed tag (key=value fields):
 #   TTQ-LEASE name=vm3 ip=192.168.3.10/24 router=192.168.3.1 dns=192.168.3.1 hostname=vm3 domain=qemu.internal
-#   TTQ-BOOT name=vm1 nic=eth0 mac=52:54:00:.. ip=192.168.0.10/24 uptime=1.23
+#   TTQ-BOOT name=vm1 nic=eth0 mac=52:54:00:.. ip=192.168.0.10/24 uptime=1.23 ip6=fd00:1::5054:ff:fe12:3456/64 ip6_wait=1.40
+#                        (ip6: the static ttq.ip6, else the first global IPv6 address the
+#                        NIC has after ip6_wait seconds at most, or -; ip6_wait: the seconds
+#                        waited for it, - with ttq.ip6)
 #   TTQ-LISTEN name=vm4 port=80 status=ok
 #   TTQ-LOOKUP name=vm3 query=vm4.qemu.internal address=192.168.4.10 status=ok tries=1
 #   TTQ-RESULT name=vm1 target=192.168.0.1 status=ok rtt_ms=0.52 tries=1
@@ -56,6 +70,9 @@ mount -t devtmpfs devtmpfs /dev
 name=guest
 address=
 gateway=
+address6=
+gateway6=
+ip6_wait=
 targets=
 lookups=
 listen=
@@ -82,6 +99,9 @@ for word in $(cat /proc/cmdline); do
         ttq.name=*) name=${word#ttq.name=} ;;
         ttq.ip=*) address=${word#ttq.ip=} ;;
         ttq.gw=*) gateway=${word#ttq.gw=} ;;
+        ttq.ip6=*) address6=${word#ttq.ip6=} ;;
+        ttq.gw6=*) gateway6=${word#ttq.gw6=} ;;
+        ttq.ip6_wait=*) ip6_wait=${word#ttq.ip6_wait=} ;;
         ttq.ping=*) targets=${word#ttq.ping=} ;;
         ttq.lookup=*) lookups=${word#ttq.lookup=} ;;
         ttq.listen=*) listen=${word#ttq.listen=} ;;
@@ -103,6 +123,12 @@ if [ -n "${kernel_gw:-}" ] && [ -z "$gateway" ]; then
 fi
 if [ -n "${kernel_host:-}" ] && [ "$name" = guest ]; then
     name=$kernel_host
+fi
+if [ -z "$ip6_wait" ]; then
+    ip6_wait=0
+    case $targets in
+        *:*) ip6_wait=10 ;;
+    esac
 fi
 
 uptime_seconds() {
@@ -158,9 +184,18 @@ if [ -z "$nic" ]; then
     finish 0 "$(echo "$targets,$lookups,$fetches" | tr ',' ' ' | wc -w)"
 fi
 
+# Before the link is up: no duplicate address detection (each address is usable at once);
+# with a static IPv6 address, no SLAAC address beside it.
+if [ -d "/proc/sys/net/ipv6/conf/$nic" ]; then
+    echo 0 >"/proc/sys/net/ipv6/conf/$nic/accept_dad"
+    [ -n "$address6" ] && echo 0 >"/proc/sys/net/ipv6/conf/$nic/autoconf"
+fi
 ip link set "$nic" up
 if [ -n "$address" ] && ! ip addr add "$address" dev "$nic"; then
     echo "TTQ-ERROR name=$name reason=bad-address-$address"
+fi
+if [ -n "$address6" ] && ! ip -6 addr add "$address6" dev "$nic"; then
+    echo "TTQ-ERROR name=$name reason=bad-address6-$address6"
 fi
 tries=0
 while [ "$(cat "/sys/class/net/$nic/carrier" 2>/dev/null)" != 1 ] && [ $tries -lt 50 ]; do
@@ -169,6 +204,10 @@ while [ "$(cat "/sys/class/net/$nic/carrier" 2>/dev/null)" != 1 ] && [ $tries -l
 done
 if [ -n "$gateway" ] && ! ip route add default via "$gateway" dev "$nic"; then
     echo "TTQ-ERROR name=$name reason=bad-gateway-$gateway"
+fi
+# replace: a router advertisement may have brought a default route already.
+if [ -n "$gateway6" ] && ! ip -6 route replace default via "$gateway6" dev "$nic"; then
+    echo "TTQ-ERROR name=$name reason=bad-gateway6-$gateway6"
 fi
 
 # DHCP mode: no address on the command line. udhcpc's script writes /tmp/ttq-lease.
@@ -199,7 +238,28 @@ if [ -z "$address" ]; then
         echo "TTQ-ERROR name=$name reason=no-lease"
     fi
 fi
-echo "TTQ-BOOT name=$name nic=$nic mac=$(cat "/sys/class/net/$nic/address") ip=${address:-none} uptime=$(uptime_seconds)"
+
+# The first global IPv6 address of the NIC that is not tentative, or nothing.
+global_ipv6() {
+    ip -6 addr show dev "$nic" scope global 2>/dev/null |
+        awk '$1 == "inet6" && !/tentative/ { print $2; exit }'
+}
+
+# SLAAC: the address the kernel makes from a router advertisement, waited for (bounded).
+if [ -n "$address6" ]; then
+    ip6=$address6
+    waited=-
+else
+    wait_started=$(uptime_seconds)
+    deadline=$(awk -v now="$wait_started" -v wait="$ip6_wait" 'BEGIN { print now + wait }')
+    ip6=$(global_ipv6)
+    while [ -z "$ip6" ] && awk -v now="$(uptime_seconds)" -v end="$deadline" 'BEGIN { exit !(now < end) }'; do
+        sleep 0.2
+        ip6=$(global_ipv6)
+    done
+    waited=$(awk -v start="$wait_started" -v now="$(uptime_seconds)" 'BEGIN { printf "%.2f", now - start }')
+fi
+echo "TTQ-BOOT name=$name nic=$nic mac=$(cat "/sys/class/net/$nic/address") ip=${address:-none} uptime=$(uptime_seconds) ip6=${ip6:--} ip6_wait=$waited"
 
 ok=0
 fail=0
@@ -257,8 +317,9 @@ for target in $(echo "$targets" | tr ',' ' '); do
     try=1
     destination=$target
     named=
+    family=-4
     case $target in
-        *:*) ;;
+        *:*) family=-6 ;;
         *[!0-9.]*)
             # A name: busybox's static ping cannot resolve it, nslookup can.
             named=1
@@ -267,7 +328,7 @@ for target in $(echo "$targets" | tr ',' ' '); do
             ;;
     esac
     while [ -n "$destination" ] && [ $try -le "$max_tries" ]; do
-        output=$(ping -c 3 -i 0.2 -W 2 -w 6 "$destination" 2>&1)
+        output=$(ping "$family" -c 3 -i 0.2 -W 2 -w 6 "$destination" 2>&1)
         # round-trip min/avg/max = 0.291/0.520/0.810 ms
         rtt=$(echo "$output" | sed -n 's|.*= [0-9.]*/\([0-9.]*\)/.*|\1|p')
         if [ -n "$rtt" ]; then

@@ -9,6 +9,10 @@ QEMU is ended by its own pid and the namespace deleted, also after a failure.
 The DHCP mode: two guests on a bridge of such a namespace, served by a dnsmasq started
 here (by its pid) with a static lease and a name for each; they report the lease, look
 each other up, ping by name, and one fetches the other's HTTP listener.
+
+IPv6: a guest with a static IPv6 address (ttq.ip6, ttq.gw6) and one that takes its address by
+SLAAC from a dnsmasq sending router advertisements (enable-ra) on the tap; both ping the
+host's IPv6 address over IPv6 and report ip6=.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import subprocess
 import sys
 import time
 
+import netaddr
 import pytest
 
 LAB_GUEST = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
@@ -227,6 +232,78 @@ def test_dhcp_guests_lease_look_up_ping_by_name_and_fetch(guest, dhcp_bridge, tm
     assert report['done']['fail'] == '1' and report['errors'] == [], log
 
 
+HOST_ADDRESS6 = 'fd00:99::1'
+
+
+def add_host_address6(namespace, address):
+    """address (ADDRESS/PREFIX) on tap0 of namespace, and no duplicate address detection on
+    tap0 (its link-local address is usable as soon as the guest's QEMU gives it a carrier)."""
+    run(['ip', 'netns', 'exec', namespace, 'sysctl', '-q', '-w', 'net.ipv6.conf.tap0.accept_dad=0'])
+    run(['ip', '-n', namespace, 'address', 'add', address, 'dev', 'tap0', 'nodad'])
+
+
+def test_guest_with_a_static_ipv6_address_pings_the_host_over_ipv6(guest, tap_namespace, tmp_path):
+    add_host_address6(tap_namespace, HOST_ADDRESS6 + '/64')
+    silent = 'fd00:99::99'
+    report, _seconds, log = boot(guest, tap_namespace, tmp_path, address6='fd00:99::10/64',
+                                 gateway6=HOST_ADDRESS6, ping=[HOST_ADDRESS, HOST_ADDRESS6, silent], tries=1)
+    assert report['done'] is not None, 'no TTQ-DONE within %d s\n%s' % (BOOT_TIMEOUT, log)
+    assert report['errors'] == [], log
+    assert report['boot']['ip'] == GUEST_ADDRESS and report['boot']['ip6'] == 'fd00:99::10/64', log
+    assert report['boot']['ip6_wait'] == '-', log
+    assert report['results'][HOST_ADDRESS]['status'] == 'ok', log
+    assert report['results'][HOST_ADDRESS6]['status'] == 'ok', log
+    # An IPv6 address nobody has fails: the row can fail.
+    assert report['results'][silent]['status'] == 'fail', log
+    assert report['done']['ok'] == '2' and report['done']['fail'] == '1', log
+
+
+@pytest.fixture
+def router_advertisements(tap_namespace, tmp_path):
+    """fd00:98::1/64 on tap0 of tap_namespace and a dnsmasq there that only advertises the
+    prefix (enable-ra, an RA-only range; no DHCP, no DNS), ended by the pid of its pidfile's
+    process (started here) afterwards whatever happened."""
+    add_host_address6(tap_namespace, 'fd00:98::1/64')
+    pidfile = tmp_path / 'dnsmasq.pid'
+    argv = ['dnsmasq', '--no-daemon', '--conf-file=/dev/null', '--bind-interfaces', '--interface=tap0',
+            '--except-interface=lo', '--port=0', '--enable-ra', '--dhcp-range=::,constructor:tap0,ra-only',
+            '--pid-file=%s' % pidfile]
+    with open(str(tmp_path / 'dnsmasq.out'), 'w') as output:
+        # `ip netns exec` execs dnsmasq: this pid is dnsmasq's (--no-daemon: it stays).
+        dnsmasq = subprocess.Popen(['ip', 'netns', 'exec', tap_namespace] + argv,
+                                   stdout=output, stderr=subprocess.STDOUT)
+    try:
+        time.sleep(0.5)
+        assert dnsmasq.poll() is None, (tmp_path / 'dnsmasq.out').read_text()
+        yield 'fd00:98::'
+    finally:
+        if dnsmasq.poll() is None:
+            dnsmasq.terminate()
+            dnsmasq.wait(timeout=10)
+
+
+def test_guest_takes_its_ipv6_address_by_slaac(guest, tap_namespace, router_advertisements, tmp_path):
+    """No ttq.ip6: the guest waits for the address SLAAC makes from the router advertisement,
+    the EUI-64 of its MAC in the advertised /64, and pings the host's address from it."""
+    expected = '%s/64' % netaddr.EUI(GUEST_MAC).ipv6(netaddr.IPAddress(router_advertisements))
+    report, _seconds, log = boot(guest, tap_namespace, tmp_path, ping=['fd00:98::1'])
+    assert report['done'] is not None, 'no TTQ-DONE within %d s\n%s' % (BOOT_TIMEOUT, log)
+    assert report['errors'] == [], log
+    assert report['boot']['ip6'] == expected, log
+    # An IPv6 ping target makes the guest wait for SLAAC (10 s at most).
+    assert float(report['boot']['ip6_wait']) < 10, log
+    assert report['results']['fd00:98::1']['status'] == 'ok', log
+    print('vm1 SLAAC %s after %s s' % (report['boot']['ip6'], report['boot']['ip6_wait']))
+
+
+def test_guest_without_router_advertisements_reports_no_ipv6_address(guest, tap_namespace, tmp_path):
+    """No ttq.ip6 and nobody advertising: the guest waits ttq.ip6_wait seconds, then ip6=-."""
+    report, _seconds, log = boot(guest, tap_namespace, tmp_path, ping=[HOST_ADDRESS], ip6_wait=2)
+    assert report['done'] is not None, 'no TTQ-DONE within %d s\n%s' % (BOOT_TIMEOUT, log)
+    assert report['boot']['ip6'] == '-' and float(report['boot']['ip6_wait']) >= 2, log
+    assert report['results'][HOST_ADDRESS]['status'] == 'ok', log
+
+
 def test_guest_without_a_dhcp_answer_reports_no_lease(guest, tap_namespace, tmp_path):
     """No address on the command line and no DHCP server: reason=no-lease, named guest."""
     append = guest_boot.kernel_append(None, mac=GUEST_MAC, ping=[HOST_ADDRESS], tries=1, dhcp_tries=3)
@@ -248,6 +325,15 @@ EMPTY_REPORT = {'lease': None, 'boot': None, 'listen': None, 'lookups': {}, 'res
 
 @pytest.mark.parametrize('text, expected', [
     ('', EMPTY_REPORT),
+    # IPv6 fields: a SLAAC address and the seconds waited for it; a ping over IPv6.
+    ('TTQ-BOOT name=vm1 nic=eth0 mac=52:54:00:00:00:01 ip=10.0.0.5/24 uptime=1.91 '
+     'ip6=fd00:1::5054:ff:fe00:1/64 ip6_wait=1.20\n'
+     'TTQ-RESULT name=vm1 target=fd00:1::1 status=ok rtt_ms=0.5 tries=1\n',
+     dict(EMPTY_REPORT,
+          boot={'name': 'vm1', 'nic': 'eth0', 'mac': '52:54:00:00:00:01', 'ip': '10.0.0.5/24', 'uptime': '1.91',
+                'ip6': 'fd00:1::5054:ff:fe00:1/64', 'ip6_wait': '1.20'},
+          results={'fd00:1::1': {'name': 'vm1', 'target': 'fd00:1::1', 'status': 'ok', 'rtt_ms': 0.5,
+                                 'tries': '1'}})),
     ('[    1.2] virtio_net virtio0 eth0: renamed\r\n'
      'TTQ-BOOT name=vm1 nic=eth0 mac=52:54:00:00:00:01 ip=10.0.0.5/24 uptime=1.91\r\n'
      'TTQ-RESULT name=vm1 target=10.0.0.1 status=ok rtt_ms=4.232 tries=1\n'
@@ -297,6 +383,9 @@ def test_parse_serial(text, expected):
       'mac': '52:54:00:AB:00:01', 'after': 'stay', 'tries': 2},
      'console=ttyS0 quiet panic=-1 ttq.name=vm1 ttq.ip=10.0.0.5/24 ttq.gw=10.0.0.1 '
      'ttq.ping=10.0.0.1,10.0.0.20 ttq.mac=52:54:00:ab:00:01 ttq.tries=2 ttq.after=stay'),
+    ({'address6': 'fd00:1::10/64', 'gateway6': 'fd00:1::1', 'ping': ['fd00:1::1']},
+     'console=ttyS0 quiet panic=-1 ttq.name=vm1 ttq.ip6=fd00:1::10/64 ttq.gw6=fd00:1::1 ttq.ping=fd00:1::1'),
+    ({'ip6_wait': 3}, 'console=ttyS0 quiet panic=-1 ttq.name=vm1 ttq.ip6_wait=3'),
 ])
 def test_kernel_append(settings, expected):
     assert guest_boot.kernel_append('vm1', **settings) == expected
@@ -307,7 +396,8 @@ def test_kernel_append_leaves_name_and_address_to_dhcp():
         'console=ttyS0 quiet panic=-1 ttq.ping=vm2.qemu.internal ttq.dhcp_tries=3'
 
 
-@pytest.mark.parametrize('settings', [{'address': '10.0.0.5 /24'}, {'after': 'reboot'}])
+@pytest.mark.parametrize('settings', [{'address': '10.0.0.5 /24'}, {'address6': 'fd00:1::10 /64'},
+                                      {'after': 'reboot'}])
 def test_kernel_append_refuses(settings):
     with pytest.raises(ValueError):
         guest_boot.kernel_append('vm1', **settings)
