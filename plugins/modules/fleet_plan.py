@@ -103,6 +103,7 @@ plan:
       uplink: eth0
       uplink_address: 10.0.0.11/24
       forwarding: true
+      forwarding_families: [ipv4]
       taps:
         - {name: tap0, user: null, group: null, addresses: [192.168.0.1/24]}
       bridge: null
@@ -113,8 +114,9 @@ plan:
         networks:
           - interface: tap0
             address: 192.168.0.1/24
+            address6: null
             range: null
-            hosts: [{mac: "52:54:00:ea:97:99", address: 192.168.0.10, name: vm1}]
+            hosts: [{mac: "52:54:00:ea:97:99", address: 192.168.0.10, name: vm1, address6: null}]
       port_forwards: []
       guests:
         - name: vm1
@@ -131,6 +133,10 @@ plan:
           gateway: 192.168.0.1
           kernel_ip: "ip=192.168.0.10::192.168.0.1:255.255.255.0:vm1:eth0:off"
           interfaces_stanza: "auto eth0\niface eth0 inet static\n    address 192.168.0.10/24\n    gateway 192.168.0.1\n"
+          address6: null
+          ip6: null
+          gateway6: null
+          slaac: false
           derived: [gateway, mac, tap]
           dhcp: true
           memory: 256
@@ -168,6 +174,12 @@ plan:
     forwarding:
       description: Whether the host routes - true for routed, routed_nat and bridged_nat, false for bridged_lan.
       type: bool
+    forwarding_families:
+      description:
+        - The O(tuntap.qemu.ip_forward#module:family) of M(tuntap.qemu.ip_forward) - V(ipv4), and
+          V(ipv6) too when the host forwards and has an IPv6 guest network.
+      type: list
+      elements: str
     taps:
       description: One tap per guest, in guest order, in the form of the O(tuntap.qemu.tap_device#module:devices) items.
       type: list
@@ -185,7 +197,8 @@ plan:
         addresses:
           description:
             - The host side of the tap in ADDRESS/PREFIX form - the guest's gateway with the
-              prefix of its subnet for routed topologies, none for bridged ones (the tap is a port).
+              prefix of its subnet for routed topologies, none for bridged ones (the tap is a port);
+              then the host side of the guest's IPv6 /64 (V(::1)) for a dual-stack routed guest.
           type: list
           elements: str
     bridge:
@@ -197,7 +210,7 @@ plan:
           type: str
         addresses:
           description:
-            - The bridge's addresses - C(tuntap_qemu_bridge_address) for bridged_nat, the host's
+            - The bridge's addresses - C(tuntap_qemu_bridge_address) (then its IPv6 address) for bridged_nat, the host's
               LAN address C(tuntap_qemu_uplink_address) (moved from the uplink) for bridged_lan.
           type: list
           elements: str
@@ -223,7 +236,8 @@ plan:
       description:
         - Networks to masquerade out of the uplink - each guest subnet for routed_nat, the
           bridge subnet for bridged_nat, none otherwise - as the O(tuntap.qemu.masquerade#module:rules)
-          of M(tuntap.qemu.masquerade), one entry per network.
+          of M(tuntap.qemu.masquerade), one entry per network; the IPv6 guest networks after them
+          with C(tuntap_qemu_nat6=true) (NAT66).
       type: list
       elements: dict
       contains:
@@ -239,8 +253,10 @@ plan:
         - The options of M(tuntap.qemu.guest_dhcp) - C(domain), C(host_name) (the host in the
           zone, null when its inventory name is no DNS label) and C(networks), one per
           internal interface with a guest served by DHCP (each routed tap, the bridged_nat
-          bridge) with the host's C(address) there, the dynamic C(range) (or null) and a
-          static lease per guest in C(hosts) (C(mac), C(address), C(name)).
+          bridge) with the host's C(address) there, its IPv6 C(address6) advertised for SLAAC
+          (or null), the dynamic C(range) (or null) and a static lease per guest in C(hosts)
+          (C(mac), C(address), C(name), C(address6) for its AAAA record or null). A network with
+          an C(address6) is listed even without a served guest.
         - Null when the host serves no DHCP (C(tuntap_qemu_dhcp=false), bridged_lan).
       type: dict
     port_forwards:
@@ -302,10 +318,22 @@ plan:
           description: The kernel C(ip=) argument for the guest (null for IPv6), as the C(tuntap.qemu.guest_kernel_ip) filter renders it.
           type: str
         interfaces_stanza:
-          description: The guest's Debian C(/etc/network/interfaces) stanza.
+          description: The guest's Debian C(/etc/network/interfaces) stanza (with an C(inet6 auto) or C(inet6 static) one when dual-stack).
           type: str
+        address6:
+          description: The guest's IPv6 address in ADDRESS/PREFIX form (given, planned or its SLAAC one), or null.
+          type: str
+        ip6:
+          description: The IPv6 address without prefix, or null.
+          type: str
+        gateway6:
+          description: The host side of its IPv6 network (its IPv6 router), or null.
+          type: str
+        slaac:
+          description: Its C(address6) is the one its kernel makes by SLAAC from the host's router advertisements (EUI-64 of its MAC).
+          type: bool
         derived:
-          description: Which of C(address), C(gateway), C(mac) and C(tap) the plan filled in.
+          description: Which of C(address), C(address6), C(gateway), C(mac) and C(tap) the plan filled in.
           type: list
           elements: str
         dhcp:

@@ -9,9 +9,13 @@ Rules (docs/inventory.md explains them to users):
 - Own guest subnets routed on the LAN (routed) may not overlap across all such hosts; with
   NAT (routed_nat) only within their host; guests behind a bridge only within their bridge.
 - Any guest subnet or bridge subnet of a host may not overlap that host's uplink subnet.
+- IPv6: pools (tuntap_qemu_pool6) and IPv6 guest networks (a routed guest's /64, a bridge's)
+  are unique across the fleet; address6 unique on its host.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 from ansible_collections.tuntap.qemu.plugins.module_utils import names
 from ansible_collections.tuntap.qemu.plugins.module_utils._fleet import nets, schema
@@ -92,10 +96,82 @@ def resolve_guests(host, problems):
                   % (guest.path, nets.address_text(guest)))
             resolved.append(None)
             continue
-        resolved.append(rule.resolve(host, guest, error) if rule is not None else None)
+        item = rule.resolve(host, guest, error) if rule is not None else None
+        if item is not None and guest.net6 is not None:
+            fits, gateway6 = rule.resolve6(host, guest, error)
+            item = dataclasses.replace(item, gateway6=gateway6) if fits else None
+        resolved.append(item)
     if rule is not None and rule.unique_in_host:
         _check_host_duplicates(resolved, error)
+    _check_host_duplicates6(resolved, error)
     return resolved
+
+
+def _check_host_duplicates6(resolved, error):
+    """A guest's IPv6 address is unique on its host."""
+    seen = {}
+    for item in resolved:
+        if item is None or item.guest.net6 is None:
+            continue
+        guest = item.guest
+        key = int(guest.net6.ip)
+        if key in seen:
+            error('%s.address6: %r is also used by %s on this host'
+                  % (guest.path, _address6_text(guest), seen[key].label))
+        else:
+            seen[key] = guest
+
+
+def _address6_text(guest):
+    if guest.address6_given is not None:
+        return guest.address6_given
+    return names.normalize_address(guest.net6)
+
+
+def check_pool6_overlaps(hosts, problems):
+    """tuntap_qemu_pool6 of each host is its own: no two hosts' pools overlap."""
+    seen = []
+    for host in hosts:
+        if host.pool6 is None:
+            continue
+        other = next((entry for entry in seen if nets.overlap(host.pool6, entry.pool6)), None)
+        if other is not None:
+            problems.add(host.host, '%s: %s overlaps %s %s of %s; IPv6 pools are unique across the fleet'
+                         % (schema.POOL6, host.pool6.cidr, schema.POOL6, other.pool6.cidr, other.host))
+        else:
+            seen.append(host)
+
+
+def check_ipv6_networks(hosts, resolved, problems):
+    """IPv6 guest networks - each routed guest's, each bridge's - are unique across the fleet
+    (any topology: they are routed or advertised, never repeated). A guest given only an IPv6
+    address takes part too, but two of those are checked as before (check_own_subnet_overlaps)."""
+    entries = []    # (host, path, net, label, new): new - a network of the IPv6 settings
+    for host in hosts:
+        if host.bridge_net6 is not None:
+            entries.append((host.host, host.bridge_net6_from, host.bridge_net6, 'the bridge of %s' % host.host,
+                            True, None))
+        for item in resolved[host.host]:
+            if item is None:
+                continue
+            guest = item.guest
+            own = host.topology.guests.own_subnets
+            if guest.net6 is not None and own:
+                entries.append((host.host, '%s.address6' % guest.path, guest.net6,
+                                '%s %s' % (host.host, guest.label), True, guest))
+            elif guest.net.version == 6 and own:
+                entries.append((host.host, '%s.address' % guest.path, guest.net,
+                                '%s %s' % (host.host, guest.label), False, guest))
+    for index, (host, path, net, _label, new, guest) in enumerate(entries):
+        for other_host, _path, other, label, other_new, _guest in entries[:index]:
+            if not (new or other_new) or not nets.overlap(net, other):
+                continue
+            if other_host == host and net.ip == other.ip:
+                continue    # the same address on this host: _check_host_duplicates6 says so
+            shown = _address6_text(guest) if guest is not None and new else names.normalize_address(net)
+            problems.add(host, '%s: %r is in %s, which overlaps %s of %s; IPv6 guest networks are '
+                         'unique across the fleet' % (path, shown, net.cidr, other.cidr, label))
+            break
 
 
 def _check_host_duplicates(resolved, error):

@@ -11,7 +11,10 @@
 
 Each answers the same questions for the planner (Topology.guests is one of them): what a
 pool plans, whether a guest's address and gateway fit (resolve), what the host side of its
-tap holds, and which of the host's networks are internal (NAT sources).
+tap holds, and which of the host's networks are internal (NAT sources); and the same of IPv6
+(ipv6_refused, pool6, resolve6, tap_addresses6, internal_networks6): a routed tap holds a /64
+of its own with ::1 on the host side, the bridge of bridged_nat one /64, the LAN none (its
+router advertises it).
 """
 
 from __future__ import annotations
@@ -62,6 +65,24 @@ class GuestNetwork(object):
     lan_visible = False     # guest addresses are on the LAN (unique across the fleet)
     unique_in_host = False  # guests share one subnet: addresses unique on the host
     own_subnets = False     # each guest has a subnet of its own (overlaps are errors)
+    pool6 = None            # what a tuntap_qemu_pool6 plans: 'subnets', 'addresses' or None
+
+    def ipv6_refused(self, topology):
+        """Why IPv6 settings of the inventory do not apply to these guests, or None."""
+        return None
+
+    def resolve6(self, host, guest, error):
+        """(True, the host side of its IPv6 network) when the guest's address6 fits, else
+        (False, None) after reporting why."""
+        return True, None
+
+    def tap_addresses6(self, resolved):
+        """The IPv6 address the host side of the guest's tap holds (none or one)."""
+        return []
+
+    def internal_networks6(self, host, resolved):
+        """The host's IPv6 guest networks (CIDR strings): NAT66 sources, forwarding."""
+        return []
 
     def missing_address(self, host, guest):
         """The error for a guest without an address that no pool plans, or None when a pool
@@ -81,8 +102,9 @@ class GuestNetwork(object):
         return []
 
     def dhcp_networks(self, host, resolved):
-        """[(interface, the host's address on it with prefix, [Resolved guests on it])]: where
-        the host's DHCP and DNS server listens (none: the LAN has its own)."""
+        """[(interface, the host's address on it with prefix, its IPv6 address with prefix or
+        None, [Resolved guests on it])]: where the host's DHCP and DNS server listens (and
+        advertises the IPv6 network); none: the LAN has its own."""
         return []
 
 
@@ -91,6 +113,7 @@ class OwnSubnet(GuestNetwork):
 
     name = 'own_subnet'
     pool = 'subnets'
+    pool6 = 'subnets'
     own_subnets = True
 
     def resolve(self, host, guest, error):
@@ -125,15 +148,42 @@ class OwnSubnet(GuestNetwork):
             return None
         return Resolved(guest, str(gateway))
 
+    def resolve6(self, host, guest, error):
+        net6, where = guest.net6, '%s.address6' % guest.path
+        if host.advertises6 and net6.prefixlen != schema.POOL6_SUBNET_PREFIX:
+            error('%s: %r is a /%d, but the host advertises the tap\'s network for SLAAC (%s), '
+                  'which needs exactly /%d' % (where, guest.address6_given, net6.prefixlen, schema.DHCP,
+                                               schema.POOL6_SUBNET_PREFIX))
+            return False, None
+        if net6.size <= 2:
+            error('%s: %r leaves no room for the host side of the tap (::1 of its network); give a '
+                  '/64' % (where, guest.address6_given))
+            return False, None
+        host_side = names.netaddr.IPAddress(net6.first + 1, 6)
+        if net6.ip == host_side:
+            error('%s: %r is ::1 of its network, which the host side of the tap takes'
+                  % (where, guest.address6_given))
+            return False, None
+        return True, str(host_side)
+
     def tap_addresses(self, resolved):
         return ['%s/%d' % (resolved.gateway, resolved.guest.net.prefixlen)]
+
+    def tap_addresses6(self, resolved):
+        if resolved.guest.net6 is None:
+            return []
+        return ['%s/%d' % (resolved.gateway6, resolved.guest.net6.prefixlen)]
 
     def internal_networks(self, host, resolved):
         return [str(item.guest.net.cidr) for item in resolved]
 
+    def internal_networks6(self, host, resolved):
+        return [str(item.guest.net6.cidr) for item in resolved if item.guest.net6 is not None]
+
     def dhcp_networks(self, host, resolved):
         # Each tap is a network of its own; its host side is the guest's gateway.
-        return [(item.guest.tap, self.tap_addresses(item)[0], [item]) for item in resolved]
+        return [(item.guest.tap, self.tap_addresses(item)[0], (self.tap_addresses6(item) or [None])[0], [item])
+                for item in resolved]
 
 
 class BridgeSubnet(GuestNetwork):
@@ -141,6 +191,7 @@ class BridgeSubnet(GuestNetwork):
 
     name = 'bridge_subnet'
     pool = 'addresses'
+    pool6 = 'addresses'
     unique_in_host = True
 
     def resolve(self, host, guest, error):
@@ -160,11 +211,34 @@ class BridgeSubnet(GuestNetwork):
             guest = guest.with_derived('gateway')
         return Resolved(guest, str(bridge_net.ip))
 
+    def resolve6(self, host, guest, error):
+        bridge_net6, net6, where = host.bridge_net6, guest.net6, '%s.address6' % guest.path
+        if bridge_net6 is None:
+            error('%s: %r is given, but the bridge has no IPv6 address; set %s (or %s)'
+                  % (where, guest.address6_given, schema.BRIDGE_ADDRESS6, schema.POOL6))
+            return False, None
+        if net6.cidr != bridge_net6.cidr:
+            if nets.overlap(net6, bridge_net6):
+                why = 'has prefix /%d but the bridge network is %s' % (net6.prefixlen, bridge_net6.cidr)
+            else:
+                why = 'is outside the bridge network %s' % bridge_net6.cidr
+            error('%s: %r %s (%s)' % (where, guest.address6_given, why, host.bridge_net6_from))
+            return False, None
+        if net6.ip == bridge_net6.ip:
+            error('%s: %r is the bridge\'s IPv6 address, the host side (%s)'
+                  % (where, guest.address6_given, host.bridge_net6_from))
+            return False, None
+        return True, str(bridge_net6.ip)
+
     def internal_networks(self, host, resolved):
         return [str(host.bridge_net.cidr)]
 
+    def internal_networks6(self, host, resolved):
+        return [str(host.bridge_net6.cidr)] if host.bridge_net6 is not None else []
+
     def dhcp_networks(self, host, resolved):
-        return [(host.bridge, names.normalize_address(host.bridge_net), list(resolved))]
+        address6 = names.normalize_address(host.bridge_net6) if host.bridge_net6 is not None else None
+        return [(host.bridge, names.normalize_address(host.bridge_net), address6, list(resolved))]
 
 
 class Lan(GuestNetwork):
@@ -172,6 +246,10 @@ class Lan(GuestNetwork):
 
     name = 'lan'
     lan_visible = True
+
+    def ipv6_refused(self, topology):
+        return ('%s guests take their IPv6 addresses by SLAAC from the LAN\'s router; leave it out'
+                % topology.name)
 
     def missing_address(self, host, guest):
         return ('%s.address: missing; a bridged_lan guest needs its LAN address in %s; '

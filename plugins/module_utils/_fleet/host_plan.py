@@ -17,15 +17,22 @@ def host_plan(host, resolved):
     rule = topology.guests
     # tap_device's devices: the taps exist before their bridge; bridge_port makes them its ports.
     taps = [{'name': item.guest.tap, 'user': item.guest.user, 'group': item.guest.group,
-             'addresses': rule.tap_addresses(item)} for item in resolved]
+             'addresses': rule.tap_addresses(item) + rule.tap_addresses6(item)} for item in resolved]
+    networks6 = rule.internal_networks6(host, resolved)
     nat = []
     if topology.nat:
-        # masquerade's rules: one entry per guest network.
+        # masquerade's rules: one entry per guest network (IPv6 ones with NAT66 only).
         nat = [{'source': [source], 'out_interface': host.uplink}
-               for source in rule.internal_networks(host, resolved)]
+               for source in rule.internal_networks(host, resolved) + (networks6 if host.nat6 else [])]
+    # ip_forward's families: IPv6 too where a guest network is IPv6 (a guest given only an
+    # IPv6 address included).
+    families = ['ipv4']
+    if topology.forwarding and (networks6 or any(item.guest.net.version == 6 for item in resolved)):
+        families.append('ipv6')
     bridge = None
     if topology.bridge == topologies.INTERNAL:
-        bridge = {'name': host.bridge, 'addresses': [names.normalize_address(host.bridge_net)],
+        addresses = [names.normalize_address(net) for net in (host.bridge_net, host.bridge_net6) if net is not None]
+        bridge = {'name': host.bridge, 'addresses': addresses,
                   'ports': [tap['name'] for tap in taps], 'uplink': None, 'gateway': None,
                   'readdress': False, 'dhcp': False}
     elif topology.bridge == topologies.UPLINK:
@@ -53,6 +60,7 @@ def host_plan(host, resolved):
         'uplink_change': {'uplink': host.uplink, 'bridge': host.bridge or schema.DEFAULT_BRIDGE,
                           'takeover': topology.moves_uplink},
         'forwarding': topology.forwarding,
+        'forwarding_families': families,
         'taps': taps,
         'bridge': bridge,
         'nat': nat,
@@ -64,20 +72,23 @@ def host_plan(host, resolved):
 
 
 def _dhcp(host, resolved):
-    """One network per internal interface that has a guest served by DHCP (or the bridge's
-    dynamic range): a static lease (MAC -> planned address, name) per such guest."""
+    """One network per internal interface that has a guest served by DHCP, the bridge's
+    dynamic range or an IPv6 network (router advertisements): a static lease (MAC -> planned
+    address, name, IPv6 address for its AAAA record) per served guest."""
     if not host.dhcp:
         return None
     networks = []
-    for interface, address, items in host.topology.guests.dhcp_networks(host, resolved):
+    for interface, address, address6, items in host.topology.guests.dhcp_networks(host, resolved):
         served = [item.guest for item in items if host.served_by_dhcp(item.guest)]
-        if not served and host.dhcp_range is None:
+        if not served and host.dhcp_range is None and address6 is None:
             continue
         networks.append({
             'interface': interface,
             'address': address,
+            'address6': address6,
             'range': [str(value) for value in host.dhcp_range] if host.dhcp_range is not None else None,
-            'hosts': [{'mac': guest.mac, 'address': str(guest.net.ip), 'name': guest.name} for guest in served],
+            'hosts': [{'mac': guest.mac, 'address': str(guest.net.ip), 'name': guest.name,
+                       'address6': str(guest.net6.ip) if guest.net6 is not None else None} for guest in served],
         })
     if not networks:
         return None
@@ -137,6 +148,11 @@ def _guest_plan(resolved, dhcp):
     guest = resolved.guest
     network, _errors = guest_config.guest_network(guest.path, names.normalize_address(guest.net),
                                                   resolved.gateway)
+    network6 = None
+    if guest.net6 is not None:
+        network6, _errors = guest_config.guest_network(guest.path, names.normalize_address(guest.net6),
+                                                       resolved.gateway6)
+        network6['slaac'] = guest.slaac
     plan = {
         'name': guest.name,
         'tap': guest.tap,
@@ -152,7 +168,11 @@ def _guest_plan(resolved, dhcp):
         'gateway': network['gateway'],
         'kernel_ip': (guest_config.render_kernel_ip(network, guest.name)
                       if network['version'] == 4 else None),
-        'interfaces_stanza': guest_config.render_interfaces_stanza(network),
+        'interfaces_stanza': guest_config.render_interfaces_stanza(network, inet6=network6),
+        'address6': network6['address'] if network6 else None,
+        'ip6': network6['ip'] if network6 else None,
+        'gateway6': network6['gateway'] if network6 else None,
+        'slaac': guest.slaac,
         'derived': sorted(guest.derived),
         # Its address is a static lease of the host's DHCP server (and its name in the zone).
         'dhcp': dhcp,

@@ -33,9 +33,13 @@ def plan_fleet(inventory):
     checks.check_macs(hosts, problems)
     hosts = pools.plan_subnets(hosts, problems)
     hosts = [pools.plan_bridge_addresses(host, problems) for host in hosts]
+    checks.check_pool6_overlaps(hosts, problems)
+    hosts = pools.plan_subnets6(hosts, problems)
+    hosts = [pools.plan_bridge_addresses6(host, problems) for host in hosts]
     resolved = dict((host.host, checks.resolve_guests(host, problems)) for host in hosts)
     checks.check_lan_addresses(hosts, problems)
     checks.check_own_subnet_overlaps(hosts, resolved, problems)
+    checks.check_ipv6_networks(hosts, resolved, problems)
     checks.check_guest_services(hosts, problems)
     if problems:
         return None, problems.lines()

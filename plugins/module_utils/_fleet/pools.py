@@ -7,12 +7,21 @@ addresses (a guest's `derived` says 'address').
   sorted order, each guest in list order, skipping every network the inventory names;
 - 'addresses' (a bridge subnet): the next free address where the pool meets the bridge subnet;
 - LAN addresses are never planned: only the LAN's owner knows which are free.
+
+IPv6 (a guest's `derived` says 'address6'), planned for each guest without address6 whose
+address is IPv4:
+- 'subnets': the next free /64 of the host's tuntap_qemu_pool6, fleet-wide as above;
+- 'addresses': an address in the bridge's /64;
+the guest's address in its /64 is the SLAAC one its kernel makes from its MAC (EUI-64) when
+the host advertises the network and serves the guest (slaac), else a static one (routed ::2,
+bridge: the next free from ::2).
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+from ansible_collections.tuntap.qemu.plugins.module_utils import names
 from ansible_collections.tuntap.qemu.plugins.module_utils._fleet import nets, schema
 
 
@@ -96,12 +105,91 @@ def plan_bridge_addresses(host, problems):
     return _planned(host, plan_one)
 
 
-def _free_subnet(pool, taken):
-    size = 1 << (32 - schema.POOL_SUBNET_PREFIX)
+def _planned6(host, plan_one):
+    """As _planned, for IPv6: each valid guest without address6 whose address is not IPv6."""
+    guests = []
+    for guest in host.guests:
+        if guest.address6_given is None and guest.valid_entry and not host.pool6_broken \
+                and (guest.net is None or guest.net.version == 4):
+            guest = plan_one(guest, '%s.address6' % guest.path) or guest
+        guests.append(guest)
+    return dataclasses.replace(host, guests=tuple(guests))
+
+
+def _address6(host, guest, subnet, candidates):
+    """The guest with its planned IPv6 address in `subnet` (a /64): SLAAC when served,
+    else the next of `candidates` (None: none left)."""
+    if host.advertises6 and host.served6(guest) and guest.mac is not None:
+        ip = names.netaddr.EUI(guest.mac).ipv6(subnet.first)
+        return guest.with_derived('address6', net6=nets.net(ip, subnet.prefixlen, 6), slaac=True)
+    candidate = next(candidates, None)
+    if candidate is None:
+        return None
+    return guest.with_derived('address6', net6=nets.net(candidate, subnet.prefixlen, 6))
+
+
+def networks6(hosts):
+    """Every IPv6 network the inventory names (given address6, IPv6 addresses, the bridges')."""
+    taken = []
+    for host in hosts:
+        if host.bridge_net6 is not None:
+            taken.append(host.bridge_net6)
+        for guest in host.guests:
+            taken.extend(net for net in (guest.net, guest.net6) if net is not None and net.version == 6)
+    return taken
+
+
+def plan_subnets6(hosts, problems):
+    """Give each guest of an own-subnet topology without address6 the next free /64 of its
+    host's tuntap_qemu_pool6 (hosts without one: no IPv6 planned)."""
+    taken = networks6(hosts)
+
+    def plan_for(host):
+        def plan_one(guest, where):
+            subnet = _free_subnet(host.pool6, taken, schema.POOL6_SUBNET_PREFIX, 6)
+            if subnet is None:
+                problems.add(host.host, '%s: %s %s has no free /%d subnet left'
+                             % (where, schema.POOL6, host.pool6.cidr, schema.POOL6_SUBNET_PREFIX))
+                return None
+            taken.append(subnet)
+            return _address6(host, guest, subnet, iter([subnet.first + 2]))
+        return plan_one
+
+    return [_planned6(host, plan_for(host))
+            if host.topology is not None and host.topology.guests.pool6 == 'subnets' and host.pool6 is not None
+            else host for host in hosts]
+
+
+def plan_bridge_addresses6(host, problems):
+    """Give each guest of a bridge with an IPv6 /64 without address6 an address in it."""
+    bridge_net6 = host.bridge_net6
+    if host.topology is None or host.topology.guests.pool6 != 'addresses' or bridge_net6 is None:
+        return host
+    taken = set([int(bridge_net6.ip)])
+    taken.update(int(guest.net6.ip) for guest in host.guests if guest.net6 is not None)
+    subnet = bridge_net6.cidr
+    candidates = (value for value in range(subnet.first + 2, subnet.last + 1) if value not in taken)
+
+    def plan_one(guest, where):
+        planned = _address6(host, guest, subnet, candidates)
+        if planned is None:
+            problems.add(host.host, '%s: no free address left in the bridge network %s (%s)'
+                         % (where, subnet, host.bridge_net6_from))
+        elif planned.net6 is not None:
+            taken.add(int(planned.net6.ip))
+        return planned
+
+    return _planned6(host, plan_one)
+
+
+def _free_subnet(pool, taken, prefix=schema.POOL_SUBNET_PREFIX, version=4):
+    size = 1 << ((32 if version == 4 else 128) - prefix)
     start = pool.first
     while start + size - 1 <= pool.last:
-        subnet = nets.net(start, schema.POOL_SUBNET_PREFIX, 4)
-        if not any(nets.overlap(subnet, net) for net in taken):
+        subnet = nets.net(start, prefix, version)
+        clash = next((net for net in taken if nets.overlap(subnet, net)), None)
+        if clash is None:
             return subnet
-        start += size
+        # Past the network in the way, to the next subnet boundary.
+        start = max(start + size, (clash.last + 1 + size - 1) // size * size)
     return None

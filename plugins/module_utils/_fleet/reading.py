@@ -111,6 +111,7 @@ def read_host(name, variables, error):
             fields[key] = _owner(variable, value, error)
 
     fields.update(_read_dhcp(topology, fields.get('bridge_net'), variables, error))
+    fields.update(_read_ipv6(topology, fields['dhcp'], variables, error))
 
     guests = variables.get(schema.GUESTS)
     if guests is None:
@@ -173,6 +174,82 @@ def _read_dhcp(topology, bridge_net, variables, error):
         else:
             fields['dns_domain'] = value.lower().rstrip('.')
     return fields
+
+
+def _read_ipv6(topology, dhcp, variables, error):
+    """tuntap_qemu_pool6, _bridge_address6 and _nat6 -> Host fields."""
+    fields = {}
+    rule = topology.guests if topology is not None else None
+    for variable in (schema.POOL6, schema.BRIDGE_ADDRESS6, schema.NAT6):
+        value = variables.get(variable)
+        if value is None or value == '' or value is False:
+            continue
+        message = rule.ipv6_refused(topology) if rule is not None else None
+        if message:
+            error('%s: %r is given, but %s' % (variable, value, message))
+            fields['pool6_broken'] = True
+
+    value = variables.get(schema.NAT6)
+    if value is not None and value != '':
+        if not isinstance(value, bool):
+            error('%s: %r is not true or false' % (schema.NAT6, value))
+        elif value and topology is not None and rule.ipv6_refused(topology) is None:
+            if not topology.nat:
+                error('%s: true, but %s guests are not behind NAT (their /64s are routed); NAT66 '
+                      'is for routed_nat and bridged_nat' % (schema.NAT6, topology.name))
+            else:
+                fields['nat6'] = True
+
+    if fields.get('pool6_broken'):
+        return fields
+    value = variables.get(schema.POOL6)
+    if value is not None and value != '':
+        fields['pool6'] = _read_pool6(value, error)
+        fields['pool6_broken'] = fields['pool6'] is None
+
+    value = variables.get(schema.BRIDGE_ADDRESS6)
+    if value is not None and value != '' and topology is not None:
+        if not topology.needs_bridge_address:
+            error('%s: %r is given, but %s has no bridge of its own; the IPv6 address of each '
+                  'tap comes from %s or the guest\'s address6' % (schema.BRIDGE_ADDRESS6, value,
+                                                                   topology.name, schema.POOL6))
+        else:
+            net = _ipv6_address(schema.BRIDGE_ADDRESS6, value, error)
+            if net is not None and dhcp and net.prefixlen != schema.POOL6_SUBNET_PREFIX:
+                error('%s: %r is a /%d, but the host advertises the bridge network for SLAAC (%s), '
+                      'which needs exactly /%d' % (schema.BRIDGE_ADDRESS6, value, net.prefixlen,
+                                                   schema.DHCP, schema.POOL6_SUBNET_PREFIX))
+                net = None
+            if net is not None:
+                fields['bridge_net6'], fields['bridge_net6_from'] = net, schema.BRIDGE_ADDRESS6
+    elif fields.get('pool6') is not None and topology is not None and topology.needs_bridge_address:
+        # Without an address of its own the bridge takes ::1 of the pool's first /64.
+        first = fields['pool6'].first
+        fields['bridge_net6'] = nets.net(first + 1, schema.POOL6_SUBNET_PREFIX, 6)
+        fields['bridge_net6_from'] = schema.POOL6
+    return fields
+
+
+def _read_pool6(value, error):
+    pool, message = names.parse_network(schema.POOL6, value)
+    if message:
+        error(message)
+        return None
+    if pool.version != 6 or pool.prefixlen > schema.POOL6_SUBNET_PREFIX:
+        error('%s: %r cannot hold IPv6 /%d networks; give an IPv6 network of prefix /%d or '
+              'shorter, such as fd00:1::/56' % (schema.POOL6, value, schema.POOL6_SUBNET_PREFIX,
+                                                schema.POOL6_SUBNET_PREFIX))
+        return None
+    return pool
+
+
+def _ipv6_address(path, value, error):
+    """An IPv6 ADDRESS/PREFIX as an IPNetwork, or None (reported)."""
+    net = nets.interface_address(path, value, error)
+    if net is not None and net.version != 6:
+        error('%s: %r is not an IPv6 address; write ADDRESS/PREFIX such as fd00:1::10/64' % (path, value))
+        return None
+    return net
 
 
 def _dhcp_range(value, error):
@@ -313,6 +390,19 @@ def _read_guest(host, index, entry, error):
         fields['net'] = nets.interface_address('%s.address' % path, entry['address'], error)
     if entry.get('gateway') is not None:
         fields['gateway_given'] = entry['gateway']
+    address6 = entry.get('address6')
+    if address6 is not None:
+        where = '%s.address6' % path
+        message = host.topology.guests.ipv6_refused(host.topology) if host.topology is not None else None
+        net = fields.get('net')
+        if message:
+            error('%s: %r is given, but %s' % (where, address6, message))
+        elif net is not None and net.version == 6:
+            error('%s: %r is given, but address %r is IPv6 already; a dual-stack guest has its '
+                  'IPv4 address in address' % (where, address6, entry['address']))
+        else:
+            fields['address6_given'] = address6
+            fields['net6'] = _ipv6_address(where, address6, error)
 
     dhcp = entry.get('dhcp')
     if dhcp is not None:

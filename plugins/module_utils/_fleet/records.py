@@ -58,6 +58,9 @@ class Guest:
     net: Any = None                 # netaddr.IPNetwork of its address (given or planned)
     address_given: Optional[str] = None
     gateway_given: Optional[str] = None
+    net6: Any = None                # netaddr.IPNetwork of its IPv6 address6 (given or planned)
+    address6_given: Optional[str] = None
+    slaac: bool = False             # net6 is the SLAAC address its kernel makes (EUI-64 of its MAC)
     options: Tuple = ()             # (key, value) of the qemu_guest options given
     dhcp: bool = True               # dhcp: false keeps it static (no lease, no name)
     forwards: Tuple[Forward, ...] = ()
@@ -86,6 +89,11 @@ class Host:
     bridge_net: Any = None
     pool: Any = None
     pool_broken: bool = False
+    pool6: Any = None               # netaddr.IPNetwork of tuntap_qemu_pool6 (/64s are planned from it)
+    pool6_broken: bool = False
+    bridge_net6: Any = None         # the bridge's IPv6 address (given, or ::1 of the pool6's first /64)
+    bridge_net6_from: Optional[str] = None  # the variable it comes from, for messages
+    nat6: bool = False              # tuntap_qemu_nat6: masquerade the IPv6 guest networks (NAT66)
     guest_user: Any = None
     guest_group: Any = None
     guests: Tuple[Guest, ...] = ()
@@ -97,6 +105,17 @@ class Host:
         """The guest gets a static lease and a name from this host's DHCP server (DHCPv4: an
         IPv6 guest is not served)."""
         return self.dhcp and guest.dhcp and guest.net is not None and guest.net.version == 4
+
+    def served6(self, guest):
+        """The guest takes its IPv6 address by SLAAC from this host's router advertisements
+        (when the plan gives it none): the host runs its DHCP server and the guest is not static."""
+        return self.dhcp and guest.dhcp
+
+    @property
+    def advertises6(self):
+        """The host sends router advertisements on its internal IPv6 networks (which must then be
+        /64: SLAAC)."""
+        return self.dhcp
 
     @property
     def lan(self):
@@ -115,3 +134,4 @@ class Resolved:
     and what was derived on the way."""
     guest: Guest
     gateway: Optional[str]
+    gateway6: Optional[str] = None  # the host side of its IPv6 network (None without address6)

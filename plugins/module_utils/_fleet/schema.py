@@ -20,6 +20,11 @@ UPLINK_DHCP = 'dhcp'
 BRIDGE = 'tuntap_qemu_bridge'
 BRIDGE_ADDRESS = 'tuntap_qemu_bridge_address'
 POOL = 'tuntap_qemu_pool'
+# Issue 13: IPv6 beside IPv4 (dual-stack) - a pool of /64s (routed) or the bridge's /64
+# (bridged_nat), optional NAT66.
+POOL6 = 'tuntap_qemu_pool6'
+BRIDGE_ADDRESS6 = 'tuntap_qemu_bridge_address6'
+NAT6 = 'tuntap_qemu_nat6'
 GUEST_USER = 'tuntap_qemu_guest_user'
 GUEST_GROUP = 'tuntap_qemu_guest_group'
 GUESTS = 'tuntap_qemu_guests'
@@ -30,11 +35,13 @@ DNS_DOMAIN = 'tuntap_qemu_dns_domain'
 # The host variables the plan reads; the action plugin fetches exactly these.
 HOST_VARIABLES = (TOPOLOGY, UPLINK, UPLINK_ADDRESS, UPLINK_GATEWAY, UPLINK_READDRESS, UPLINK_NETWORK,
                   BRIDGE, BRIDGE_ADDRESS, POOL, GUEST_USER, GUEST_GROUP, GUESTS, DHCP, DHCP_RANGE,
-                  DNS_DOMAIN)
+                  DNS_DOMAIN, POOL6, BRIDGE_ADDRESS6, NAT6)
 
 DEFAULT_UPLINK = 'eth0'
 DEFAULT_BRIDGE = 'br0'
 POOL_SUBNET_PREFIX = 24
+# An IPv6 guest network is a /64: what SLAAC needs, and what tuntap_qemu_pool6 plans.
+POOL6_SUBNET_PREFIX = 64
 # ICANN reserved .internal for private networks (2024): it never clashes with a public name.
 DEFAULT_DNS_DOMAIN = 'qemu.internal'
 
@@ -45,7 +52,8 @@ QEMU_INTEGERS = ('memory', 'cpus')
 QEMU_BOOLEANS = ('autostart',)
 QEMU_LISTS = ('extra_args',)
 QEMU_OPTIONS = QEMU_STRINGS + tuple(sorted(QEMU_CHOICES)) + QEMU_INTEGERS + QEMU_BOOLEANS + QEMU_LISTS
-GUEST_NETWORK_KEYS = ('name', 'tap', 'user', 'group', 'run_as', 'mac', 'address', 'gateway')
+# address6: the guest's IPv6 address beside its IPv4 one (dual-stack).
+GUEST_NETWORK_KEYS = ('name', 'tap', 'user', 'group', 'run_as', 'mac', 'address', 'address6', 'gateway')
 # dhcp: false keeps a guest static (no lease, no name); forwards: its port forwards.
 GUEST_SERVICE_KEYS = ('dhcp', 'forwards')
 GUEST_KEYS = GUEST_NETWORK_KEYS + GUEST_SERVICE_KEYS + QEMU_OPTIONS

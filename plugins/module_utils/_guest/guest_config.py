@@ -43,13 +43,24 @@ def guest_network(path, address, gateway=None):
     return result, errors
 
 
-def render_interfaces_stanza(network, device='eth0'):
-    """The Debian /etc/network/interfaces stanza of the classic guide, for inside the guest."""
+def render_interfaces_stanza(network, device='eth0', inet6=None):
+    """The Debian /etc/network/interfaces stanza of the classic guide, for inside the guest.
+
+    inet6: a dual-stack guest's IPv6 network (guest_network() of its address6, with 'slaac':
+    True when its kernel makes the address from the router advertisements): a second stanza,
+    `inet6 auto` (SLAAC) or `inet6 static`.
+    """
     family = 'inet' if network['version'] == 4 else 'inet6'
     lines = ['auto %s' % device, 'iface %s %s static' % (device, family),
              '    address %s' % network['address']]
     if network['gateway']:
         lines.append('    gateway %s' % network['gateway'])
+    if inet6 is not None and inet6.get('slaac'):
+        lines.append('iface %s inet6 auto' % device)
+    elif inet6 is not None:
+        lines.extend(['iface %s inet6 static' % device, '    address %s' % inet6['address']])
+        if inet6['gateway']:
+            lines.append('    gateway %s' % inet6['gateway'])
     return '\n'.join(lines) + '\n'
 
 

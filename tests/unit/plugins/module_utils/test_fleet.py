@@ -64,6 +64,7 @@ def guest(name, tap, address, gateway, derived, mac=None, user=None, group=None,
         'network': network, 'gateway': gateway,
         'kernel_ip': 'ip=%s::%s:%s:%s:eth0:off' % (ip, gateway or '', netmask, name),
         'interfaces_stanza': stanza, 'derived': derived, 'dhcp': dhcp,
+        'address6': None, 'ip6': None, 'gateway6': None, 'slaac': False,
     }
     result.update(options)
     return result
@@ -77,6 +78,7 @@ LAN_HINT = ('%s: the inventory (tuntap_qemu_uplink_address 10.0.0.14/24, tuntap_
 EXPECTED_PLAN = {
     'hv1': {
         'topology': 'routed', 'uplink': 'eth0', 'uplink_address': '10.0.0.11/24', 'forwarding': True,
+        'forwarding_families': ['ipv4'],
         'uplink_gateway': None,
         'uplink_network': None,
         'uplink_check': {'name': 'eth0', 'bridge': None, 'addresses': ['10.0.0.11/24'], 'gateway': None, 'exact': False, 'dhcp': False,
@@ -90,10 +92,10 @@ EXPECTED_PLAN = {
         'nat': [],
         # A DHCP guest booted from a kernel asks for its address: no ip= is appended.
         'dhcp': {'domain': 'qemu.internal', 'host_name': 'hv1', 'networks': [
-            {'interface': 'tap0', 'address': '192.168.0.1/24', 'range': None,
-             'hosts': [{'mac': stable_mac('vm1', 0), 'address': '192.168.0.10', 'name': 'vm1'}]},
-            {'interface': 'tap1', 'address': '192.168.1.254/24', 'range': None,
-             'hosts': [{'mac': stable_mac('vm2', 0), 'address': '192.168.1.10', 'name': 'vm2'}]}]},
+            {'interface': 'tap0', 'address': '192.168.0.1/24', 'address6': None, 'range': None,
+             'hosts': [{'mac': stable_mac('vm1', 0), 'address': '192.168.0.10', 'name': 'vm1', 'address6': None}]},
+            {'interface': 'tap1', 'address': '192.168.1.254/24', 'address6': None, 'range': None,
+             'hosts': [{'mac': stable_mac('vm2', 0), 'address': '192.168.1.10', 'name': 'vm2', 'address6': None}]}]},
         'port_forwards': [],
         'guests': [
             guest('vm1', 'tap0', '192.168.0.10/24', '192.168.0.1', ['gateway', 'mac', 'tap'],
@@ -104,6 +106,7 @@ EXPECTED_PLAN = {
     'hv2': {
         # The pool skips 192.168.0.0/24 and 192.168.1.0/24 (hv1's guests).
         'topology': 'routed_nat', 'uplink': 'eth0', 'uplink_address': '10.0.0.12/24', 'forwarding': True,
+        'forwarding_families': ['ipv4'],
         'uplink_gateway': None,
         'uplink_network': None,
         'uplink_check': {'name': 'eth0', 'bridge': None, 'addresses': ['10.0.0.12/24'], 'gateway': None, 'exact': False, 'dhcp': False,
@@ -117,10 +120,10 @@ EXPECTED_PLAN = {
         'nat': [{'source': ['192.168.2.0/24'], 'out_interface': 'eth0'},
                 {'source': ['192.168.3.0/24'], 'out_interface': 'eth0'}],
         'dhcp': {'domain': 'qemu.internal', 'host_name': 'hv2', 'networks': [
-            {'interface': 'tap0', 'address': '192.168.2.1/24', 'range': None,
-             'hosts': [{'mac': stable_mac('vm3', 0), 'address': '192.168.2.2', 'name': 'vm3'}]},
-            {'interface': 'vnet4', 'address': '192.168.3.1/24', 'range': None,
-             'hosts': [{'mac': stable_mac('vm4', 0), 'address': '192.168.3.2', 'name': 'vm4'}]}]},
+            {'interface': 'tap0', 'address': '192.168.2.1/24', 'address6': None, 'range': None,
+             'hosts': [{'mac': stable_mac('vm3', 0), 'address': '192.168.2.2', 'name': 'vm3', 'address6': None}]},
+            {'interface': 'vnet4', 'address': '192.168.3.1/24', 'address6': None, 'range': None,
+             'hosts': [{'mac': stable_mac('vm4', 0), 'address': '192.168.3.2', 'name': 'vm4', 'address6': None}]}]},
         'port_forwards': [],
         'guests': [
             guest('vm3', 'tap0', '192.168.2.2/24', '192.168.2.1', ['address', 'gateway', 'mac', 'tap']),
@@ -129,6 +132,7 @@ EXPECTED_PLAN = {
     },
     'hv3': {
         'topology': 'bridged_nat', 'uplink': 'ens3', 'uplink_address': '10.0.0.13/24', 'forwarding': True,
+        'forwarding_families': ['ipv4'],
         'uplink_gateway': None,
         'uplink_network': None,
         'uplink_check': {'name': 'ens3', 'bridge': None, 'addresses': ['10.0.0.13/24'], 'gateway': None, 'exact': False, 'dhcp': False,
@@ -142,9 +146,9 @@ EXPECTED_PLAN = {
                    'gateway': None, 'readdress': False, 'dhcp': False},
         'nat': [{'source': ['192.168.100.0/24'], 'out_interface': 'ens3'}],
         'dhcp': {'domain': 'qemu.internal', 'host_name': 'hv3', 'networks': [
-            {'interface': 'virbr0', 'address': '192.168.100.1/24', 'range': None,
-             'hosts': [{'mac': stable_mac('vm5', 0), 'address': '192.168.100.2', 'name': 'vm5'},
-                       {'mac': stable_mac('vm6', 0), 'address': '192.168.100.3', 'name': 'vm6'}]}]},
+            {'interface': 'virbr0', 'address': '192.168.100.1/24', 'address6': None, 'range': None,
+             'hosts': [{'mac': stable_mac('vm5', 0), 'address': '192.168.100.2', 'name': 'vm5', 'address6': None},
+                       {'mac': stable_mac('vm6', 0), 'address': '192.168.100.3', 'name': 'vm6', 'address6': None}]}]},
         'port_forwards': [],
         'guests': [
             guest('vm5', 'tap0', '192.168.100.2/24', '192.168.100.1', ['gateway', 'mac', 'tap']),
@@ -153,6 +157,7 @@ EXPECTED_PLAN = {
     },
     'hv4': {
         'topology': 'bridged_lan', 'uplink': 'eth0', 'uplink_address': '10.0.0.14/24', 'forwarding': False,
+        'forwarding_families': ['ipv4'],
         'uplink_gateway': '10.0.0.1',
         'uplink_network': None,
         'uplink_check': {'name': 'eth0', 'bridge': 'br0', 'addresses': ['10.0.0.14/24'], 'gateway': '10.0.0.1', 'exact': True, 'dhcp': False,
@@ -636,7 +641,7 @@ def test_a_dhcp_guest_gets_no_kernel_ip(entry, append):
     assert entry['dhcp'] is True
     assert entry['kernel_ip'] == 'ip=192.168.0.10::192.168.0.1:255.255.255.0:a:eth0:off'
     assert plan['hv1']['dhcp']['networks'][0]['hosts'] == [
-        {'mac': entry['mac'], 'address': '192.168.0.10', 'name': 'a'}]
+        {'mac': entry['mac'], 'address': '192.168.0.10', 'name': 'a', 'address6': None}]
 
 
 def test_empty_fleet():

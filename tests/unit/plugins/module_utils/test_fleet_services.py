@@ -44,10 +44,10 @@ def test_bridged_nat_serves_its_bridge_with_a_lease_per_guest_and_a_range():
                                tuntap_qemu_dns_domain='Lab.Example.'))
     assert plan['hv3']['dhcp'] == {
         'domain': 'lab.example', 'host_name': 'hv3',
-        'networks': [{'interface': 'br0', 'address': '192.168.5.1/24',
+        'networks': [{'interface': 'br0', 'address': '192.168.5.1/24', 'address6': None,
                       'range': ['192.168.5.100', '192.168.5.150'],
-                      'hosts': [{'mac': stable_mac('vm5', 0), 'address': '192.168.5.10', 'name': 'vm5'},
-                                {'mac': stable_mac('vm6', 0), 'address': '192.168.5.11', 'name': 'vm6'}]}]}
+                      'hosts': [{'mac': stable_mac('vm5', 0), 'address': '192.168.5.10', 'name': 'vm5', 'address6': None},
+                                {'mac': stable_mac('vm6', 0), 'address': '192.168.5.11', 'name': 'vm6', 'address6': None}]}]}
 
 
 def test_routed_nat_serves_each_tap_and_leaves_static_guests_out():
@@ -55,8 +55,8 @@ def test_routed_nat_serves_each_tap_and_leaves_static_guests_out():
     host['tuntap_qemu_guests'][1]['dhcp'] = False
     plan = plan_of(hv2=host)
     assert plan['hv2']['dhcp']['networks'] == [
-        {'interface': 'tap0', 'address': '192.168.3.1/24', 'range': None,
-         'hosts': [{'mac': stable_mac('vm3', 0), 'address': '192.168.3.10', 'name': 'vm3'}]}]
+        {'interface': 'tap0', 'address': '192.168.3.1/24', 'address6': None, 'range': None,
+         'hosts': [{'mac': stable_mac('vm3', 0), 'address': '192.168.3.10', 'name': 'vm3', 'address6': None}]}]
     assert [guest['dhcp'] for guest in plan['hv2']['guests']] == [True, False]
 
 
