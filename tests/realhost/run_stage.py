@@ -231,12 +231,35 @@ def guest_gateway(topology, guest):
     return None
 
 
+def guest_interface(topology, guest):
+    """The host's interface towards the guest: br0 (bridged), else the guest's tap."""
+    if (topology.topology or topology.name) in ('bridged_nat', 'bridged_lan'):
+        return 'br0'
+    return 'tap%d' % topology.guests.index(guest)
+
+
+def guest_gateway6(topology, guest):
+    """The host side IPv6 address of the guest's network (issue 13), or None."""
+    return next((address.split('/')[0] for interface, address in topology.ipv6_networks
+                 if interface == guest_interface(topology, guest)), None)
+
+
+def slaac_address(mac, network):
+    """The address a guest's kernel makes by SLAAC from its MAC in a /64 (EUI-64)."""
+    octets = [int(part, 16) for part in mac.split(':')]
+    octets[0] ^= 0x02
+    eui64 = octets[:3] + [0xff, 0xfe] + octets[3:]
+    return ipaddress.ip_network(network)[int.from_bytes(bytes(eui64), 'big')]
+
+
 def ping_targets(topology, guest):
     """What a guest pings from its console: its gateway (bridged_lan: the host), the other
-    guests of its host, the LAN peer."""
+    guests of its host, the LAN peer; a dual-stack guest also its IPv6 gateway (its IPv6
+    address by SLAAC from the host's router advertisements)."""
     first = guest_gateway(topology, guest) if topology.name != 'bridged_lan' else HOST
     others = [other.address.split('/')[0] for other in topology.guests if other is not guest]
-    return [first] + others + [PEER]
+    gateway6 = guest_gateway6(topology, guest)
+    return [first] + others + [PEER] + ([gateway6] if gateway6 else [])
 
 
 def inventory_vars(topology):
@@ -249,8 +272,10 @@ def inventory_vars(topology):
                 'accel': 'tcg',
                 # A booting guest's kernel messages stay on its console (they show how far
                 # it got when the stage waits for it in vain).
-                'append': 'console=ttyS0%s panic=-1 ttq.ping=%s ttq.after=stay'
-                          % ('' if topology.boot_guests else ' quiet', ','.join(ping_targets(topology, guest))),
+                'append': 'console=ttyS0%s panic=-1 ttq.ping=%s ttq.after=stay%s'
+                          % ('' if topology.boot_guests else ' quiet', ','.join(ping_targets(topology, guest)),
+                             # SLAAC under TCG in TCG: the wait ends when the address is there.
+                             ' ttq.ip6_wait=120' if guest_gateway6(topology, guest) else ''),
                 'extra_args': ['-no-reboot'] + ([] if topology.boot_guests else ['-S'])}
         if guest.gateway:
             spec['gateway'] = guest.gateway
@@ -931,6 +956,18 @@ class TopologyRun:
                        lease.get('ip') == guest.address and lease.get('hostname') == name,
                        'TTQ-LEASE %s' % ' '.join('%s=%s' % item for item in sorted(lease.items()))
                        if lease else 'no TTQ-LEASE line; errors %s' % report['errors'])
+        if self.topology.ipv6_networks:
+            # Issue 13: the guest's own SLAAC address from the host's router advertisements,
+            # the EUI-64 of its MAC in its /64 (what the plan puts in the AAAA record).
+            boot = report['boot'] or {}
+            guest = next(item for item in self.topology.guests if item.name == name)
+            network = next((str(ipaddress.ip_interface(address).network) for interface, address
+                            in self.topology.ipv6_networks if interface == guest_interface(self.topology, guest)), None)
+            wanted = '%s/64' % slaac_address(boot['mac'], network) if boot.get('mac') and network else None
+            self.check('guest console: %s took its SLAAC address %s from the host\'s router advertisements'
+                       % (name, wanted or 'in %s' % network), wanted is not None and boot.get('ip6') == wanted,
+                       'TTQ-BOOT ip6=%s ip6_wait=%s' % (boot.get('ip6'), boot.get('ip6_wait')) if boot
+                       else 'no TTQ-BOOT line')
         self.check('guest console: network up after the reboot', ok,
                    '%s (QEMU since boot): %s; %.0fs after the reboot' % (
                        name, ', '.join('%s %s' % (target, item.get('status')) for target, item in sorted(results.items()))
