@@ -186,7 +186,7 @@ def _read_ipv6(topology, dhcp, variables, error):
             continue
         message = rule.ipv6_refused(topology) if rule is not None else None
         if message:
-            error('%s: %r is given, but %s' % (variable, value, message))
+            error('%s: %s is given, but %s' % (variable, 'true' if value is True else repr(value), message))
             fields['pool6_broken'] = True
 
     value = variables.get(schema.NAT6)
