@@ -211,8 +211,8 @@ def _read_ipv6(topology, dhcp, variables, error):
     if value is not None and value != '' and topology is not None:
         if not topology.needs_bridge_address:
             error('%s: %r is given, but %s has no bridge of its own; the IPv6 address of each '
-                  'tap comes from %s or the guest\'s address6' % (schema.BRIDGE_ADDRESS6, value,
-                                                                   topology.name, schema.POOL6))
+                  'tap comes from %s or the guest\'s address6'
+                  % (schema.BRIDGE_ADDRESS6, value, topology.name, schema.POOL6))
         else:
             net = _ipv6_address(schema.BRIDGE_ADDRESS6, value, error)
             if net is not None and dhcp and net.prefixlen != schema.POOL6_SUBNET_PREFIX:
