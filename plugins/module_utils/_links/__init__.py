@@ -11,6 +11,7 @@ fail with every error, apply.
     planning.py         LinkPlan, plan_tap, plan_bridge (the generic bridge, STP ordering)
     uplink_takeover.py  bridged_lan: the uplink's addresses and routes move to the bridge
     uplink_check.py     the uplink as it is against what the inventory says
+    router_solicit.py   one IPv6 router solicitation (SLAAC on the link that takes the LAN)
     marks.py            the mark (interface alias) that says a link is ours
     pruning.py          prune: our taps and bridges that a call does not hold go
     tun_holders.py      the processes that hold a tap/tun open (/proc fdinfo)

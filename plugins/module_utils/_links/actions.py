@@ -18,10 +18,20 @@ Every kind there is:
                                                     AddrAdd(..., valid=S, preferred=S) adds
                                                     it with those lifetimes (a DHCP lease
                                                     moved: it stays dynamic)
+    AddrDel(..., gone_ok=True)                      and an address already gone is no
+                                                    error (one the kernel made itself, which
+                                                    may expire or go with its parent)
     RouteReplace(name, route)                       a route (reading.read_routes() dict)
                                                     through `name`, replaced in one step
                                                     (to the bridge on a takeover, back to
                                                     the uplink when the bridge goes)
+    RouteDel(name, route)                           a route the kernel learnt from a router
+                                                    advertisement (reading.read_ra_routes())
+                                                    through `name`; gone already is no error
+    Solicit(name)                                   one IPv6 router solicitation from `name`
+                                                    (router_solicit.py): the kernel makes
+                                                    the link's SLAAC addresses and RA routes
+                                                    from the answer
     DhcpMove(name, source, stop, start)             the DHCP client moves from link `source`
                                                     to `name`: the lease file copied, the
                                                     clients `stop` ended by pid, ifupdown's
@@ -96,6 +106,7 @@ class AddrAdd:
 class AddrDel:
     name: str
     address: str
+    gone_ok: bool = False
 
     def describe(self):
         return 'removing address %s' % self.address
@@ -108,6 +119,23 @@ class RouteReplace:
 
     def describe(self):
         return 'moving route %s' % describe_route(self.route)
+
+
+@dataclasses.dataclass(frozen=True)
+class RouteDel:
+    name: str
+    route: Dict[str, Any]
+
+    def describe(self):
+        return 'removing route %s (learnt from a router advertisement)' % describe_route(self.route)
+
+
+@dataclasses.dataclass(frozen=True)
+class Solicit:
+    name: str
+
+    def describe(self):
+        return 'sending a router solicitation'
 
 
 @dataclasses.dataclass(frozen=True)

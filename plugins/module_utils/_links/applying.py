@@ -8,17 +8,21 @@ pyroute2 (netlink.py imports it on first use).
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import socket
 
-from ansible_collections.tuntap.qemu.plugins.module_utils._links import dhcp_client, netlink, tuntap
+from ansible_collections.tuntap.qemu.plugins.module_utils._links import (
+    dhcp_client, netlink, router_solicit, tuntap)
 from ansible_collections.tuntap.qemu.plugins.module_utils._links.actions import (
-    AddrAdd, AddrDel, BridgeCreate, Delete, DhcpMove, LinkSet, RouteReplace, Tun)
+    AddrAdd, AddrDel, BridgeCreate, Delete, DhcpMove, LinkSet, RouteDel, RouteReplace, Solicit, Tun)
 from ansible_collections.tuntap.qemu.plugins.module_utils._links.reading import (
     RT_TABLE_MAIN, RTNH_F_ONLINK)
 
 USER_HZ = 100  # bridge timers are given in clock_t
 IFA_F_NODAD = 0x02  # linux/if_addr.h
+# What the kernel answers for an address or a route that is not there (any more).
+GONE = (errno.EADDRNOTAVAIL, errno.ESRCH, errno.ENOENT)
 
 
 class LinkError(Exception):
@@ -59,7 +63,14 @@ def apply_plan(ipr, plan):
                 ipr.addr('add', index=ifindex(name), **kwargs)
             elif isinstance(action, AddrDel):
                 address, prefix = action.address.split('/')
-                ipr.addr('del', index=ifindex(name), address=address, prefixlen=int(prefix))
+                _deleting(action.gone_ok, ipr.addr, 'del', index=ifindex(name), address=address,
+                          prefixlen=int(prefix))
+            elif isinstance(action, RouteDel):
+                _deleting(True, ipr.route, 'del', **_route_kwargs(action.route, ifindex(name)))
+            elif isinstance(action, Solicit):
+                # False: the link cannot send yet (no usable link-local address); the kernel
+                # solicits itself once it has one, or the router's next advertisement comes.
+                router_solicit.solicit(name)
             elif isinstance(action, DhcpMove):
                 dhcp_client.move(action.source, name, action.stop, action.start)
             else:
@@ -68,6 +79,16 @@ def apply_plan(ipr, plan):
             raise LinkError('%s: %s' % (name, exc) if isinstance(exc, dhcp_client.ClientError) else str(exc))
         except failures as exc:
             raise LinkError('%s: %s failed: %s' % (name, action.describe(), exc))
+
+
+def _deleting(gone_ok, request, *args, **kwargs):
+    """A delete request; with gone_ok, what is gone already is no error."""
+    try:
+        request(*args, **kwargs)
+    except netlink.errors() as exc:  # NetlinkError has the errno as `code`
+        code = getattr(exc, 'code', None) or getattr(exc, 'errno', None)
+        if not (gone_ok and code in GONE):
+            raise
 
 
 def address_kwargs(cidr):

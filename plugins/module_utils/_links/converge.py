@@ -149,6 +149,7 @@ class BridgeSteps(LinkSteps):
         for spec in request.specs:
             if spec['uplink'] and spec['state'] == 'present':
                 spec['uplink_routes'] = uplink_routes(spec['uplink'])
+                spec['uplink_ra_routes'] = uplink_routes(spec['uplink'], reading.read_ra_routes)
                 spec['bridge_routes'] = uplink_routes(spec['name'])
         snapshot = reading.read_snapshot()
         going = [spec['name'] for spec in request.specs
@@ -218,16 +219,16 @@ class _Unchanged:
         self.facts = facts
 
 
-def uplink_routes(uplink):
-    """The routes read_routes() finds through `uplink`, or [] when it does not exist
-    (plan_bridge reports the missing port)."""
+def uplink_routes(uplink, reader=reading.read_routes):
+    """The routes read_routes() (or `reader`: read_ra_routes()) finds through `uplink`, or []
+    when it does not exist (plan_bridge reports the missing port)."""
     try:
         socket.if_nametoindex(uplink)
     except OSError:
         return []
     ipr = netlink.open_netlink()
     try:
-        return reading.read_routes(ipr, uplink)
+        return reader(ipr, uplink)
     finally:
         ipr.close()
 

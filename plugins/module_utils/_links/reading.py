@@ -33,31 +33,55 @@ def read_snapshot():
     return rtnl_snapshot.read_snapshot()
 
 
-def read_routes(ipr, ifname):
-    """Routes of the main table through `ifname` that someone configured (not proto kernel
-    or ra), as plain dicts: family, dst ('default' or 'ADDR/LEN'), gateway, metric, proto,
-    scope, onlink (moved with the route, so the bridge has what ifupdown gives it at boot).
-    `ipr` is a pyroute2 IPRoute (netlink.open_netlink())."""
+def _route_dumps(ipr, ifname, families):
+    """(family, msg) of the main table's routes through `ifname`."""
     index = socket.if_nametoindex(ifname)
-    routes = []
-    for family in (socket.AF_INET, socket.AF_INET6):
+    for family in families:
         # An interrupted dump is read again with the snapshot's policy (rtnl_snapshot).
         dump = rtnl_snapshot.retry_interrupted(
             lambda family=family: tuple(ipr.get_routes(family=family, table=RT_TABLE_MAIN)),
             'RTM_GETROUTE dump', netlink.dump_interrupted())
         for msg in dump:
-            if msg.get_attr('RTA_OIF') != index or msg['proto'] in (RTPROT_KERNEL, RTPROT_RA):
-                continue
-            dst = msg.get_attr('RTA_DST')
-            routes.append({
-                'family': 4 if family == socket.AF_INET else 6,
-                'dst': '%s/%d' % (dst, msg['dst_len']) if dst else 'default',
-                'gateway': msg.get_attr('RTA_GATEWAY'),
-                'metric': msg.get_attr('RTA_PRIORITY'),
-                'proto': msg['proto'],
-                'scope': msg['scope'],
-                'onlink': bool(msg['flags'] & RTNH_F_ONLINK),
-            })
+            if msg.get_attr('RTA_OIF') == index:
+                yield family, msg
+
+
+def _route_record(family, msg):
+    dst = msg.get_attr('RTA_DST')
+    return {
+        'family': 4 if family == socket.AF_INET else 6,
+        'dst': '%s/%d' % (dst, msg['dst_len']) if dst else 'default',
+        'gateway': msg.get_attr('RTA_GATEWAY'),
+        'metric': msg.get_attr('RTA_PRIORITY'),
+        'proto': msg['proto'],
+        'scope': msg['scope'],
+        'onlink': bool(msg['flags'] & RTNH_F_ONLINK),
+    }
+
+
+def read_routes(ipr, ifname):
+    """Routes of the main table through `ifname` that someone configured (not proto kernel
+    or ra), as plain dicts: family, dst ('default' or 'ADDR/LEN'), gateway, metric, proto,
+    scope, onlink (moved with the route, so the bridge has what ifupdown gives it at boot).
+    `ipr` is a pyroute2 IPRoute (netlink.open_netlink())."""
+    return [_route_record(family, msg)
+            for family, msg in _route_dumps(ipr, ifname, (socket.AF_INET, socket.AF_INET6))
+            if msg['proto'] not in (RTPROT_KERNEL, RTPROT_RA)]
+
+
+def read_ra_routes(ipr, ifname):
+    """The IPv6 routes of the main table through `ifname` that the kernel learnt from router
+    advertisements, as read_routes() dicts: proto ra (the default route via the router, a
+    route information option) and proto kernel with an expiry (the on-link route of an
+    advertised prefix; a static address's prefix route has none). They come back by
+    themselves on the link that hears the router, so they are never moved; a link that
+    becomes a bridge port hears it no longer and must let them go (uplink_takeover)."""
+    routes = []
+    for family, msg in _route_dumps(ipr, ifname, (socket.AF_INET6,)):
+        cache = msg.get_attr('RTA_CACHEINFO')
+        expires = cache.get('rta_expires', 0) if cache else 0
+        if msg['proto'] == RTPROT_RA or (msg['proto'] == RTPROT_KERNEL and expires):
+            routes.append(_route_record(family, msg))
     return routes
 
 
@@ -79,9 +103,10 @@ def ports_of(snapshot, bridge):
 
 
 def device_facts(snapshot, name):
-    """What the modules return about one device (`dynamic` only when it holds such addresses)."""
+    """What the modules return about one device (`dynamic` and `autoconf` only when it holds
+    such addresses)."""
     link = snapshot.get(name)
     if link is None:
         return None
     return dict((key, value) for key, value in link.items()
-                if key != 'master_index' and not (key == 'dynamic' and not value))
+                if key != 'master_index' and not (key in ('dynamic', 'autoconf') and not value))

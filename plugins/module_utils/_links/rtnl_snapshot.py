@@ -97,7 +97,13 @@ IFLA_BR_STP_STATE = 5
 IFA_ADDRESS = 1
 IFA_LOCAL = 2
 IFA_CACHEINFO = 6
+IFA_FLAGS = 8      # u32: all the IFA_F_ flags (struct ifaddrmsg's ifa_flags holds 8 of them)
+IFA_PROTO = 11     # u8, Linux 6.3+: who made the address (absent when unspecified)
 INFINITY_LIFE_TIME = 0xFFFFFFFF   # ifa_valid / ifa_prefered of an address without lifetime
+IFA_F_TEMPORARY = 0x01            # an RFC 8981 privacy address made from a SLAAC one (IPv6)
+IFA_F_PERMANENT = 0x80            # added with an infinite lifetime (by a person or a program)
+IFA_F_MANAGETEMPADDR = 0x100      # the kernel makes temporary addresses from this one
+IFAPROT_KERNEL_RA = 2             # IFA_PROTO of an address made from a router advertisement
 
 # linux/if.h
 IFF_UP = 0x1
@@ -125,7 +131,7 @@ LINKINFO_ATTRIBUTES = frozenset((IFLA_INFO_KIND, IFLA_INFO_DATA))
 TUN_ATTRIBUTES = frozenset((IFLA_TUN_OWNER, IFLA_TUN_GROUP, IFLA_TUN_TYPE, IFLA_TUN_VNET_HDR,
                             IFLA_TUN_PERSIST, IFLA_TUN_MULTI_QUEUE))
 BRIDGE_ATTRIBUTES = frozenset((IFLA_BR_FORWARD_DELAY, IFLA_BR_STP_STATE))
-ADDRESS_ATTRIBUTES = frozenset((IFA_ADDRESS, IFA_LOCAL, IFA_CACHEINFO))
+ADDRESS_ATTRIBUTES = frozenset((IFA_ADDRESS, IFA_LOCAL, IFA_CACHEINFO, IFA_FLAGS, IFA_PROTO))
 
 
 def _align(length):
@@ -199,7 +205,10 @@ def decode_link(data, start, end):
     The record is that of the pyroute2 reference reader (tests/integration/targets/rtnl_snapshot/pyroute2_reader.py): name, ifindex, kind, mac, mtu, state,
     operstate, master_index, master (None; set by snapshot_from()), addresses ([]), dynamic
     ({}: the addresses with a finite lifetime, such as a DHCP lease: {'ADDRESS/PREFIX':
-    {'valid': seconds, 'preferred': seconds}}, filled by snapshot_from()), alias (IFLA_IFALIAS, None when unset: the mark of marks.py), and
+    {'valid': seconds, 'preferred': seconds}}, filled by snapshot_from()), autoconf ({}: the
+    IPv6 addresses the kernel made itself from router advertisements, which are in neither
+    `addresses` nor `dynamic`: {'ADDRESS/PREFIX': 'slaac' or 'temporary'}, see
+    autoconf_kind()), alias (IFLA_IFALIAS, None when unset: the mark of marks.py), and
     mode/owner/group/multi_queue/vnet_hdr/persist/carrier for kind 'tun' (carrier: a process
     holds the device open), stp/forward_delay for kind 'bridge'.
     """
@@ -225,6 +234,7 @@ def decode_link(data, start, end):
         'master': None,
         'addresses': [],
         'dynamic': {},
+        'autoconf': {},
         'alias': _string(data, attrs.get(IFLA_IFALIAS)) or None,
     }
     data_span = info.get(IFLA_INFO_DATA)
@@ -251,19 +261,44 @@ def decode_link(data, start, end):
     return record
 
 
+def autoconf_kind(family, flags, proto):
+    """'slaac', 'temporary' or None: is this address one the kernel made itself from a router
+    advertisement (SLAAC, RFC 4862) or from such an address (a privacy address, RFC 8981)?
+
+    flags: IFA_FLAGS (or ifa_flags); proto: IFA_PROTO or None. The kernel gives every address
+    it makes from a prefix of an RA IFA_F_MANAGETEMPADDR (net/ipv6/addrconf.c,
+    addrconf_prefix_rcv_add_addr(), since Linux 3.14) and, from Linux 6.3 on, IFA_PROTO
+    IFAPROT_KERNEL_RA; the temporary addresses it makes from those carry IFA_F_TEMPORARY.
+    Neither is IFA_F_PERMANENT, which every address added with an infinite lifetime has (an
+    admin's `ip -6 addr add ... mngtmpaddr` is static, not the kernel's). They come back by
+    themselves on the link that hears the router, so they are never moved or persisted.
+    Another IFA_PROTO (a program's own) says the address is not the kernel's.
+    """
+    if family != socket.AF_INET6 or flags & IFA_F_PERMANENT:
+        return None
+    if proto not in (None, 0, IFAPROT_KERNEL_RA):
+        return None
+    if flags & IFA_F_TEMPORARY:
+        return 'temporary'
+    if flags & IFA_F_MANAGETEMPADDR or proto == IFAPROT_KERNEL_RA:
+        return 'slaac'
+    return None
+
+
 def decode_address(data, start, end):
-    """The body of one RTM_NEWADDR message -> (ifindex, 'ADDRESS/PREFIX', lifetime).
+    """The body of one RTM_NEWADDR message -> (ifindex, 'ADDRESS/PREFIX', lifetime, autoconf).
 
     IFA_LOCAL is preferred over IFA_ADDRESS (on a point-to-point link IFA_ADDRESS is the
     peer). None for an IPv6 link-local address (fe80:) and for families other than IPv4
     and IPv6. lifetime is None for an address that lives forever (no IFA_CACHEINFO, or its
     ifa_valid is INFINITY_LIFE_TIME: the kernel's IFA_F_PERMANENT), else the remaining
     {'valid': seconds, 'preferred': seconds} of struct ifa_cacheinfo (a DHCP lease: what
-    `ip addr` shows as valid_lft / preferred_lft and `dynamic`).
+    `ip addr` shows as valid_lft / preferred_lft and `dynamic`). autoconf is
+    autoconf_kind() of its flags (IFA_FLAGS, else ifa_flags) and IFA_PROTO.
     """
     if end - start < IFADDRMSG.size:
         raise _bad_message('RTM_NEWADDR shorter than struct ifaddrmsg')
-    family, prefixlen, _flags, _scope, index = IFADDRMSG.unpack_from(data, start)
+    family, prefixlen, flags, _scope, index = IFADDRMSG.unpack_from(data, start)
     if family not in (socket.AF_INET, socket.AF_INET6):
         return None
     attrs = attribute_spans(data, start + IFADDRMSG.size, end, ADDRESS_ATTRIBUTES)
@@ -281,23 +316,31 @@ def decode_address(data, start, end):
         preferred, valid = IFA_CACHEINFO_STRUCT.unpack_from(data, cache[0])[:2]
         if valid != INFINITY_LIFE_TIME:
             lifetime = {'valid': valid, 'preferred': preferred}
-    return index, '%s/%d' % (address, prefixlen), lifetime
+    flags = _number(data, attrs.get(IFA_FLAGS), U32, flags)
+    autoconf = autoconf_kind(family, flags, _number(data, attrs.get(IFA_PROTO), U8))
+    return index, '%s/%d' % (address, prefixlen), lifetime, autoconf
 
 
 def snapshot_from(links, addresses):
-    """Link records (dump order) and (ifindex, address, lifetime) triples -> {ifname: record}.
+    """Link records (dump order) and (ifindex, address, lifetime, autoconf) of decode_address()
+    -> {ifname: record}.
 
     As the pyroute2 reference reader: addresses of unknown links are dropped, each record's
     addresses are sorted and `master` is the name of the link at master_index; addresses
-    with a lifetime are also in the record's `dynamic`.
+    with a lifetime are also in the record's `dynamic`; the kernel's own (autoconf) are in
+    `autoconf` alone.
     """
     by_index = dict((record['ifindex'], record) for record in links)
-    for index, address, lifetime in addresses:
+    for index, address, lifetime, autoconf in addresses:
         record = by_index.get(index)
-        if record is not None:
-            record['addresses'].append(address)
-            if lifetime is not None:
-                record['dynamic'][address] = lifetime
+        if record is None:
+            continue
+        if autoconf:
+            record['autoconf'][address] = autoconf
+            continue
+        record['addresses'].append(address)
+        if lifetime is not None:
+            record['dynamic'][address] = lifetime
     snapshot = {}
     for record in by_index.values():
         master = by_index.get(record['master_index'])

@@ -170,6 +170,7 @@ def bridge_spec(params):
         'move_ports': params.get('move_ports'),
         'uplink': uplink or None,
         'uplink_routes': None,
+        'uplink_ra_routes': None,
         'bridge_routes': None,
         'gateway': gateway,
         'readdress': readdress,

@@ -18,6 +18,12 @@ address (one with a finite lifetime, rtnl_snapshot's `dynamic`) and a DHCP clien
 A static check that moves the uplink (exact) refuses an uplink whose address is a lease: the
 takeover would make a static copy of it and leave the client on a bridge port.
 
+What the kernel makes itself from the LAN router's advertisements is not compared: SLAAC
+addresses and their temporary ones (the snapshot's `autoconf`, apart from `addresses`) and
+RA routes (read_routes() leaves them out) come back by themselves on whichever link hears the
+router, at runtime as at boot, so an exact check neither counts nor persists them; the facts
+list the addresses as `autoconf`. A static IPv6 address is compared like an IPv4 one.
+
 Pure functions over a link snapshot (reading.read_snapshot()) and routes
 (reading.read_routes()); nothing here touches the kernel.
 """
@@ -153,6 +159,8 @@ def check_uplink(snapshot, routes, spec, clients=None):
         'holder': holder,
         'master': snapshot[name].get('master'),
         'addresses': have,
+        'autoconf': sorted(snapshot[holder].get('autoconf') or {},
+                           key=lambda text: _interface(text)),
         'gateway': have_gateway,
         'routes': [reading.describe_route(route) for route in routes],
     }

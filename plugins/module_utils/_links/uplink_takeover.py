@@ -30,6 +30,17 @@ old client's STOP finds nothing to flush): the lease file copied, the uplink's c
 ifupdown's dhclient started on the bridge, which has the uplink's MAC and so gets the same lease.
 give_back() moves it the other way, after the bridge let go of the addresses.
 plan.dhcp_clients holds the clients of both links, read before planning.
+
+What the kernel made itself from the LAN router's advertisements - SLAAC addresses, their
+temporary (privacy) addresses (rtnl_snapshot.autoconf_kind(): the snapshot's `autoconf`, never
+in `addresses`) and the RA routes (reading.read_ra_routes()) - is never moved: the bridge
+makes its own from the router's answer to a solicitation (Solicit, router_solicit.py) once
+the uplink is its port, the uplink its own when it is given back. Moving them would make
+static copies that outlive the router's prefix and that nothing renews. But a bridge port
+hears the router no longer, and what it still held would route the host's IPv6 to the LAN
+through the port, where no answer arrives (the bridge takes every frame): the takeover lets
+them go (AddrDel, RouteDel) after the uplink let go of its own addresses, as at boot, where
+ifupdown's bridge-utils gives a port no IPv6 address at all (addrgenmode none).
 """
 
 from __future__ import annotations
@@ -40,7 +51,7 @@ from typing import Any, Dict, List, Optional
 from ansible_collections.tuntap.qemu.plugins.module_utils._links import uplink_check
 from ansible_collections.tuntap.qemu.plugins.module_utils._links import dhcp_client
 from ansible_collections.tuntap.qemu.plugins.module_utils._links.actions import (
-    AddrAdd, AddrDel, DhcpMove, LinkSet, RouteReplace)
+    AddrAdd, AddrDel, DhcpMove, LinkSet, RouteDel, RouteReplace, Solicit)
 from ansible_collections.tuntap.qemu.plugins.module_utils._links.reading import (
     RTPROT_BOOT, describe_route)
 
@@ -48,13 +59,22 @@ from ansible_collections.tuntap.qemu.plugins.module_utils._links.reading import 
 @dataclasses.dataclass(frozen=True)
 class Takeover:
     """What moves: the uplink (None: no takeover), its addresses (with the lifetimes of the
-    dynamic ones), the routes to replace, and whether its DHCP client moves too."""
+    dynamic ones), the routes to replace, and whether its DHCP client moves too; what the
+    uplink lets go without moving: the kernel's own addresses (`released`, temporary ones
+    first: they may go with their SLAAC address) and RA routes (`ra_routes`)."""
     uplink: Optional[str]
     moving: List[str]
     routes: List[Dict[str, Any]]
     readdress: bool
     lifetimes: Dict[str, Dict[str, int]] = dataclasses.field(default_factory=dict)
     dhcp: bool = False
+    released: List[str] = dataclasses.field(default_factory=list)
+    ra_routes: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    @property
+    def solicits(self):
+        """Whether the uplink heard an IPv6 router: the bridge then asks it at once."""
+        return bool(self.released or self.ra_routes)
 
 
 NO_TAKEOVER = Takeover(None, [], [], False)
@@ -75,6 +95,9 @@ def prepare(plan, spec, have, desired):
     dhcp = bool(spec.get('dhcp'))
     lifetimes = dict((address, lifetime) for address, lifetime in
                      (plan.snapshot[uplink].get('dynamic') or {}).items() if address in moving)
+    autoconf = plan.snapshot[uplink].get('autoconf') or {}
+    released = sorted(autoconf, key=lambda address: (autoconf[address] != 'temporary', address))
+    ra_routes = list(spec.get('uplink_ra_routes') or [])
     if spec.get('addresses') is not None and not readdress and not dhcp:
         # The addresses (and gateway) the caller persists must be what the host really has:
         # a takeover of other addresses than those written for the boot strands the host at
@@ -106,7 +129,7 @@ def prepare(plan, spec, have, desired):
         if have is None:
             # The bridge takes the uplink's MAC: neighbours' ARP caches stay valid.
             desired['mac'] = plan.snapshot[uplink]['mac']
-    return Takeover(uplink, moving, routes, readdress, lifetimes, dhcp)
+    return Takeover(uplink, moving, routes, readdress, lifetimes, dhcp, released, ra_routes)
 
 
 def _replace_routes(plan, name, routes):
@@ -115,25 +138,41 @@ def _replace_routes(plan, name, routes):
         plan.actions.append(RouteReplace(name, route))
 
 
-def _record_uplink(plan, uplink, before, after):
-    """The uplink's addresses and routes (as `ip route` says them) before and after."""
-    plan.record(uplink, {'addresses': before[0], 'routes': [describe_route(r) for r in before[1]]},
-                {'addresses': after[0], 'routes': [describe_route(r) for r in after[1]]})
+def _record_uplink(plan, uplink, before, after, autoconf=None):
+    """The uplink's addresses and routes (as `ip route` says them) before and after; with
+    autoconf, the kernel's own addresses and RA routes it held before (and not after)."""
+    before_view = {'addresses': before[0], 'routes': [describe_route(r) for r in before[1]]}
+    after_view = {'addresses': after[0], 'routes': [describe_route(r) for r in after[1]]}
+    if autoconf:
+        before_view['autoconf'] = {'addresses': autoconf[0],
+                                   'routes': [describe_route(r) for r in autoconf[1]]}
+        after_view['autoconf'] = {'addresses': [], 'routes': []}
+    plan.record(uplink, before_view, after_view)
 
 
 def move(plan, name, takeover, desired):
-    """The route and address moves to bridge `name`, after the uplink became its port."""
+    """The route and address moves to bridge `name`, after the uplink became its port; then
+    the uplink lets go of the kernel's own addresses and RA routes, and the bridge solicits
+    the router."""
     moving, routes, readdress = takeover.moving, takeover.routes, takeover.readdress
-    if not (moving or (readdress and routes)):
+    if not (moving or (readdress and routes) or takeover.solicits):
         return
     # The bridge holds the addresses already (planned before) when the uplink becomes its
     # port; routes move with a replace (no moment without them), then the uplink lets go.
     _replace_routes(plan, name, routes)
     for address in moving:
         plan.actions.append(AddrDel(takeover.uplink, address))
-    if moving:
-        _record_uplink(plan, takeover.uplink, (moving, [] if readdress else routes), ([], []))
-    desired['routes'] = [describe_route(r) for r in routes]
+    for address in takeover.released:
+        plan.actions.append(AddrDel(takeover.uplink, address, gone_ok=True))
+    for route in takeover.ra_routes:
+        plan.actions.append(RouteDel(takeover.uplink, route))
+    if takeover.solicits:
+        plan.actions.append(Solicit(name))
+    if moving or takeover.solicits:
+        _record_uplink(plan, takeover.uplink, (moving, [] if readdress else routes), ([], []),
+                       (takeover.released, takeover.ra_routes) if takeover.solicits else None)
+    if moving or (readdress and routes):
+        desired['routes'] = [describe_route(r) for r in routes]
 
 
 def _client_move(plan, source, target):
@@ -174,7 +213,9 @@ def give_back(plan, name, uplink, routes, dhcp=False):
     prefix routes (older, so preferred) lead to a bridge without ports: removing its
     addresses right after the route replace ends that window in two netlink requests
     (measured on the real-host stage: 2 lost pings at 10/s when the bridge's deletion ended
-    it). Returns False with an error in plan.errors when the uplink cannot take them back."""
+    it). The bridge's own SLAAC addresses and RA routes (the kernel's) are not given: they go
+    with the bridge, and the uplink, released, solicits the router for its own (Solicit).
+    Returns False with an error in plan.errors when the uplink cannot take them back."""
     bridge = plan.snapshot[name]
     link = plan.snapshot.get(uplink)
     if link is None:
@@ -201,6 +242,9 @@ def give_back(plan, name, uplink, routes, dhcp=False):
     _replace_routes(plan, uplink, routes)
     for address in bridge['addresses']:
         plan.actions.append(AddrDel(name, address))
+    if bridge.get('autoconf'):
+        # The bridge heard an IPv6 router: the uplink, which hears it again, asks at once.
+        plan.actions.append(Solicit(uplink))
     if giving or routes:
         _record_uplink(plan, uplink, (link['addresses'], []),
                        (sorted(set(link['addresses']) | set(giving)), routes))

@@ -10,6 +10,8 @@ benchmarks/snapshot_readers.py import it. read_snapshot_pyroute2(IPRoute()) give
 
 from __future__ import annotations
 
+import socket
+
 from ansible_collections.tuntap.qemu.plugins.module_utils._links import tuntap
 
 IFF_UP = 0x1
@@ -44,6 +46,7 @@ def link_record(msg):
         'master': None,
         'addresses': [],
         'dynamic': {},
+        'autoconf': {},
         'alias': msg.get_attr('IFLA_IFALIAS') or None,
     }
     data = _info_data(linkinfo)
@@ -71,6 +74,25 @@ def _is_link_local_v6(address):
     return address.lower().startswith('fe80:')
 
 
+def _autoconf_kind(msg):
+    """'slaac' / 'temporary' / None, from pyroute2's decoding of IFA_FLAGS and IFA_PROTO
+    (linux/if_addr.h: IFA_F_TEMPORARY 0x01, IFA_F_PERMANENT 0x80, IFA_F_MANAGETEMPADDR 0x100,
+    IFAPROT_KERNEL_RA 2)."""
+    if msg['family'] != socket.AF_INET6:
+        return None
+    flags = msg.get_attr('IFA_FLAGS')
+    if flags is None:
+        flags = msg['flags']
+    proto = msg.get_attr('IFA_PROTO')
+    if flags & 0x80 or proto not in (None, 0, 2):
+        return None
+    if flags & 0x01:
+        return 'temporary'
+    if flags & 0x100 or proto == 2:
+        return 'slaac'
+    return None
+
+
 def read_snapshot_pyroute2(ipr):
     """The snapshot decoded by pyroute2 (`ipr` an IPRoute): the reference."""
     by_index = {}
@@ -83,6 +105,10 @@ def read_snapshot_pyroute2(ipr):
             continue
         address = msg.get_attr('IFA_LOCAL') or msg.get_attr('IFA_ADDRESS')
         if address is None or _is_link_local_v6(address):
+            continue
+        kind = _autoconf_kind(msg)
+        if kind:
+            record['autoconf']['%s/%d' % (address, msg['prefixlen'])] = kind
             continue
         record['addresses'].append('%s/%d' % (address, msg['prefixlen']))
         cache = msg.get_attr('IFA_CACHEINFO')

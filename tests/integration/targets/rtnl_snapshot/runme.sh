@@ -117,6 +117,13 @@ ns_ip addr add fd00:0:0:7::a/64 dev ttr-tap0
 ns_ip addr add 10.9.9.1 peer 10.9.9.2/32 dev ttr-veth0
 ns_ip addr add fe80::1234/64 dev ttr-veth0
 ns_ip addr add 203.0.113.9/28 dev ttr-tun0
+# An address as the kernel's SLAAC makes it (IFA_F_MANAGETEMPADDR, a finite lifetime) and the
+# temporary ones (IFA_F_TEMPORARY) the kernel adds at once with use_tempaddr, one per mngtmpaddr
+# address: those three are in `autoconf`, not in `addresses`; the permanent mngtmpaddr address
+# is an admin's static one and stays in `addresses`.
+ip netns exec "${netns}" sysctl -q -w net.ipv6.conf.ttr-veth0.use_tempaddr=2
+ns_ip addr add 2001:db8:9::5/64 dev ttr-veth0 mngtmpaddr valid_lft 600 preferred_lft 300
+ns_ip addr add 2001:db8:8::5/64 dev ttr-veth0 mngtmpaddr
 
 bridge_index="$(ip netns exec "${netns}" cat /sys/class/net/ttr-br0/ifindex)"
 
@@ -137,7 +144,8 @@ cat >"${work_dir}/expected.json" <<JSON
               "addresses": ["192.0.2.1/24", "198.51.100.7/32", "2001:db8::1/64", "2001:db8::1:0:0:5/80"]},
   "ttr-br1": {"kind": "bridge", "stp": false, "forward_delay": 15, "mtu": 1400, "state": "down", "addresses": [],
               "alias": null},
-  "ttr-veth0": {"kind": "veth", "master": null, "addresses": ["10.9.9.1/32"], "state": "up"},
+  "ttr-veth0": {"kind": "veth", "master": null, "addresses": ["10.9.9.1/32", "2001:db8:8::5/64"], "state": "up",
+                "dynamic": {}, "autoconf_slaac": ["2001:db8:9::5/64"], "autoconf_kinds": ["slaac", "temporary", "temporary"]},
   "ttr-veth1": {"kind": "veth", "master": "ttr-br0", "master_index": ${bridge_index}, "addresses": []}
 }
 JSON

@@ -10,7 +10,7 @@ import pytest
 from ansible_collections.tuntap.qemu.plugins.module_utils._links import applying, planning, reading
 from ansible_collections.tuntap.qemu.plugins.module_utils._links import specs as link_specs
 from ansible_collections.tuntap.qemu.plugins.module_utils._links.actions import (
-    AddrAdd, AddrDel, BridgeCreate, Delete, DhcpMove, LinkSet, RouteReplace, Tun)
+    AddrAdd, AddrDel, BridgeCreate, Delete, DhcpMove, LinkSet, RouteDel, RouteReplace, Solicit, Tun)
 
 
 TAP_MARK = 'tuntap.qemu:tap'
@@ -258,6 +258,128 @@ def test_uplink_takeover_done_is_unchanged():
     assert (plan.errors, plan.actions) == ([], [])
 
 
+# ---------------------------------------------------------------- a LAN with SLAAC (issue 13)
+
+SLAAC = 'fd00:10::a4ed:5eff:fe0c:623d/64'
+TEMPORARY = 'fd00:10::49e7:38a:650d:e9d2/64'
+RA_PREFIX = {'family': 6, 'dst': 'fd00:10::/64', 'gateway': None, 'metric': 256, 'proto': 2,
+             'scope': 0, 'onlink': False}
+RA_DEFAULT = {'family': 6, 'dst': 'default', 'gateway': 'fe80::1', 'metric': 1024, 'proto': 9,
+              'scope': 0, 'onlink': False}
+STATIC6 = 'fd00:10::11/64'
+
+
+def slaac_snapshot(static6=False):
+    snapshot = copy.deepcopy(SNAPSHOT)
+    snapshot['eth0']['autoconf'] = {SLAAC: 'slaac', TEMPORARY: 'temporary'}
+    if static6:
+        snapshot['eth0']['addresses'] = sorted(snapshot['eth0']['addresses'] + [STATIC6])
+    return snapshot
+
+
+def slaac_takeover(snapshot, ra_routes=(RA_PREFIX, RA_DEFAULT), bridge_routes=(), **params):
+    spec, errors = link_specs.bridge_spec(bridge_params(name='br5', uplink='eth0', ports=['tap1'],
+                                                        forward_delay=0, **params))
+    assert errors == []
+    spec['uplink_routes'] = [DEFAULT_ROUTE]
+    spec['uplink_ra_routes'] = list(ra_routes)
+    spec['bridge_routes'] = list(bridge_routes)
+    plan = planning.LinkPlan(snapshot)
+    planning.plan_bridge(plan, spec)
+    return plan
+
+
+def test_takeover_lets_the_kernels_slaac_addresses_and_ra_routes_go_and_solicits():
+    plan = slaac_takeover(slaac_snapshot(), addresses=['10.0.0.2/24'], gateway='10.0.0.1')
+    assert plan.errors == []
+    assert plan.actions == [
+        BridgeCreate('br5', {'forward_delay': 0, 'mac': SNAPSHOT['eth0']['mac']}),
+        LinkSet('br5', {'state': 'up', 'alias': 'tuntap.qemu:bridge uplink=eth0'}),
+        AddrAdd('br5', '10.0.0.2/24'),
+        LinkSet('eth0', {'master': 'br5'}),
+        LinkSet('tap1', {'master': 'br5'}),
+        RouteReplace('br5', DEFAULT_ROUTE),
+        AddrDel('eth0', '10.0.0.2/24'),
+        AddrDel('eth0', TEMPORARY, gone_ok=True),   # before the SLAAC address it was made from
+        AddrDel('eth0', SLAAC, gone_ok=True),
+        RouteDel('eth0', RA_PREFIX),
+        RouteDel('eth0', RA_DEFAULT),
+        Solicit('br5'),
+    ]
+    assert not any(isinstance(action, AddrAdd) and ':' in action.address for action in plan.actions)
+    assert plan.after['br5']['addresses'] == ['10.0.0.2/24']
+    assert plan.before['eth0']['autoconf'] == {'addresses': [TEMPORARY, SLAAC],
+                                               'routes': ['fd00:10::/64 metric 256',
+                                                          'default via fe80::1 metric 1024']}
+    assert plan.after['eth0']['autoconf'] == {'addresses': [], 'routes': []}
+
+
+def test_takeover_moves_a_static_ipv6_address_beside_slaac():
+    plan = slaac_takeover(slaac_snapshot(static6=True), addresses=['10.0.0.2/24', STATIC6],
+                          gateway='10.0.0.1')
+    assert plan.errors == []
+    assert AddrAdd('br5', STATIC6) in plan.actions
+    assert AddrDel('eth0', STATIC6) in plan.actions
+    assert plan.actions.index(AddrAdd('br5', STATIC6)) < plan.actions.index(LinkSet('eth0', {'master': 'br5'}))
+    assert plan.after['br5']['addresses'] == ['10.0.0.2/24', STATIC6]
+
+
+def test_takeover_of_an_uplink_without_ipv6_router_does_not_solicit():
+    plan = slaac_takeover(copy.deepcopy(SNAPSHOT), ra_routes=())
+    assert not any(isinstance(action, (Solicit, RouteDel)) for action in plan.actions)
+
+
+def test_takeover_done_with_slaac_on_the_bridge_is_unchanged():
+    snapshot = copy.deepcopy(SNAPSHOT)
+    snapshot['br5'] = link('br5', 8, 'bridge', addresses=['10.0.0.2/24'], forward_delay=0,
+                           alias='tuntap.qemu:bridge uplink=eth0', autoconf={SLAAC: 'slaac'})
+    snapshot['eth0'].update(addresses=[], master='br5', master_index=8)
+    snapshot['tap1'].update(master='br5', master_index=8)
+    plan = slaac_takeover(snapshot, ra_routes=(), bridge_routes=[DEFAULT_ROUTE], addresses=['10.0.0.2/24'],
+                          gateway='10.0.0.1')
+    assert (plan.errors, plan.actions) == ([], [])
+
+
+def test_a_port_still_holding_slaac_lets_it_go():
+    snapshot = copy.deepcopy(SNAPSHOT)
+    snapshot['br5'] = link('br5', 8, 'bridge', addresses=['10.0.0.2/24'], forward_delay=0,
+                           alias='tuntap.qemu:bridge uplink=eth0', autoconf={SLAAC: 'slaac'})
+    snapshot['eth0'].update(addresses=[], master='br5', master_index=8, autoconf={SLAAC: 'slaac'})
+    snapshot['tap1'].update(master='br5', master_index=8)
+    plan = slaac_takeover(snapshot, ra_routes=(RA_DEFAULT,))
+    assert plan.actions == [AddrDel('eth0', SLAAC, gone_ok=True), RouteDel('eth0', RA_DEFAULT), Solicit('br5')]
+
+
+def test_give_back_leaves_the_bridges_slaac_and_solicits_on_the_uplink():
+    snapshot = copy.deepcopy(SNAPSHOT)
+    snapshot['br5'] = link('br5', 8, 'bridge', addresses=['10.0.0.2/24', STATIC6], forward_delay=0,
+                           alias='tuntap.qemu:bridge uplink=eth0',
+                           autoconf={SLAAC: 'slaac', TEMPORARY: 'temporary'})
+    snapshot['eth0'].update(addresses=[], master='br5', master_index=8)
+    plan = planning.LinkPlan(snapshot)
+    assert planning.remove_bridge(plan, 'br5', [DEFAULT_ROUTE]) is True
+    assert plan.actions == [
+        AddrAdd('eth0', '10.0.0.2/24'),
+        AddrAdd('eth0', STATIC6, nodad=True),
+        LinkSet('eth0', {'master': ''}),
+        RouteReplace('eth0', DEFAULT_ROUTE),
+        AddrDel('br5', '10.0.0.2/24'),
+        AddrDel('br5', STATIC6),
+        Solicit('eth0'),
+        Delete('br5'),
+    ]
+
+
+def test_give_back_without_slaac_does_not_solicit():
+    snapshot = copy.deepcopy(SNAPSHOT)
+    snapshot['br5'] = link('br5', 8, 'bridge', addresses=['10.0.0.2/24'], forward_delay=0,
+                           alias='tuntap.qemu:bridge uplink=eth0')
+    snapshot['eth0'].update(addresses=[], master='br5', master_index=8)
+    plan = planning.LinkPlan(snapshot)
+    planning.remove_bridge(plan, 'br5', [])
+    assert not any(isinstance(action, Solicit) for action in plan.actions)
+
+
 @pytest.mark.parametrize('route, text', [
     (DEFAULT_ROUTE, 'default via 10.0.0.1 metric 5'),
     ({'family': 6, 'dst': 'fd01::/64', 'gateway': None, 'metric': None, 'proto': 4, 'scope': 0}, 'fd01::/64'),
@@ -381,7 +503,7 @@ def test_stp_off_goes_in_a_request_before_a_short_forward_delay():
 
 def test_the_actions_docstring_lists_every_kind():
     from ansible_collections.tuntap.qemu.plugins.module_utils._links import actions
-    kinds = (AddrAdd, AddrDel, BridgeCreate, Delete, DhcpMove, LinkSet, RouteReplace, Tun)
+    kinds = (AddrAdd, AddrDel, BridgeCreate, Delete, DhcpMove, LinkSet, RouteDel, RouteReplace, Solicit, Tun)
     assert all('%s(' % kind.__name__ in actions.__doc__ for kind in kinds)
     assert sorted(kind.__name__ for kind in kinds) == sorted(
         name for name, value in vars(actions).items()

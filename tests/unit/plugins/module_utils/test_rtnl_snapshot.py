@@ -30,7 +30,7 @@ IFLA_TUN_OWNER, IFLA_TUN_GROUP, IFLA_TUN_TYPE, IFLA_TUN_PI = 1, 2, 3, 4
 IFLA_TUN_VNET_HDR, IFLA_TUN_PERSIST, IFLA_TUN_MULTI_QUEUE, IFLA_TUN_NUM_QUEUES = 5, 6, 7, 8
 IFLA_BR_FORWARD_DELAY, IFLA_BR_HELLO_TIME, IFLA_BR_STP_STATE = 1, 2, 5
 # linux/if_addr.h, linux/if.h
-IFA_ADDRESS, IFA_LOCAL, IFA_LABEL, IFA_CACHEINFO = 1, 2, 3, 6
+IFA_ADDRESS, IFA_LOCAL, IFA_LABEL, IFA_CACHEINFO, IFA_FLAGS, IFA_PROTO = 1, 2, 3, 6, 8, 11
 IFF_UP, IFF_BROADCAST = 0x1, 0x2
 IF_OPER_DOWN, IF_OPER_UP = 2, 6
 
@@ -62,8 +62,8 @@ def ifinfomsg(index, flags, *attrs):
     return struct.pack('=BxHiII', socket.AF_UNSPEC, 1, index, flags, 0) + b''.join(attrs)
 
 
-def ifaddrmsg(family, prefixlen, index, *attrs):
-    return struct.pack('=BBBBI', family, prefixlen, 0, 0, index) + b''.join(attrs)
+def ifaddrmsg(family, prefixlen, index, *attrs, flags=0):
+    return struct.pack('=BBBBI', family, prefixlen, flags, 0, index) + b''.join(attrs)
 
 
 def nlmsg(msg_type, body, seq=1, flags=NLM_F_MULTI):
@@ -156,7 +156,7 @@ PHYSICAL = ifinfomsg(
     nla(IFLA_OPERSTATE, u8(42)),
 )
 
-COMMON = {'master': None, 'addresses': [], 'dynamic': {}, 'alias': None}
+COMMON = {'master': None, 'addresses': [], 'dynamic': {}, 'autoconf': {}, 'alias': None}
 
 
 @pytest.mark.parametrize('body, expected', [
@@ -194,32 +194,69 @@ def test_decode_link_keeps_undecodable_name_as_bytes():
 
 
 V6 = socket.inet_pton(socket.AF_INET6, '2001:db8:0:0:1::5')
+SLAAC = socket.inet_pton(socket.AF_INET6, 'fd00:10::a4ed:5eff:fe0c:623d')
+LEASE_600 = nla(IFA_CACHEINFO, struct.pack('=IIII', 300, 600, 10, 20))
+FOREVER = nla(IFA_CACHEINFO, struct.pack('=IIII', 0xFFFFFFFF, 0xFFFFFFFF, 10, 20))
 
 
 @pytest.mark.parametrize('body, expected', [
     pytest.param(ifaddrmsg(socket.AF_INET, 24, 7, nla(IFA_ADDRESS, bytes([192, 0, 2, 1])),
                            nla(IFA_LOCAL, bytes([192, 0, 2, 1])), nla(IFA_LABEL, asciiz('br0'))),
-                 (7, '192.0.2.1/24', None), id='v4'),
+                 (7, '192.0.2.1/24', None, None), id='v4'),
     pytest.param(ifaddrmsg(socket.AF_INET, 32, 9, nla(IFA_ADDRESS, bytes([10, 9, 9, 2])),
                            nla(IFA_LOCAL, bytes([10, 9, 9, 1]))),
-                 (9, '10.9.9.1/32', None), id='v4 with peer: IFA_LOCAL wins'),
+                 (9, '10.9.9.1/32', None, None), id='v4 with peer: IFA_LOCAL wins'),
     pytest.param(ifaddrmsg(socket.AF_INET, 8, 1, nla(IFA_ADDRESS, bytes([127, 0, 0, 1]))),
-                 (1, '127.0.0.1/8', None), id='v4 without IFA_LOCAL'),
+                 (1, '127.0.0.1/8', None, None), id='v4 without IFA_LOCAL'),
     pytest.param(ifaddrmsg(socket.AF_INET6, 80, 7, nla(IFA_ADDRESS, V6)),
-                 (7, '2001:db8::1:0:0:5/80', None), id='v6 compressed'),
+                 (7, '2001:db8::1:0:0:5/80', None, None), id='v6 compressed'),
     pytest.param(ifaddrmsg(socket.AF_INET6, 64, 7,
                            nla(IFA_ADDRESS, socket.inet_pton(socket.AF_INET6, 'fe80::1'))),
                  None, id='v6 link-local skipped'),
     pytest.param(ifaddrmsg(socket.AF_INET6, 64, 7), None, id='no address attribute'),
     pytest.param(ifaddrmsg(socket.AF_INET, 24, 4, nla(IFA_LOCAL, bytes([10, 44, 0, 50])),
                            nla(IFA_CACHEINFO, struct.pack('=IIII', 3000, 3599, 10, 20))),
-                 (4, '10.44.0.50/24', {'valid': 3599, 'preferred': 3000}), id='v4 lease: finite lifetime'),
+                 (4, '10.44.0.50/24', {'valid': 3599, 'preferred': 3000}, None), id='v4 lease: finite lifetime'),
     pytest.param(ifaddrmsg(socket.AF_INET, 24, 4, nla(IFA_LOCAL, bytes([10, 44, 0, 50])),
                            nla(IFA_CACHEINFO, struct.pack('=IIII', 0xFFFFFFFF, 0xFFFFFFFF, 10, 20))),
-                 (4, '10.44.0.50/24', None), id='v4 forever: static'),
+                 (4, '10.44.0.50/24', None, None), id='v4 forever: static'),
     pytest.param(ifaddrmsg(socket.AF_INET6, 64, 4, nla(IFA_ADDRESS, V6),
                            nla(IFA_CACHEINFO, struct.pack('=IIII', 0, 120, 10, 20))),
-                 (4, '2001:db8::1:0:0:5/64', {'valid': 120, 'preferred': 0}), id='v6 deprecated, still valid'),
+                 (4, '2001:db8::1:0:0:5/64', {'valid': 120, 'preferred': 0}, None), id='v6 deprecated, still valid'),
+    pytest.param(ifaddrmsg(socket.AF_INET6, 64, 2, nla(IFA_ADDRESS, SLAAC), LEASE_600,
+                           nla(IFA_FLAGS, u32(0x100)), nla(IFA_PROTO, u8(2))),
+                 (2, 'fd00:10::a4ed:5eff:fe0c:623d/64', {'valid': 600, 'preferred': 300}, 'slaac'),
+                 id='v6 SLAAC (Linux 6.3+): mngtmpaddr, proto kernel_ra'),
+    pytest.param(ifaddrmsg(socket.AF_INET6, 64, 2, nla(IFA_ADDRESS, SLAAC), LEASE_600,
+                           nla(IFA_FLAGS, u32(0x100))),
+                 (2, 'fd00:10::a4ed:5eff:fe0c:623d/64', {'valid': 600, 'preferred': 300}, 'slaac'),
+                 id='v6 SLAAC (Linux 6.1): mngtmpaddr, no IFA_PROTO'),
+    pytest.param(ifaddrmsg(socket.AF_INET6, 64, 2, nla(IFA_ADDRESS, SLAAC), LEASE_600,
+                           nla(IFA_FLAGS, u32(0x100 | 0x20)), nla(IFA_PROTO, u8(2))),
+                 (2, 'fd00:10::a4ed:5eff:fe0c:623d/64', {'valid': 600, 'preferred': 300}, 'slaac'),
+                 id='v6 SLAAC deprecated'),
+    pytest.param(ifaddrmsg(socket.AF_INET6, 64, 2, nla(IFA_ADDRESS, V6), LEASE_600,
+                           nla(IFA_FLAGS, u32(0x01)), flags=0x01),
+                 (2, '2001:db8::1:0:0:5/64', {'valid': 600, 'preferred': 300}, 'temporary'),
+                 id='v6 temporary (privacy) address'),
+    pytest.param(ifaddrmsg(socket.AF_INET6, 64, 2, nla(IFA_ADDRESS, V6), LEASE_600, flags=0x01),
+                 (2, '2001:db8::1:0:0:5/64', {'valid': 600, 'preferred': 300}, 'temporary'),
+                 id='v6 temporary, flags in ifa_flags only'),
+    pytest.param(ifaddrmsg(socket.AF_INET6, 64, 2, nla(IFA_ADDRESS, SLAAC), FOREVER,
+                           nla(IFA_FLAGS, u32(0x100 | 0x80)), flags=0x80),
+                 (2, 'fd00:10::a4ed:5eff:fe0c:623d/64', None, None),
+                 id='v6 permanent mngtmpaddr: an admin static address'),
+    pytest.param(ifaddrmsg(socket.AF_INET6, 64, 2, nla(IFA_ADDRESS, SLAAC), LEASE_600,
+                           nla(IFA_FLAGS, u32(0x100)), nla(IFA_PROTO, u8(99))),
+                 (2, 'fd00:10::a4ed:5eff:fe0c:623d/64', {'valid': 600, 'preferred': 300}, None),
+                 id='v6 mngtmpaddr of another protocol: not the kernel'),
+    pytest.param(ifaddrmsg(socket.AF_INET6, 128, 2, nla(IFA_ADDRESS, V6), LEASE_600),
+                 (2, '2001:db8::1:0:0:5/128', {'valid': 600, 'preferred': 300}, None),
+                 id='v6 dynamic without mngtmpaddr (a DHCPv6 lease): not the kernel'),
+    pytest.param(ifaddrmsg(socket.AF_INET, 24, 4, nla(IFA_LOCAL, bytes([10, 44, 0, 50])), LEASE_600,
+                           nla(IFA_FLAGS, u32(0x01)), flags=0x01),
+                 (4, '10.44.0.50/24', {'valid': 600, 'preferred': 300}, None),
+                 id='v4 secondary (0x01 is IFA_F_SECONDARY in IPv4)'),
     pytest.param(ifaddrmsg(socket.AF_PACKET, 0, 7, nla(IFA_ADDRESS, b'\1')), None, id='other family'),
 ])
 def test_decode_address(body, expected):
@@ -399,17 +436,22 @@ def test_read_snapshot_closes_the_socket_on_error(monkeypatch):
 @pytest.mark.parametrize('links, addresses, expected', [
     pytest.param([], [], {}, id='empty'),
     pytest.param(
-        [{'name': 'br0', 'ifindex': 2, 'master_index': 0, 'addresses': [], 'dynamic': {}},
-         {'name': 'tap0', 'ifindex': 3, 'master_index': 2, 'addresses': [], 'dynamic': {}},
-         {'name': 'tap1', 'ifindex': 4, 'master_index': 8, 'addresses': [], 'dynamic': {}}],
-        [(2, '192.0.2.1/24', None), (2, '10.0.0.1/8', {'valid': 60, 'preferred': 30}),
-         (5, '198.51.100.1/24', None)],
+        [{'name': 'br0', 'ifindex': 2, 'master_index': 0, 'addresses': [], 'dynamic': {}, 'autoconf': {}},
+         {'name': 'tap0', 'ifindex': 3, 'master_index': 2, 'addresses': [], 'dynamic': {}, 'autoconf': {}},
+         {'name': 'tap1', 'ifindex': 4, 'master_index': 8, 'addresses': [], 'dynamic': {}, 'autoconf': {}}],
+        [(2, '192.0.2.1/24', None, None), (2, '10.0.0.1/8', {'valid': 60, 'preferred': 30}, None),
+         (2, 'fd00:10::1/64', {'valid': 60, 'preferred': 30}, 'slaac'),
+         (2, 'fd00:10::99/64', {'valid': 60, 'preferred': 30}, 'temporary'),
+         (5, '198.51.100.1/24', None, None)],
         {'br0': {'name': 'br0', 'ifindex': 2, 'master_index': 0, 'master': None,
                  'addresses': ['10.0.0.1/8', '192.0.2.1/24'],
-                 'dynamic': {'10.0.0.1/8': {'valid': 60, 'preferred': 30}}},
-         'tap0': {'name': 'tap0', 'ifindex': 3, 'master_index': 2, 'master': 'br0', 'addresses': [], 'dynamic': {}},
-         'tap1': {'name': 'tap1', 'ifindex': 4, 'master_index': 8, 'master': None, 'addresses': [], 'dynamic': {}}},
-        id='masters by index, addresses sorted, lifetimes kept, unknown index dropped'),
+                 'dynamic': {'10.0.0.1/8': {'valid': 60, 'preferred': 30}},
+                 'autoconf': {'fd00:10::1/64': 'slaac', 'fd00:10::99/64': 'temporary'}},
+         'tap0': {'name': 'tap0', 'ifindex': 3, 'master_index': 2, 'master': 'br0', 'addresses': [], 'dynamic': {},
+                  'autoconf': {}},
+         'tap1': {'name': 'tap1', 'ifindex': 4, 'master_index': 8, 'master': None, 'addresses': [], 'dynamic': {},
+                  'autoconf': {}}},
+        id='masters by index, addresses sorted, lifetimes kept, kernel-made apart, unknown index dropped'),
 ])
 def test_snapshot_from(links, addresses, expected):
     assert rtnl_snapshot.snapshot_from(links, addresses) == expected

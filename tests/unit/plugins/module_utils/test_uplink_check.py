@@ -81,8 +81,48 @@ def test_mismatches_are_errors(snapshot, routes, values, message):
 def test_facts_say_what_the_host_holds():
     facts, _errors = uplink_check.check_uplink(AFTER, [ROUTE], spec(bridge='br0'))
     assert facts == {'name': 'eth0', 'exists': True, 'holder': 'br0', 'master': 'br0',
-                     'addresses': ['10.44.0.50/24'], 'gateway': '10.44.0.1',
+                     'addresses': ['10.44.0.50/24'], 'autoconf': [], 'gateway': '10.44.0.1',
                      'routes': ['default via 10.44.0.1 onlink']}
+
+
+def slaac(record, static6=()):
+    """`record` as it is on a LAN whose router advertises fd00:10::/64: the kernel's SLAAC
+    address and a temporary one (the snapshot's autoconf), and maybe static IPv6 ones."""
+    return dict(record, addresses=sorted(record['addresses'] + list(static6)),
+                autoconf={'fd00:10::a4ed:5eff:fe0c:623d/64': 'slaac',
+                          'fd00:10::49e7:38a:650d:e9d2/64': 'temporary'})
+
+
+SLAAC_BEFORE = {'eth0': slaac(BEFORE['eth0'])}
+SLAAC_AFTER = {'eth0': AFTER['eth0'], 'br0': slaac(AFTER['br0'])}
+
+
+@pytest.mark.parametrize('snapshot, values', [
+    pytest.param(SLAAC_BEFORE, {}, id='uplink'),
+    pytest.param(SLAAC_AFTER, {'bridge': 'br0'}, id='through the bridge'),
+])
+def test_an_exact_check_leaves_the_kernels_slaac_addresses_out(snapshot, values):
+    facts, errors = uplink_check.check_uplink(snapshot, [ROUTE], spec(
+        addresses=['10.44.0.50/24'], gateway='10.44.0.1', exact=True, **values), {})
+    assert errors == []
+    assert facts['addresses'] == ['10.44.0.50/24']
+    assert facts['autoconf'] == ['fd00:10::49e7:38a:650d:e9d2/64', 'fd00:10::a4ed:5eff:fe0c:623d/64']
+
+
+def test_a_static_ipv6_address_beside_slaac_is_still_counted():
+    snapshot = {'eth0': slaac(BEFORE['eth0'], ['fd00:10::11/64'])}
+    _facts, errors = uplink_check.check_uplink(snapshot, [ROUTE], spec(
+        addresses=['10.44.0.50/24'], gateway='10.44.0.1', exact=True), {})
+    assert errors == ['eth0 also holds fd00:10::11/64, which would move to the bridge now but not '
+                      'come back at boot']
+    _facts, errors = uplink_check.check_uplink(snapshot, [ROUTE], spec(
+        addresses=['10.44.0.50/24', 'fd00:10::11/64'], gateway='10.44.0.1', exact=True), {})
+    assert errors == []
+
+
+def test_a_port_with_stale_slaac_addresses_alone_lets_the_bridge_hold_the_lan():
+    snapshot = {'eth0': slaac(AFTER['eth0']), 'br0': AFTER['br0']}
+    assert uplink_check.lan_holder(snapshot, 'eth0', 'br0') == 'br0'
 
 
 @pytest.mark.parametrize('params, message', [
