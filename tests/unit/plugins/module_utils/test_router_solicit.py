@@ -39,6 +39,8 @@ class Clock:
 
 def test_the_message_is_a_router_solicitation():
     assert router_solicit.message() == b'\x85\x00\x00\x00\x00\x00\x00\x00'
+    assert router_solicit.message('02:45:00:00:00:50') == (
+        b'\x85\x00\x00\x00\x00\x00\x00\x00' b'\x01\x01' b'\x02\x45\x00\x00\x00\x50')
 
 
 @pytest.mark.parametrize('failures, sent, result', [
@@ -51,9 +53,9 @@ def test_solicit(monkeypatch, failures, sent, result):
     sock = FakeSocket(failures)
     clock = Clock()
     assert router_solicit.solicit('br0', wait=3.0, pause=0.1, clock=clock, sleep=clock.sleep,
-                                  open_socket=lambda index: sock) is result
+                                  open_socket=lambda index: sock, mac_of=lambda name: '02:00:00:00:00:07') is result
     assert sock.closed
-    assert sock.sent == [(router_solicit.message(), ('ff02::2', 0, 0, 7))] * sent
+    assert sock.sent == [(router_solicit.message('02:00:00:00:00:07'), ('ff02::2', 0, 0, 7))] * sent
     assert clock.now <= 3.1
 
 
@@ -61,5 +63,5 @@ def test_other_errors_are_raised(monkeypatch):
     monkeypatch.setattr(router_solicit.socket, 'if_nametoindex', lambda name: 7)
     sock = FakeSocket([errno.EPERM])
     with pytest.raises(OSError):
-        router_solicit.solicit('br0', open_socket=lambda index: sock)
+        router_solicit.solicit('br0', open_socket=lambda index: sock, mac_of=lambda name: None)
     assert sock.closed
