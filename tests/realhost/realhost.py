@@ -434,6 +434,11 @@ class Vm:
             'ANSIBLE_PIPELINING': 'True', 'ANSIBLE_NOCOLOR': '1', 'ANSIBLE_FORCE_COLOR': '0',
             'ANSIBLE_RETRY_FILES_ENABLED': 'False', 'ANSIBLE_HOST_KEY_CHECKING': 'False',
             'ANSIBLE_LOCAL_TEMP': os.path.join(self.state, 'ansible-tmp'),
+            # The connection's and become's timeout (default 10 s; become waits for its
+            # prompt a little longer): a TCG VM beside another one on a busy 2-core machine
+            # took longer than that to answer sudo right after its boot (22:16 run:
+            # "Timeout (12s) waiting for privilege escalation prompt" on the first ping).
+            'ANSIBLE_TIMEOUT': '60',
         }
         if self.collections_path:
             env['ANSIBLE_COLLECTIONS_PATH'] = self.collections_path
