@@ -2,8 +2,10 @@
 # guest_dhcp on the real kernel: for each target Python, a hypervisor namespace (br0 with
 # 192.168.60.1/24, a veth "tap" tap0 with 192.168.61.1/24) and three guest namespaces (two on
 # br0 - one planned, one unknown MAC - and one behind tap0), a real dnsmasq (service=process)
-# and busybox udhcpc / nslookup in the guests. Our dnsmasq and the foreign servers the playbook
-# starts are ended by their pids (pidfiles in the run's folder) before the namespaces go.
+# and busybox udhcpc / nslookup in the guests; then ipv6.yml in the same namespaces: router
+# advertisements (SLAAC) and AAAA records (br0 fd00:60::1/64, tap0 fd00:61::1/64). Our dnsmasq
+# and the foreign servers the playbook starts are ended by their pids (pidfiles in the run's
+# folder) before the namespaces go.
 set -eux -o pipefail
 
 # shellcheck source=../setup_netns/netns.sh source-path=SCRIPTDIR
@@ -43,11 +45,16 @@ lab() {
         ip -n "$host" link set "$port" master br0 up
     done
     ip -n "$host" link set tap0 up
+    # IPv6 (ipv6.yml): the host side of each network, without duplicate address detection so
+    # that dnsmasq can bind it at once; the guests accept router advertisements (autoconf).
+    ip -n "$host" addr add fd00:60::1/64 dev br0 nodad
+    ip -n "$host" addr add fd00:61::1/64 dev tap0 nodad
     ip -n "$g1" link set eth0 address 52:54:00:60:00:0a
     ip -n "$g2" link set eth0 address 52:54:00:61:00:0b
     ip -n "$g3" link set eth0 address 52:54:00:60:00:99
     for guest in "$g1" "$g2" "$g3"; do
         ip -n "$guest" link set lo up
+        ip netns exec "$guest" sysctl -q -w net.ipv6.conf.eth0.accept_ra=1 net.ipv6.conf.eth0.autoconf=1
         ip -n "$guest" link set eth0 up
     done
 }
@@ -71,8 +78,10 @@ for python in "${NETNS_PYTHONS[@]}"; do
         -e "guest1_ns=${names[1]} guest2_ns=${names[2]} guest3_ns=${names[3]}" \
         -e "udhcpc_script=$PWD/udhcpc_script.sh foreign_socket=$PWD/foreign_socket.py" \
         "$@" guest_dhcp.yml
+    ansible-playbook -i "$inventory" -e "dhcp_work=$DHCP_WORK/$run" \
+        -e "guest1_ns=${names[1]} guest2_ns=${names[2]}" "$@" ipv6.yml
     for name in "${names[@]}"; do
         netns_delete "$name"
     done
-    echo "guest_dhcp: guest_dhcp.yml passed in $((SECONDS - start))s with $python"
+    echo "guest_dhcp: guest_dhcp.yml and ipv6.yml passed in $((SECONDS - start))s with $python"
 done
