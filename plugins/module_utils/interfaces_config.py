@@ -37,6 +37,18 @@ def _family(address):
     return 'inet6' if ':' in address.split('/')[0] else 'inet'
 
 
+def _address_lines(address):
+    """The address of a stanza. An IPv6 one without duplicate address detection
+    (`dad-attempts 0`: ifupdown adds it `nodad`): a tap has no carrier until its QEMU opens it,
+    nor a bridge until a port has one, so the address would stay tentative and ifupdown's
+    settle-dad.sh would fail the interface after 6 s (`ifup -a`, networking.service, at boot).
+    The host side of a guest network is the host's own: nothing else on it claims it."""
+    lines = ['    address %s' % address]
+    if _family(address) == 'inet6':
+        lines.append('    dad-attempts 0')
+    return lines
+
+
 def _tap_stanza(tap):
     owner = ''
     if tap.get('user') is not None:
@@ -49,15 +61,14 @@ def _tap_stanza(tap):
     lines.append('iface %s %s %s' % (tap['name'], _family(first) if first else 'inet',
                                      'static' if first else 'manual'))
     if first:
-        lines.append('    address %s' % first)
+        lines += _address_lines(first)
     lines.append('    pre-up ip tuntap add dev %s mode tap%s' % (tap['name'], owner))
     lines.append('    up ip link set dev %s up' % tap['name'])
     # Our mark, as tap_device sets it: a later converge knows the tap as ours (prune).
     lines.append("    up ip link set dev %s alias '%s'" % (tap['name'], marks.tap_mark()))
     lines.append('    post-down ip tuntap del dev %s mode tap' % tap['name'])
     for address in addresses[1:]:
-        lines += ['', 'iface %s %s static' % (tap['name'], _family(address)),
-                  '    address %s' % address]
+        lines += ['', 'iface %s %s static' % (tap['name'], _family(address))] + _address_lines(address)
     return lines
 
 
@@ -81,7 +92,7 @@ def _bridge_stanza(bridge, gateway=None, carry=None):
     lines = ['auto %s' % bridge['name'],
              'iface %s %s %s' % (bridge['name'], _family(first) if first else 'inet', method)]
     if first:
-        lines.append('    address %s' % first)
+        lines += _address_lines(first)
         if gateway:
             lines.append('    gateway %s' % gateway)
     lines += _options(_carried(carry, 'bridge_options'))
@@ -103,8 +114,7 @@ def _bridge_stanza(bridge, gateway=None, carry=None):
     lines.append("    up ip link set dev %s alias '%s'"
                  % (bridge['name'], marks.bridge_mark(bridge.get('uplink'), dhcp)))
     for address in addresses[1:]:
-        lines += ['', 'iface %s %s static' % (bridge['name'], _family(address)),
-                  '    address %s' % address]
+        lines += ['', 'iface %s %s static' % (bridge['name'], _family(address))] + _address_lines(address)
     for stanza in _carried(carry, 'inet6'):
         lines += ['', 'iface %s inet6 %s' % (bridge['name'], stanza.get('method') or 'manual')]
         lines += _options(stanza.get('options') or [])

@@ -229,3 +229,71 @@ def test_a_unit_that_is_not_ours_refused(host, tmp_path):
         handle.write('[Unit]\nDescription=the admin\'s\n')
     failure = failing(host, base_params(tmp_path))
     assert failure['errors'][0].endswith('is not ours (no "# Managed by tuntap.qemu" header); move it away')
+
+
+# ---------------------------------------------------------------- IPv6: RA and AAAA
+
+def v6_params(tmp_path):
+    params = base_params(tmp_path)
+    params['networks'][0]['address6'] = 'fd00:5::1/64'
+    params['networks'][0]['hosts'][0]['address6'] = 'fd00:5::10'
+    return params
+
+
+def test_address6_advertised_then_not(host, tmp_path):
+    host['addresses'] = {'br0': ['192.168.5.1/24', 'fd00:5::1/64', 'fe80::1/64']}
+    params = v6_params(tmp_path)
+    result, _module = converge(host, params)
+    assert result['action'] == 'started'
+    assert 'enable-ra' in result['config'].splitlines()
+    assert 'dhcp-range=set:ttq0,fd00:5::,ra-only,64' in result['config'].splitlines()
+    names = open(os.path.join(params['config_dir'], 'names')).read()
+    assert 'fd00:5::10 vm1.qemu.internal vm1' in names and 'fd00:5::1 hv1.qemu.internal hv1' in names
+    result, _module = converge(host, params)
+    assert not result['changed']
+
+    # Without address6: dnsmasq.conf changes, so a restart (SIGHUP does not reread it).
+    del params['networks'][0]['address6']
+    result, _module = converge(host, params, check_mode=True)
+    assert result['changed'] and result['action'] == 'restarted' and 'enable-ra' not in result['config']
+    assert 'enable-ra' in open(os.path.join(params['config_dir'], 'dnsmasq.conf')).read()
+    result, _module = converge(host, params)
+    assert result['action'] == 'restarted' and 'ra-only' not in result['config']
+
+
+def test_address6_not_held_and_a_foreign_dns_socket_on_it_refused(host, tmp_path):
+    host['addresses'] = {'br0': ['192.168.5.1/24', 'fe80::1/64']}
+    host['sockets'] = dhcp_sockets.parse_ss(
+        'udp UNCONN 0 0 [fd00:5::1]:53 [::]:* users:(("python3",pid=4242,fd=4))\n')
+    failure = failing(host, v6_params(tmp_path))
+    assert failure['errors'][0] == 'networks[0].address6: br0 does not hold fd00:5::1/64 (it has fe80::1/64)'
+    assert failure['errors'][1].startswith(
+        'process 4242 (python3: /usr/bin/python3 server.py) holds the DNS port udp/53 on fd00:5::1;')
+    assert len(failure['errors']) == 2
+    assert not os.path.exists(v6_params(tmp_path)['config_dir'])
+
+
+class FakeWall(object):
+    pass
+
+
+@pytest.mark.parametrize('foreign_input', ['accept', 'ignore'])
+def test_foreign_input_chains_with_router_solicitations(tmp_path, foreign_input):
+    request, errors = dhcp_module.dhcp_config.parse_request(dict(v6_params(tmp_path), foreign_input=foreign_input))
+    assert errors == []
+    state = dhcp_module.State(
+        mode='process', mode_error=None, texts={}, unit_text=None, unit_status=guest_unit.NO_UNIT,
+        pid=None, daemon_pid=None, addresses={}, sockets=[], binary=None, user=None, warnings=[],
+        firewall={'wall': FakeWall(), 'table': {'exists': False, 'chain_ok': False, 'comments': []},
+                  'drops': [('ip', 'filter', 'INPUT'), ('ip6', 'filter', 'INPUT')], 'foreign': {}})
+    warnings = []
+    batch, _before, after, foreign_add, _delete = dhcp_module.GuestDhcpSteps._plan_firewall(request, state, warnings)
+    assert after.splitlines()[-1] == 'tuntap.qemu dhcp iif br0 icmpv6/nd-router-solicit'
+    assert len(batch) == 4 + 4
+    # iptables-nft's ip filter INPUT is IPv4: the DHCP and DNS accepts only, never the ICMPv6 one.
+    assert [rule['comment'] for rule in foreign_add] == (
+        ['tuntap.qemu dhcp iif br0 udp/67', 'tuntap.qemu dhcp iif br0 udp/53', 'tuntap.qemu dhcp iif br0 tcp/53']
+        if foreign_input == 'accept' else [])
+    ip6 = [warning for warning in warnings if 'table ip6 filter' in warning]
+    assert len(ip6) == 1 and 'and ICMPv6 router solicitations from the guests\' interfaces there' in ip6[0]
+    assert len(warnings) == (1 if foreign_input == 'accept' else 2)

@@ -46,6 +46,7 @@ iface tap1 inet static
 
 iface tap1 inet6 static
     address fd00:1::1/64
+    dad-attempts 0
 '''),
     (BRIDGED_NAT, None, '''
 auto tap0
@@ -192,3 +193,22 @@ def test_dhcp_bridge_has_no_gateway_even_when_given():
 def test_carry_is_only_for_a_bridge_that_takes_the_uplink():
     assert interfaces_config.render_interfaces(BRIDGED_NAT, carry=CARRY) == interfaces_config.render_interfaces(BRIDGED_NAT)
     assert interfaces_config.render_interfaces(ROUTED, carry=CARRY) == interfaces_config.render_interfaces(ROUTED)
+
+
+DUAL_STACK_BRIDGED_NAT = dict(BRIDGED_NAT, bridge=dict(BRIDGED_NAT['bridge'],
+                                                       addresses=['192.168.100.1/24', 'fd00:3::1/64']))
+V6_ONLY_TAP = {'topology': 'routed', 'bridge': None,
+               'taps': [{'name': 'tap0', 'user': None, 'group': None, 'addresses': ['fd00:1::1/64'], 'bridge': None}]}
+
+
+@pytest.mark.parametrize('plan, stanza', [
+    (DUAL_STACK_BRIDGED_NAT, 'iface br0 inet6 static\n    address fd00:3::1/64\n    dad-attempts 0\n'),
+    (V6_ONLY_TAP, 'iface tap0 inet6 static\n    address fd00:1::1/64\n    dad-attempts 0\n    pre-up ip tuntap add'),
+])
+def test_ipv6_addresses_without_dad(plan, stanza):
+    """A tap (no carrier before its QEMU) or a bridge (none before a port has one) keeps an
+    IPv6 address tentative: ifupdown's settle-dad.sh would fail the interface at boot after 6 s.
+    `dad-attempts 0` makes ifupdown add it nodad; IPv4 stanzas have no such line."""
+    text = interfaces_config.render_interfaces(plan)
+    assert stanza in text
+    assert text.count('dad-attempts 0') == 1
