@@ -146,7 +146,9 @@ def check_ipv6_networks(hosts, resolved, problems):
     """IPv6 guest networks - each routed guest's, each bridge's - are unique across the fleet
     (any topology: they are routed or advertised, never repeated). A guest given only an IPv6
     address takes part too, but two of those are checked as before (check_own_subnet_overlaps)."""
-    entries = []    # (host, path, net, label, new): new - a network of the IPv6 settings
+    # (host, path, net, label, new, guest or None): new - a network of the IPv6 settings
+    # (address6, a bridge's), not a guest given only an IPv6 address
+    entries = []
     for host in hosts:
         if host.bridge_net6 is not None:
             entries.append((host.host, host.bridge_net6_from, host.bridge_net6, 'the bridge of %s' % host.host,

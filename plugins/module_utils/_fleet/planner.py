@@ -54,7 +54,10 @@ def summary(plan):
         if not spec['guests']:
             lines.append('%s %s: no guests' % (host, spec['topology']))
         for guest in spec['guests']:
-            lines.append('%s %s: %s on %s, mac %s, %s via %s' % (
+            line = '%s %s: %s on %s, mac %s, %s via %s' % (
                 host, spec['topology'], guest['name'], guest['tap'], guest['mac'],
-                guest['address'], guest['gateway'] or 'no gateway'))
+                guest['address'], guest['gateway'] or 'no gateway')
+            if guest.get('address6'):
+                line += ', %s%s via %s' % (guest['address6'], ' (SLAAC)' if guest['slaac'] else '', guest['gateway6'])
+            lines.append(line)
     return lines

@@ -180,6 +180,7 @@ def _read_ipv6(topology, dhcp, variables, error):
     """tuntap_qemu_pool6, _bridge_address6 and _nat6 -> Host fields."""
     fields = {}
     rule = topology.guests if topology is not None else None
+    refused = False
     for variable in (schema.POOL6, schema.BRIDGE_ADDRESS6, schema.NAT6):
         value = variables.get(variable)
         if value is None or value == '' or value is False:
@@ -187,7 +188,7 @@ def _read_ipv6(topology, dhcp, variables, error):
         message = rule.ipv6_refused(topology) if rule is not None else None
         if message:
             error('%s: %s is given, but %s' % (variable, 'true' if value is True else repr(value), message))
-            fields['pool6_broken'] = True
+            refused = True
 
     value = variables.get(schema.NAT6)
     if value is not None and value != '':
@@ -200,7 +201,7 @@ def _read_ipv6(topology, dhcp, variables, error):
             else:
                 fields['nat6'] = True
 
-    if fields.get('pool6_broken'):
+    if refused:
         return fields
     value = variables.get(schema.POOL6)
     if value is not None and value != '':

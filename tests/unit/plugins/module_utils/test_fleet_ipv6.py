@@ -126,6 +126,16 @@ def test_the_lab_fleet_masquerades_ipv6_only_with_nat6():
                                   {'source': ['fd00:3::/64'], 'out_interface': 'eth0'}]
 
 
+def test_the_summary_shows_the_ipv6_addresses():
+    lines = fleet.summary(lab_plan())
+    assert lines[:2] == [
+        'hv1 routed: vm1 on tap0, mac 52:54:00:ea:97:99, 192.168.0.2/24 via 192.168.0.1, '
+        'fd00:1::5054:ff:feea:9799/64 (SLAAC) via fd00:1::1',
+        'hv1 routed: vm2 on tap1, mac %s, 192.168.1.2/24 via 192.168.1.1, fd00:1:0:10::10/64 via fd00:1:0:10::1'
+        % stable_mac('vm2', 0)]
+    assert lines[-1] == 'hv4 bridged_lan: vm7 on tap0, mac %s, 10.0.0.101/24 via no gateway' % stable_mac('vm7', 0)
+
+
 def test_routed_nat_with_nat6_masquerades_each_64():
     inventory = copy.deepcopy(LAB)
     inventory['hv2']['tuntap_qemu_nat6'] = True
@@ -359,6 +369,11 @@ BAD = [
      {'hv1': routed(tuntap_qemu_guests=[{'name': 'vm1', 'address6': 'fd00:9::10/64'},
                                         {'name': 'vm2', 'address6': 'fd00:9::20/64'}])},
      "hv1: tuntap_qemu_guests[1].address6: 'fd00:9::20/64' is in fd00:9::/64, which overlaps fd00:9::/64 of hv1 "
+     "vm1; IPv6 guest networks are unique across the fleet"),
+    ('a guest network overlapping an IPv6-only guest\'s',
+     {'hv1': routed(tuntap_qemu_guests=[{'name': 'vm1', 'address': 'fd00:9::10/64'}]),
+      'hv2': routed(tuntap_qemu_guests=[{'name': 'vm2', 'address6': 'fd00:9::20/64'}])},
+     "hv2: tuntap_qemu_guests[0].address6: 'fd00:9::20/64' is in fd00:9::/64, which overlaps fd00:9::/64 of hv1 "
      "vm1; IPv6 guest networks are unique across the fleet"),
     ('a routed guest network overlapping a bridge',
      {'hv1': routed(tuntap_qemu_guests=[{'name': 'vm1', 'address6': 'fd00:3::10/64'}]), 'hv3': bridged()},
