@@ -31,6 +31,12 @@ description:
     routed topologies (hosts in sorted order, guests in list order, skipping every network
     the inventory names, host side .1 and guest .2), the next free address of the bridge
     subnet for bridged_nat. The same inventory always gives the same plan.
+  - IPv6 beside IPv4 (dual-stack) - C(tuntap_qemu_pool6) plans a /64 per routed guest (host
+    side V(::1)) or the bridged_nat bridge's /64, C(tuntap_qemu_bridge_address6) and a guest's
+    C(address6) give them; C(tuntap_qemu_nat6) masquerades them (NAT66). Where the host runs its
+    DHCP server the networks are advertised (exactly /64) and a served guest takes its SLAAC
+    address (EUI-64 of its MAC); otherwise a static one. IPv6 pools and guest networks are
+    unique across the fleet; bridged_lan refuses the IPv6 settings (SLAAC from the LAN's router).
   - Runs on the controller and changes nothing; call it once per play with C(run_once).
 author:
   - tuntap.qemu developers (!UNKNOWN)
