@@ -11,10 +11,13 @@
 
 Layout (prefix default 'ttqlab-'):
     <prefix>lan    the LAN switch: bridge lan0, no address
-    <prefix>peer   a LAN host, eth0 10.0.0.20/24
-    <prefix>hv1    a hypervisor, eth0 10.0.0.11/24 (the uplink), routed topology: one tap and
-                   one subnet per guest, guests vm1 (192.168.1.10) and vm2 (192.168.2.10)
-    <prefix>hv2..4 routed_nat, bridged_nat and bridged_lan the same way (HYPERVISORS)
+    <prefix>peer   a LAN host, eth0 10.0.0.20/24 and fd00:10::20/64; it advertises
+                   fd00:10::/64 on the LAN (router advertisements: SLAAC for hv4 and its
+                   bridged_lan guests) and routes hv1's and hv2's IPv6 pools to them
+    <prefix>hv1    a hypervisor, eth0 10.0.0.11/24 and fd00:10::11/64 (the uplink), routed
+                   topology: one tap and one subnet per guest, guests vm1 (192.168.1.10) and
+                   vm2 (192.168.2.10), dual-stack: a /64 of fd00:1::/56 each
+    <prefix>hv2..4 routed_nat, bridged_nat (NAT66) and bridged_lan the same way (HYPERVISORS)
 
 The guests are the test guest of lab/guest (a Debian cloud kernel and a busybox initramfs)
 started by tuntap.qemu.qemu_guest. Each pings its gateway, the other guests and the LAN peer
@@ -22,7 +25,10 @@ and prints one result line per target on its serial console; the matrix is read 
 plus pings from the LAN peer to every guest. The guests of routed, routed_nat and bridged_nat
 hosts take their address and name from the host's DHCP server (tuntap.qemu.guest_dhcp, a
 dnsmasq process here): their rows show the lease against the plan, the lookup of the other
-guest's DNS name and the ping by that name. A guest with forwards listens on its guest port;
+guest's DNS name and the ping by that name. IPv6: each guest's address against the plan
+(SLAAC: the EUI-64 of its MAC; a static one: ttq.ip6 on its command line), ping6 of its
+gateway, the other guest and the LAN peer; the peer pings the routed /64s directly and sees
+only the NAT66 host's uplink address. A guest with forwards listens on its guest port;
 its forwards are fetched from the LAN peer, from the hypervisor itself and, through the
 host's uplink address, from the other guest (the hairpin); the answer must name the guest.
 
@@ -37,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import hashlib
 import ipaddress
 import json
 import os
@@ -55,6 +62,9 @@ import build_guest  # noqa: E402  pylint: disable=wrong-import-position
 import guest_boot  # noqa: E402  pylint: disable=wrong-import-position
 
 PEER_ADDRESS = '10.0.0.20'
+# The LAN's IPv6: static for the peer and hv1-hv3's uplinks; the peer advertises the /64.
+LAN_NETWORK6 = ipaddress.IPv6Network('fd00:10::/64')
+PEER_ADDRESS6 = 'fd00:10::20'
 ENV = dict(os.environ, LC_ALL='C.UTF-8')
 GUEST_TIMEOUT = 120
 # Debian's bridge-utils hooks ifupdown's bridge_ports into these folders of /etc/network.
@@ -66,23 +76,32 @@ IFUPDOWN_HOOK_FOLDERS = ('if-pre-up.d', 'if-up.d', 'if-down.d', 'if-post-down.d'
 NFT_BOOT_UNIT = 'tuntap-qemu-nft.service'
 BOOT_SYSCTL_KEY = re.compile(r'^net\.ipv[46]\.(ip_forward|conf\.[^./]+\.forwarding)$')
 
-# The lab fleet: one hypervisor per topology, two guests each, all on the LAN 10.0.0.0/24.
-# Addresses are given in the inventory schema of docs/inventory.md; site.yml plans the rest.
+# The lab fleet: one hypervisor per topology, two guests each, all on the LAN 10.0.0.0/24
+# and fd00:10::/64. Addresses are given in the inventory schema of docs/inventory.md; site.yml
+# plans the rest. IPv6 (uplink_address6, the lab's; pool6, bridge_address6, nat6: the
+# tuntap_qemu_* variables; address6: the guest's): on hv1-hv3 one guest takes its IPv6
+# address by SLAAC as planned, the other is given a static address6; hv4's guests take
+# theirs by SLAAC from the LAN peer.
 HYPERVISORS = {
     'hv1': {
-        'uplink_address': '10.0.0.11', 'topology': 'routed',
+        'uplink_address': '10.0.0.11', 'uplink_address6': 'fd00:10::11', 'topology': 'routed',
+        'pool6': 'fd00:1::/56',
         'guests': [{'name': 'vm1', 'address': '192.168.1.10/24'},
-                   {'name': 'vm2', 'address': '192.168.2.10/24'}],
+                   {'name': 'vm2', 'address': '192.168.2.10/24', 'address6': 'fd00:1:0:2::10/64'}],
     },
     'hv2': {
-        'uplink_address': '10.0.0.12', 'topology': 'routed_nat',
+        'uplink_address': '10.0.0.12', 'uplink_address6': 'fd00:10::12', 'topology': 'routed_nat',
+        'pool6': 'fd00:2::/56',
         'guests': [{'name': 'vm3', 'address': '192.168.3.10/24'},
-                   {'name': 'vm4', 'address': '192.168.4.10/24', 'forwards': [{'port': 8004, 'guest_port': 80}]}],
+                   {'name': 'vm4', 'address': '192.168.4.10/24', 'address6': 'fd00:2:0:4::10/64',
+                    'forwards': [{'port': 8004, 'guest_port': 80}]}],
     },
     'hv3': {
-        'uplink_address': '10.0.0.13', 'topology': 'bridged_nat', 'bridge_address': '192.168.5.1/24',
+        'uplink_address': '10.0.0.13', 'uplink_address6': 'fd00:10::13', 'topology': 'bridged_nat',
+        'bridge_address': '192.168.5.1/24', 'bridge_address6': 'fd00:3::1/64', 'nat6': True,
         'guests': [{'name': 'vm5', 'address': '192.168.5.10/24'},
-                   {'name': 'vm6', 'address': '192.168.5.11/24', 'forwards': [{'port': 8006, 'guest_port': 80}]}],
+                   {'name': 'vm6', 'address': '192.168.5.11/24', 'address6': 'fd00:3::11/64',
+                    'forwards': [{'port': 8006, 'guest_port': 80}]}],
     },
     'hv4': {
         'uplink_address': '10.0.0.14', 'topology': 'bridged_lan',
@@ -134,6 +153,105 @@ HTTP_TIMEOUT = 5
 
 def guest_ip(guest):
     return guest['address'].split('/')[0]
+
+
+class GuestIPv6:
+    """A guest's planned IPv6: address (ADDRESS/PREFIX), gateway (the host side, or None on
+    the LAN), slaac (the address is the one its kernel makes from a router advertisement)."""
+
+    def __init__(self, address, gateway, slaac):
+        self.address, self.gateway, self.slaac = address, gateway, slaac
+
+    @property
+    def ip(self):
+        return self.address.split('/')[0]
+
+    def __repr__(self):
+        return 'GuestIPv6(%r, %r, %r)' % (self.address, self.gateway, self.slaac)
+
+
+def stable_mac(name, nic_index=0):
+    """The MAC the plan gives a guest without one (tuntap.qemu.stable_mac,
+    plugins/module_utils/_guest/guest_config.py)."""
+    digest = hashlib.sha256(('%s/%d' % (name, nic_index)).encode('utf-8')).digest()
+    return '52:54:00:%02x:%02x:%02x' % (digest[0], digest[1], digest[2])
+
+
+def slaac_address(mac, network):
+    """The address SLAAC makes from mac in the /64 network: its modified EUI-64 (RFC 4291
+    appendix A: ff:fe in the middle, the universal/local bit flipped), ADDRESS/64."""
+    octets = [int(octet, 16) for octet in mac.split(':')]
+    eui64 = bytes([octets[0] ^ 0x02] + octets[1:3] + [0xff, 0xfe] + octets[3:])
+    return '%s/64' % ipaddress.IPv6Address(int(network.network_address) | int.from_bytes(eui64, 'big'))
+
+
+def ipv6_plan(hv):
+    """{guest name: GuestIPv6} as the plan makes it (docs/inventory.md, IPv6), {} for a host
+    without IPv6. routed*: a given address6 is its own /64 with the host side ::1; the others
+    get the next free /64 of pool6 in list order (skipping the given ones). bridged_nat: the
+    bridge's /64 (bridge_address6, else ::1 of pool6's first /64). A guest the host serves
+    by DHCP takes the SLAAC address of its MAC there; one it does not, ::2 (routed*) or the
+    next free from ::2 (bridged_nat). bridged_lan: SLAAC in the LAN's /64 (the peer's
+    router advertisements), no gateway of the host's. The lab's pools overlap no other
+    host's, so per host is fleet-wide here."""
+    guests = hv['guests']
+    topology = hv['topology']
+    if topology == 'bridged_lan':
+        return dict((guest['name'], GuestIPv6(slaac_address(guest.get('mac') or stable_mac(guest['name']),
+                                                            LAN_NETWORK6), None, True)) for guest in guests)
+    plan = {}
+    pool = ipaddress.IPv6Network(hv['pool6']) if hv.get('pool6') else None
+    if topology in ('routed', 'routed_nat'):
+        named = [ipaddress.IPv6Interface(guest['address6']).network for guest in guests if guest.get('address6')]
+        free = (network for network in (pool.subnets(new_prefix=64) if pool else ())
+                if not any(network.overlaps(other) for other in named))
+        for guest in guests:
+            if guest.get('address6'):
+                network = ipaddress.IPv6Interface(guest['address6']).network
+                plan[guest['name']] = GuestIPv6(guest['address6'], str(network[1]), False)
+                continue
+            network = next(free, None)
+            if network is None:
+                continue
+            if is_dhcp_guest(hv, guest):
+                address, slaac = slaac_address(guest.get('mac') or stable_mac(guest['name']), network), True
+            else:
+                address, slaac = '%s/64' % network[2], False
+            plan[guest['name']] = GuestIPv6(address, str(network[1]), slaac)
+        return plan
+    if topology == 'bridged_nat':
+        if hv.get('bridge_address6'):
+            bridge = ipaddress.IPv6Interface(hv['bridge_address6'])
+        elif pool:
+            first = next(pool.subnets(new_prefix=64))
+            bridge = ipaddress.IPv6Interface('%s/64' % first[1])
+        else:
+            return {}
+        taken = {bridge.ip} | {ipaddress.IPv6Interface(guest['address6']).ip for guest in guests
+                               if guest.get('address6')}
+        candidates = (ip for ip in bridge.network.hosts() if int(ip) - int(bridge.network.network_address) >= 2
+                      and ip not in taken)
+        for guest in guests:
+            if guest.get('address6'):
+                plan[guest['name']] = GuestIPv6(guest['address6'], str(bridge.ip), False)
+            elif is_dhcp_guest(hv, guest):
+                plan[guest['name']] = GuestIPv6(slaac_address(guest.get('mac') or stable_mac(guest['name']),
+                                                              bridge.network), str(bridge.ip), True)
+            else:
+                plan[guest['name']] = GuestIPv6('%s/%d' % (next(candidates), bridge.network.prefixlen),
+                                                str(bridge.ip), False)
+    return plan
+
+
+def ipv6_networks(hv):
+    """The host's IPv6 guest networks (sorted, unique)."""
+    return sorted(set(network_of(planned.address) for planned in ipv6_plan(hv).values()))
+
+
+def routed_ipv6(hv):
+    """Whether the LAN reaches the host's IPv6 guest networks directly: routed, routed_nat
+    without NAT66, bridged_lan (the guests are on the LAN)."""
+    return bool(ipv6_plan(hv)) and hv['topology'] in ('routed', 'routed_nat', 'bridged_lan') and not hv.get('nat6')
 
 
 def is_dhcp_guest(hv, guest):
@@ -191,7 +309,9 @@ def guest_gateway(hv, guest):
 
 def ping_targets(hv, guest):
     """(label, target) a guest pings: its gateway (or, on the LAN, its host), the other
-    guest of its host (a DHCP guest by its DNS name), the LAN peer."""
+    guest of its host (a DHCP guest by its DNS name), the LAN peer; then, when the guest has
+    IPv6, the same over IPv6 (by address; on the LAN no gateway: the host does not route)."""
+    plan6 = ipv6_plan(hv)
     targets = []
     gateway = guest_gateway(hv, guest)
     if gateway:
@@ -202,6 +322,14 @@ def ping_targets(hv, guest):
         by_name = is_dhcp_guest(hv, guest) and is_dhcp_guest(hv, other)
         targets.append((other['name'], dns_name(other) if by_name else guest_ip(other)))
     targets.append(('peer', PEER_ADDRESS))
+    mine = plan6.get(guest['name'])
+    if mine:
+        if mine.gateway:
+            targets.append(('gateway', mine.gateway))
+        for other in siblings(hv, guest):
+            if other['name'] in plan6:
+                targets.append((other['name'], plan6[other['name']].ip))
+        targets.append(('peer', PEER_ADDRESS6))
     return targets
 
 
@@ -224,10 +352,14 @@ def lookup_answer(hv, query):
 def guest_append(hv, guest, tries=None):
     """The kernel command line the lab gives a guest. A DHCP guest names neither its address
     nor its name (both come from its lease; the plan appends no ip= either); a static one gets
-    its address from the plan's ip=, appended to this."""
+    its address from the plan's ip=, appended to this. A static IPv6 address (the kernel's ip=
+    has no IPv6 form) is given as ttq.ip6 with its gateway; a SLAAC guest waits for its own."""
+    mine = ipv6_plan(hv).get(guest['name'])
+    static6 = mine if mine and not mine.slaac else None
     return guest_boot.kernel_append(
         None, ping=[target for _label, target in ping_targets(hv, guest)], lookup=lookups(hv, guest),
-        listen=listen_port(guest), fetch=fetch_urls(hv, guest), tries=tries, after='stay')
+        listen=listen_port(guest), fetch=fetch_urls(hv, guest), tries=tries, after='stay',
+        address6=static6.address if static6 else None, gateway6=static6.gateway if static6 else None)
 
 
 def run(argv, check=True, capture=False, netns=None):
@@ -334,10 +466,11 @@ class Lab:
             run(['ip', 'link', 'set', 'lo', 'up'], netns=ns)
         run(['ip', 'link', 'add', 'lan0', 'type', 'bridge'], netns=self.lan)
         run(['ip', 'link', 'set', 'lan0', 'up'], netns=self.lan)
-        hosts = [('peer', self.peer, PEER_ADDRESS)] + [
-            (name, hv['namespace'], hv['uplink_address']) for name, hv in sorted(self.hypervisors.items())]
-        for index, (name, ns, address) in enumerate(hosts):
-            self.plug_uplink(name, ns, address, index)
+        hosts = [('peer', self.peer, PEER_ADDRESS, PEER_ADDRESS6)] + [
+            (name, hv['namespace'], hv['uplink_address'], hv.get('uplink_address6'))
+            for name, hv in sorted(self.hypervisors.items())]
+        for index, (name, ns, address, address6) in enumerate(hosts):
+            self.plug_uplink(name, ns, address, index, address6=address6)
         self.peer_routes('add')
         self.count_sources()
         self.start_peer_dns()
@@ -348,12 +481,20 @@ class Lab:
     def peer_routes(self, verb):
         """The LAN peer routes the routed hypervisors' guest subnets back through them
         (verb add or del); NAT topologies need no route, and the peer counts where their
-        packets come from."""
+        packets come from. IPv6: the pool and the guest /64s outside it of every routed and
+        routed_nat host without NAT66 (its /64s are routed)."""
         for _name, hv in sorted(self.hypervisors.items()):
             if hv['topology'] == 'routed':
                 for guest in hv['guests']:
                     run(['ip', 'route', verb, network_of(guest['address']), 'via', hv['uplink_address']],
                         netns=self.peer)
+            if hv['topology'] in ('routed', 'routed_nat') and routed_ipv6(hv) and hv.get('uplink_address6'):
+                pool = ipaddress.IPv6Network(hv['pool6']) if hv.get('pool6') else None
+                networks = ([str(pool)] if pool else []) + [
+                    network for network in ipv6_networks(hv)
+                    if not pool or not ipaddress.IPv6Network(network).subnet_of(pool)]
+                for network in networks:
+                    run(['ip', '-6', 'route', verb, network, 'via', hv['uplink_address6']], netns=self.peer)
 
     def reconfigure(self, specs, python, build):
         """Give the running lab another fleet (the same hypervisor names, other topologies
@@ -369,9 +510,11 @@ class Lab:
         self.count_sources()
         self.write_inventory(python, build)
 
-    def plug_uplink(self, name, ns, address, index, mac=None):
+    def plug_uplink(self, name, ns, address, index, mac=None, address6=None):
         """eth0 of host `name` in namespace ns: a veth into the LAN bridge, address/24, up;
-        with the MAC `mac` when given."""
+        with the MAC `mac` when given. address6: a static IPv6 address (/64 of the LAN), and
+        then no router advertisements taken on eth0 (no SLAAC address beside it: the NAT66
+        host's source must be that address); without it eth0 takes SLAAC from the LAN."""
         port = 'p-%s' % name
         # Both ends are born in the LAN namespace; one moves to the host as eth0.
         run(['ip', 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'e%d' % index]
@@ -379,6 +522,12 @@ class Lab:
         run(['ip', 'link', 'set', 'e%d' % index, 'netns', ns, 'name', 'eth0'], netns=self.lan)
         run(['ip', 'link', 'set', port, 'master', 'lan0', 'up'], netns=self.lan)
         run(['ip', 'addr', 'add', '%s/24' % address, 'dev', 'eth0'], netns=ns)
+        if address6:
+            # Per namespace (the namespace's own conf of its eth0), never the root's.
+            run(['sysctl', '-q', '-w', 'net.ipv6.conf.eth0.accept_ra=0', 'net.ipv6.conf.eth0.autoconf=0'],
+                netns=ns)
+            run(['ip', '-6', 'addr', 'add', '%s/%d' % (address6, LAN_NETWORK6.prefixlen), 'dev', 'eth0',
+                 'nodad'], netns=ns)
         run(['ip', 'link', 'set', 'eth0', 'up'], netns=ns)
 
     @staticmethod
@@ -446,6 +595,9 @@ class Lab:
             }
             if 'bridge_address' in hv:
                 host['tuntap_qemu_bridge_address'] = hv['bridge_address']
+            for key in ('pool6', 'bridge_address6', 'nat6'):
+                if key in hv:
+                    host['tuntap_qemu_%s' % key] = hv[key]
             hosts[name] = host
         inventory = {'all': {
             'vars': {
@@ -480,14 +632,20 @@ class Lab:
                     time.sleep(0.05)
 
     def start_peer_dns(self):
-        """The LAN's DNS server: a dnsmasq in the peer namespace, bound to the peer's address
-        only, answering PEER_NAME and nothing else (no upstream), by its pidfile in the lab's
-        DHCP runtime folder (stop_dhcp_servers ends it)."""
+        """The LAN's DNS server: a dnsmasq in the peer namespace, bound to the peer's eth0
+        addresses only, answering PEER_NAME and nothing else (no upstream), by its pidfile in the lab's
+        DHCP runtime folder (stop_dhcp_servers ends it); it is the LAN's IPv6 router too:
+        router advertisements of fd00:10::/64 on eth0."""
         folder = self.dhcp_runtime_dir('peer')
         os.makedirs(folder, exist_ok=True)
         run(['dnsmasq', '--conf-file=/dev/null', '--bind-interfaces', '--listen-address=%s' % PEER_ADDRESS,
              '--except-interface=lo', '--no-resolv', '--no-hosts',
              '--address=/%s/%s' % (PEER_NAME, PEER_ADDRESS),
+             # The LAN's router advertisements (SLAAC in fd00:10::/64): RA only, no DHCPv6.
+             # dnsmasq advertises only on an interface it is told by name (a listen-address
+             # alone sends none), so DNS is on eth0's addresses as well.
+             '--interface=eth0', '--enable-ra',
+             '--dhcp-range=%s,ra-only,%d' % (LAN_NETWORK6.network_address, LAN_NETWORK6.prefixlen),
              '--pid-file=%s' % os.path.join(folder, 'dnsmasq.pid')], netns=self.peer)
 
     def dhcp_runtime_dir(self, name):
@@ -561,7 +719,8 @@ class Lab:
             time.sleep(0.05)
         run(['ip', 'netns', 'add', ns])
         run(['ip', 'link', 'set', 'lo', 'up'], netns=ns)
-        self.plug_uplink(name, ns, hv['uplink_address'], sorted(self.hypervisors).index(name) + 1, mac)
+        self.plug_uplink(name, ns, hv['uplink_address'], sorted(self.hypervisors).index(name) + 1, mac,
+                         address6=hv.get('uplink_address6'))
 
     def unit_dir(self, name):
         """Hypervisor `name`'s systemd unit folder (its /etc/systemd/system)."""
@@ -664,7 +823,7 @@ class Lab:
     def count_sources(self):
         """Counters in the LAN peer (a lab host) of the echo requests it gets from each NAT
         hypervisor's uplink address and from its guest subnets: the proof that the peer
-        sees the host, never a guest address."""
+        sees the host, never a guest address; the same over IPv6 for a NAT66 host."""
         rules = ['add table inet ttqlab', 'add chain inet ttqlab input { type filter hook input priority 0; }']
         for name, hv in sorted(self.hypervisors.items()):
             if hv['topology'] in ('routed_nat', 'bridged_nat'):
@@ -673,6 +832,12 @@ class Lab:
                 for network in sorted(set(network_of(guest['address']) for guest in hv['guests'])):
                     rules.append('add rule inet ttqlab input ip saddr %s icmp type echo-request counter '
                                  'comment "%s guests"' % (network, name))
+            if hv.get('nat6') and hv.get('uplink_address6'):
+                rules.append('add rule inet ttqlab input ip6 saddr %s icmpv6 type echo-request counter '
+                             'comment "%s uplink6"' % (hv['uplink_address6'], name))
+                for network in ipv6_networks(hv):
+                    rules.append('add rule inet ttqlab input ip6 saddr %s icmpv6 type echo-request counter '
+                                 'comment "%s guests6"' % (network, name))
         subprocess.run(['ip', 'netns', 'exec', self.peer, 'nft', '-f', '-'], input='\n'.join(rules) + '\n',
                        text=True, check=True, env=ENV)
 
@@ -725,6 +890,12 @@ class Lab:
             ok = leased == guest['address'] and hostname == name
             rows.append((name, 'lease %s %s planned %s (hostname %s)'
                          % (leased, '==' if ok else '!=', guest['address'], hostname), ok, None))
+        mine = ipv6_plan(hv).get(name)
+        if mine:
+            reported = (report.get('boot') or {}).get('ip6') or 'none'
+            ok = same_interface(reported, mine.address)
+            rows.append((name, 'ip6 %s %s planned %s (%s)' % (reported, '==' if ok else '!=', mine.address,
+                                                              'SLAAC' if mine.slaac else 'static'), ok, None))
         by_name = dict((dns_name(other), other) for other in hv['guests'])
         for query in lookups(hv, guest):
             found = (report.get('lookups') or {}).get(query) or {}
@@ -781,6 +952,10 @@ class Lab:
                 for guest in hv['guests']:
                     ok, latency = self.ping(self.peer, guest_ip(guest))
                     rows.append(('peer', '%s %s (directly)' % (guest['name'], guest_ip(guest)), ok, latency))
+            if routed_ipv6(hv):
+                for guest_name, planned in sorted(ipv6_plan(hv).items()):
+                    ok, latency = self.ping(self.peer, planned.ip)
+                    rows.append(('peer', '%s %s (directly)' % (guest_name, planned.ip), ok, latency))
             if hv['topology'] == 'bridged_lan':
                 ok, latency = self.ping(self.peer, hv['uplink_address'])
                 rows.append(('peer', '%s %s (now on br0)' % (name, hv['uplink_address']), ok, latency))
@@ -789,6 +964,12 @@ class Lab:
                 from_guests = counts.get('%s guests' % name, 0)
                 rows.append(('peer', 'sees %s (%d pings), no guest address (%d)'
                              % (hv['uplink_address'], from_host, from_guests),
+                             from_host > 0 and from_guests == 0, None))
+            if hv.get('nat6') and ipv6_plan(hv):
+                from_host = counts.get('%s uplink6' % name, 0)
+                from_guests = counts.get('%s guests6' % name, 0)
+                rows.append(('peer', 'sees %s (%d ping6s), no guest IPv6 address (%d)'
+                             % (hv.get('uplink_address6'), from_host, from_guests),
                              from_host > 0 and from_guests == 0, None))
             rows += self.forward_rows(name, hv)
             tables[name] = ('%s: %s' % (name, hv['topology']), rows)
@@ -817,6 +998,14 @@ class Lab:
 
 def network_of(cidr):
     return str(ipaddress.ip_interface(cidr).network)
+
+
+def same_interface(reported, planned):
+    """Whether the ADDRESS/PREFIX a guest reported is the planned one (any spelling)."""
+    try:
+        return ipaddress.ip_interface(reported) == ipaddress.ip_interface(planned)
+    except ValueError:
+        return False
 
 
 def dnsmasq_process(pidfile, folder):

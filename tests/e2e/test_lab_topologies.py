@@ -1,12 +1,15 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """End to end with the lab's own code: site.yml converges one hypervisor per topology, two
 real guests each, and every expected check succeeds (DHCP leases equal to the plan, DNS
-names, pings, port forwards from the peer, the host and the other guest); each result is
+names, pings, port forwards from the peer, the host and the other guest; IPv6 addresses equal
+to the plan, ping6 of the gateway, the other guest and the peer, the peer's ping6 of the
+routed /64s, NAT66 seen from the peer); each result is
 read from the guests' own serial consoles (or, for the LAN peer's and the host's checks,
 from there)."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -18,9 +21,16 @@ sys.path.insert(0, LAB)
 
 import tuntap_lab  # noqa: E402  pylint: disable=wrong-import-position
 
-# Per DHCP guest: its lease, its lookup of the other guest, three pings (the other guest by
-# name); per forward: the hairpin fetch of the other guest, the peer's and the host's own.
-EXPECTED_ROWS = {'hv1': 14, 'hv2': 16, 'hv3': 16, 'hv4': 9}
+# Per DHCP guest: its lease, its lookups of the other guest and of the peer's name, three
+# pings (the other guest by name); per forward: the hairpin fetch of the other guest, the
+# peer's and the host's own. IPv6, per guest: its address against the plan, ping6 of the
+# gateway (not on the LAN), the other guest and the peer; the peer's ping6 of each guest
+# where the IPv6 networks are routed (hv1, hv2, hv4), its NAT66 counter row where not (hv3).
+#   hv1: 2 x (6 + 4) + 2 (peer, IPv4) + 2 (peer, IPv6)                      = 24
+#   hv2: 2 x (6 + 4) + 1 hairpin + 1 NAT + 2 forwards + 2 (peer, IPv6)      = 26
+#   hv3: 2 x (6 + 4) + 1 hairpin + 1 NAT + 2 forwards + 1 NAT66             = 25
+#   hv4: 2 x (3 + 3) + 2 (peer, IPv4) + 1 (hv4 on br0) + 2 (peer, IPv6)     = 17
+EXPECTED_ROWS = {'hv1': 24, 'hv2': 26, 'hv3': 25, 'hv4': 17}
 
 
 @pytest.fixture(scope='module')
@@ -78,16 +88,23 @@ def test_routed_nat_needs_its_nat(converged_lab):
     assert results[tuntap_lab.PEER_ADDRESS]['status'] == 'fail', results
 
 
+VM3_IP6 = tuntap_lab.ipv6_plan(tuntap_lab.HYPERVISORS['hv2'])['vm3'].address
+
+
 def _report(lease_ip='192.168.3.10/24', hostname='vm3', looked_up='192.168.4.10', ping_address='192.168.4.10',
-            body='TTQ-HTTP name=vm4', forwarded=tuntap_lab.PEER_ADDRESS):
-    """vm3's serial report as guest_boot.parse_serial gives it, everything right by default."""
+            body='TTQ-HTTP name=vm4', forwarded=tuntap_lab.PEER_ADDRESS, ip6=VM3_IP6, failed6=()):
+    """vm3's serial report as guest_boot.parse_serial gives it, everything right by default;
+    failed6: its IPv6 ping targets that did not answer."""
     ok = {'status': 'ok', 'rtt_ms': 1.0}
+    results6 = dict((target, {'status': 'fail', 'rtt_ms': None} if target in failed6 else ok)
+                    for target in ('fd00:2::1', 'fd00:2:0:4::10', tuntap_lab.PEER_ADDRESS6))
     return {
         'lease': {'ip': lease_ip, 'hostname': hostname},
+        'boot': {'ip': lease_ip, 'ip6': ip6},
         'lookups': {'vm4.qemu.internal': {'status': 'ok', 'address': looked_up},
                     tuntap_lab.PEER_NAME: {'status': 'ok', 'address': forwarded}},
-        'results': {'192.168.3.1': ok, tuntap_lab.PEER_ADDRESS: ok,
-                    'vm4.qemu.internal': dict(ok, address=ping_address)},
+        'results': dict({'192.168.3.1': ok, tuntap_lab.PEER_ADDRESS: ok,
+                         'vm4.qemu.internal': dict(ok, address=ping_address)}, **results6),
         'fetches': {'http://10.0.0.12:8004/': {'status': 'ok', 'body': body}},
     }
 
@@ -103,13 +120,64 @@ def _report(lease_ip='192.168.3.10/24', hostname='vm3', looked_up='192.168.4.10'
     (_report(ping_address='192.168.4.99'), ['vm4 by name']),
     # The forward reached a listener, but not the guest it names.
     (_report(body='TTQ-HTTP name=vm3'), ['10.0.0.12:8004']),
-    ({'results': {}}, ['lease', 'lookup vm4', 'lookup peer', 'gateway', 'vm4 by name', 'peer', '10.0.0.12:8004']),
+    # IPv6: another address than the plan's SLAAC one (the static form of it, a neighbour's),
+    # none at all; each ping6 that did not answer.
+    (_report(ip6='fd00:2::2/64'), ['ip6']),
+    (_report(ip6='fd00:2::5054:ff:fe35:802e/64'), ['ip6']),
+    (_report(ip6='-'), ['ip6']),
+    (_report(failed6=['fd00:2::1']), ['gateway fd00:2::1']),
+    (_report(failed6=['fd00:2:0:4::10']), ['vm4 fd00:2:0:4::10']),
+    (_report(failed6=[tuntap_lab.PEER_ADDRESS6]), ['peer fd00:10::20']),
+    ({'results': {}}, ['lease', 'ip6', 'lookup vm4', 'lookup peer', 'gateway', 'vm4 by name', 'peer', 'gateway',
+                       'vm4', 'peer', '10.0.0.12:8004']),
 ])
 def test_guest_rows_fail_on_what_differs_from_the_plan(report, failing):
     """The rows of a DHCP guest with a forward to its sibling (hv2's vm3): each check compares
     with the plan, and only the rows named fail."""
     hv = tuntap_lab.HYPERVISORS['hv2']
     rows = tuntap_lab.Lab.guest_rows(hv, hv['guests'][0], report)
-    assert len(rows) == 7
+    assert len(rows) == 11
     failed = [target for _source, target, ok, _latency in rows if not ok]
     assert len(failed) == len(failing) and all(text.startswith(prefix) for text, prefix in zip(failed, failing)), rows
+
+
+def test_the_labs_ipv6_plan_is_the_fleet_plan(tmp_path):
+    """What the lab expects of every guest's IPv6 (ipv6_plan: its address, gateway, SLAAC or
+    static, and what a static guest is given on its command line) is what the fleet plan
+    makes of the lab's inventory; bridged_lan guests have no IPv6 in the plan (SLAAC from the
+    LAN: the EUI-64 of the plan's MAC in the LAN's /64)."""
+    sys.path.insert(0, tuntap_lab.collections_path(str(tmp_path)))
+    from ansible_collections.tuntap.qemu.plugins.module_utils._fleet import planner  # pylint: disable=import-outside-toplevel
+
+    lab = tuntap_lab.Lab('ttqp-', state_dir=str(tmp_path))
+    lab.write_inventory('/usr/bin/python3', {'kernel': '/k', 'initrd': '/i'})
+    with open(lab.inventory) as handle:
+        inventory = json.load(handle)['all']
+    hostvars = dict((name, dict(inventory['vars'], **variables))
+                    for name, variables in inventory['children']['hypervisors']['hosts'].items())
+    plan, errors = planner.plan_fleet(hostvars)
+    assert errors == []
+    for name, hv in sorted(tuntap_lab.HYPERVISORS.items()):
+        expected = tuntap_lab.ipv6_plan(hv)
+        assert sorted(expected) == sorted(guest['name'] for guest in hv['guests'])
+        for guest in plan[name]['guests']:
+            mine = expected[guest['name']]
+            if hv['topology'] == 'bridged_lan':
+                assert (guest['address6'], guest['gateway6'], guest['slaac']) == (None, None, False)
+                assert mine.address == tuntap_lab.slaac_address(guest['mac'], tuntap_lab.LAN_NETWORK6)
+                continue
+            assert (guest['address6'], guest['gateway6'], guest['slaac']) == (mine.address, mine.gateway, mine.slaac), \
+                (name, guest)
+            append = [spec for spec in inventory['children']['hypervisors']['hosts'][name]['tuntap_qemu_guests']
+                      if spec['name'] == guest['name']][0]['append'].split()
+            static = ['ttq.ip6=%s' % mine.address, 'ttq.gw6=%s' % mine.gateway]
+            assert all((word in append) != mine.slaac for word in static), (guest['name'], append)
+
+
+@pytest.mark.parametrize('mac, network, expected', [
+    ('52:54:00:15:39:a4', 'fd00:3::/64', 'fd00:3::5054:ff:fe15:39a4/64'),
+    # The universal/local bit flips either way.
+    ('02:00:00:00:00:01', 'fd00:10::/64', 'fd00:10::ff:fe00:1/64'),
+])
+def test_slaac_address(mac, network, expected):
+    assert tuntap_lab.slaac_address(mac, tuntap_lab.ipaddress.IPv6Network(network)) == expected
