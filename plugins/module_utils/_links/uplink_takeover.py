@@ -160,10 +160,13 @@ def move(plan, name, takeover, desired):
     # The bridge holds the addresses already (planned before) when the uplink becomes its
     # port; routes move with a replace (no moment without them), then the uplink lets go.
     _replace_routes(plan, name, routes)
-    for address in moving:
-        plan.actions.append(AddrDel(takeover.uplink, address))
+    # The kernel's addresses go first: a static address of the same prefix deleted while a
+    # SLAAC one is there leaves its prefix route behind with the SLAAC lifetime (the kernel's
+    # check_cleanup_prefix_route()); deleted last, it takes its prefix route with it.
     for address in takeover.released:
         plan.actions.append(AddrDel(takeover.uplink, address, gone_ok=True))
+    for address in moving:
+        plan.actions.append(AddrDel(takeover.uplink, address))
     for route in takeover.ra_routes:
         plan.actions.append(RouteDel(takeover.uplink, route))
     if takeover.solicits:

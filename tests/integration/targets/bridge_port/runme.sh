@@ -33,15 +33,21 @@ netns_cleanup_hook() {
     done
 }
 
-dhcp_run_playbook() {
-    local lan dir
+# lan_run_playbook PLAYBOOK ARGS: PLAYBOOK with a LAN namespace of its own and a dhcp_dir.
+lan_run_playbook() {
+    local playbook=$1 lan dir
+    shift
     netns_create
     lan=$NETNS_NAME
     dir=$NETNS_WORK_DIR/dhcp-$lan
     mkdir -p "$dir"
-    netns_run_playbook bridge_dhcp.yml -e "lan_ns=$lan" -e "dhcp_dir=$dir" "$@"
+    netns_run_playbook "$playbook" -e "lan_ns=$lan" -e "dhcp_dir=$dir" "$@"
     dhcp_end_processes "$dir"
     netns_delete "$lan"
+}
+
+dhcp_run_playbook() {
+    lan_run_playbook bridge_dhcp.yml "$@"
 }
 
 if [[ -x /usr/sbin/dnsmasq ]] && PATH=$PATH:/sbin:/usr/sbin command -v dhclient >/dev/null; then
@@ -50,4 +56,14 @@ if [[ -x /usr/sbin/dnsmasq ]] && PATH=$PATH:/sbin:/usr/sbin command -v dhclient 
     done
 else
     echo "bridge_port: SKIPPED bridge_dhcp.yml - it needs dhclient (isc-dhcp-client) and /usr/sbin/dnsmasq" >&2
+fi
+
+# bridge_slaac.yml: a LAN whose router (dnsmasq, by its pid file in dhcp_dir) advertises an
+# IPv6 prefix; the uplink's SLAAC address stays the kernel's through the takeover and back (issue 13).
+if [[ -x /usr/sbin/dnsmasq ]]; then
+    for python in "${NETNS_PYTHONS[@]}"; do
+        TUNTAP_TARGET_PYTHON=$python lan_run_playbook bridge_slaac.yml "$@"
+    done
+else
+    echo "bridge_port: SKIPPED bridge_slaac.yml - it needs /usr/sbin/dnsmasq" >&2
 fi

@@ -299,9 +299,9 @@ def test_takeover_lets_the_kernels_slaac_addresses_and_ra_routes_go_and_solicits
         LinkSet('eth0', {'master': 'br5'}),
         LinkSet('tap1', {'master': 'br5'}),
         RouteReplace('br5', DEFAULT_ROUTE),
-        AddrDel('eth0', '10.0.0.2/24'),
         AddrDel('eth0', TEMPORARY, gone_ok=True),   # before the SLAAC address it was made from
-        AddrDel('eth0', SLAAC, gone_ok=True),
+        AddrDel('eth0', SLAAC, gone_ok=True),       # before a static address of its prefix
+        AddrDel('eth0', '10.0.0.2/24'),
         RouteDel('eth0', RA_PREFIX),
         RouteDel('eth0', RA_DEFAULT),
         Solicit('br5'),
@@ -320,6 +320,8 @@ def test_takeover_moves_a_static_ipv6_address_beside_slaac():
     assert plan.errors == []
     assert AddrAdd('br5', STATIC6) in plan.actions
     assert AddrDel('eth0', STATIC6) in plan.actions
+    # the static address goes after the SLAAC one of its prefix, and takes its prefix route along
+    assert plan.actions.index(AddrDel('eth0', SLAAC, gone_ok=True)) < plan.actions.index(AddrDel('eth0', STATIC6))
     assert plan.actions.index(AddrAdd('br5', STATIC6)) < plan.actions.index(LinkSet('eth0', {'master': 'br5'}))
     assert plan.after['br5']['addresses'] == ['10.0.0.2/24', STATIC6]
 
