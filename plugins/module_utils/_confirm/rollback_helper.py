@@ -45,12 +45,15 @@ import fcntl
 import json
 import os
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
 import time
 
 LOCK_WAIT = 30.0
+SOLICIT_WAIT = 3.0  # seconds a link without a usable link-local address is given (DAD)
 DHCP_CLIENTS = ('dhclient', 'dhcpcd', 'udhcpc')
 DHCLIENT_VALUE_OPTIONS = frozenset(('-pf', '-lf', '-cf', '-sf', '-df', '-s', '-g', '-p', '-e',
                                     '--decline-wait-time', '--address-prefix-len',
@@ -287,6 +290,41 @@ class Rollback:
 
     def step_ip(self, step):
         return self.run_ip(step['argv'], step.get('tolerate', []))
+
+    def step_solicit(self, step):
+        # One IPv6 router solicitation (as the collection's _links/router_solicit.py): the
+        # router answers, the kernel makes the link's SLAAC addresses and RA routes again.
+        dev = step['dev']
+        try:
+            index = socket.if_nametoindex(dev)
+        except OSError:
+            return 'done already', '%s does not exist' % dev
+        data = struct.pack('!BBHI', 133, 0, 0, 0)
+        try:
+            with open('/sys/class/net/%s/address' % dev) as handle:
+                mac = handle.read().strip()
+            if len(mac) == 17:
+                data += struct.pack('!BB', 1, 1) + bytes.fromhex(mac.replace(':', ''))
+        except (OSError, ValueError):
+            pass
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+        try:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
+            end = time.monotonic() + SOLICIT_WAIT
+            while True:
+                try:
+                    sock.sendto(data, ('ff02::2', 0, 0, index))
+                    return 'ok', 'router solicitation sent from %s' % dev
+                except OSError as exc:
+                    if exc.errno not in (errno.EADDRNOTAVAIL, errno.ENETDOWN, errno.ENETUNREACH):
+                        raise
+                    if time.monotonic() >= end:
+                        return 'done already', ('%s cannot send yet (%s); the router advertises '
+                                                'again by itself' % (dev, exc.strerror))
+                time.sleep(0.1)
+        finally:
+            sock.close()
 
     def run(self):
         started = time.time()

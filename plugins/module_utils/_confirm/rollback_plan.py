@@ -16,6 +16,11 @@ Two shapes of "before" (snapshot.Snapshot.uplink_is_port()):
     forward delay, alias; up), gets its addresses, the uplink becomes its port, the routes are
     replaced onto it, the uplink loses its addresses, the former ports that exist join again.
 
+What the kernel made from the LAN router's advertisements (SLAAC addresses, RA routes) is not
+restored: the link that holds the LAN again asks the router (a `solicit` step) and the kernel
+makes its own from the answer. In (b) the uplink, a port again, also lets go of the RA routes
+and advertised prefix routes it got while it was on its own (a port hears the router no longer).
+
 Either way the link that takes the addresses holds them before the uplink changes its master,
 and routes move with a replace (no moment without them). The DHCP client on the link that
 should not have one is stopped first, the one that ran before is started last, then the files
@@ -34,10 +39,12 @@ unit tests run this module on its own.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from typing import List, Optional
 
 MISSING_DEVICE = 'Cannot find device'
 MISSING_ADDRESS = 'Cannot assign requested address'
+MISSING_ROUTE = 'No such process'
 EXISTS = 'File exists'
 
 
@@ -52,6 +59,8 @@ class Step:
             dhcp_start: start `argv` unless a client on `dev` runs (its pidfile: `pidfile`)
             file_write: write the saved copy `saved` to `path` atomically, `mode`, `uid`, `gid`
             file_remove: remove `path` if it is there
+            solicit: one IPv6 router solicitation from `dev` (done when it cannot send: the
+                    router's next advertisement comes anyway)
     """
     kind: str
     text: str
@@ -149,6 +158,7 @@ def _undo_takeover(before, now):
         steps.append(_ip('%s leaves %s' % (uplink.name, bridge.name),
                          'link', 'set', 'dev', uplink.name, 'nomaster'))
     steps += _routes(uplink.routes, uplink.name)
+    steps += _solicit(uplink)
     if not bridge.exists:
         # Its addresses go before the (slower) deletion: its prefix routes are older than
         # the uplink's and lead to a bridge without the uplink (uplink_takeover.give_back).
@@ -201,7 +211,30 @@ def _undo_give_back(before, now):
         steps.append(_ip('%s is up' % uplink.name, 'link', 'set', 'dev', uplink.name, 'up'))
     steps += _routes(bridge.routes, bridge.name)
     steps.append(_addresses(uplink.name, uplink.addresses, exact=True))
+    if bridge.autoconf:
+        steps += _release_ra_routes(uplink.name, bridge.autoconf)
     steps += _join_ports(bridge, uplink.name)
+    steps += _solicit(bridge)
+    return steps
+
+
+def _solicit(link):
+    """The solicit step of a link that heard an IPv6 router before the change, or none."""
+    if not link.autoconf:
+        return []
+    return [Step('solicit', "%s asks the LAN's IPv6 router for its SLAAC addresses again"
+                 % link.name, dev=link.name)]
+
+
+def _release_ra_routes(dev, autoconf):
+    """A port again: the routes it learnt from the router while on its own go (proto ra, and
+    the advertised prefixes' routes, which a static address of the prefix can leave behind)."""
+    steps = [_ip('the routes %s learnt from router advertisements go' % dev,
+                 '-6', 'route', 'flush', 'dev', dev, 'proto', 'ra')]
+    for prefix in sorted(set(str(ipaddress.ip_interface(address).network) for address in autoconf)):
+        steps.append(_ip('the route to the advertised prefix %s through %s goes' % (prefix, dev),
+                         '-6', 'route', 'del', prefix, 'dev', dev, 'proto', 'kernel',
+                         tolerate=[MISSING_ROUTE, MISSING_DEVICE]))
     return steps
 
 

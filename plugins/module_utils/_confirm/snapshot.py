@@ -64,6 +64,10 @@ class Link:
     addresses: List[Address] = dataclasses.field(default_factory=list)
     ports: List[str] = dataclasses.field(default_factory=list)
     routes: List[Route] = dataclasses.field(default_factory=list)
+    # The IPv6 addresses the kernel made from the LAN router's advertisements (the link
+    # snapshot's `autoconf`): never restored (they come back by themselves), but they say
+    # that the link heard an IPv6 router, so the rollback solicits it again.
+    autoconf: List[str] = dataclasses.field(default_factory=list)
 
     def address_texts(self):
         return sorted(address.address for address in self.addresses)
@@ -227,7 +231,7 @@ def link_from(snapshot, name, routes, lifetimes):
                 record.get('state') or 'up', bool(record.get('stp')),
                 int(record.get('forward_delay') or 0), addresses,
                 sorted(port for port, link in snapshot.items() if link.get('master') == name),
-                [Route(**route) for route in routes])
+                [Route(**route) for route in routes], sorted(record.get('autoconf') or {}))
 
 
 def read_lifetimes(ipr, names):

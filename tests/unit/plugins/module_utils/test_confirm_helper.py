@@ -198,3 +198,57 @@ def test_valid_id(change_id, valid):
 def test_new_id_is_valid():
     assert arming.valid_id(arming.new_id(lambda: 0.0, lambda n: b'\x01\x02\x03'))
     assert arming.new_id(lambda: 0.0, lambda n: b'\x01\x02\x03') == '19700101T000000-010203'
+
+
+class FakeSocketModule:
+    """The helper's `socket` for step_solicit: a link of index 7 named br0, a raw socket that
+    fails `failures` times with EADDRNOTAVAIL (a tentative link-local address) and records."""
+
+    def __init__(self, failures=0):
+        import socket as real
+        self.real = real
+        self.failures = failures
+        self.sent = []
+        self.options = []
+        for name in ('AF_INET6', 'SOCK_RAW', 'IPPROTO_ICMPV6', 'IPPROTO_IPV6',
+                     'IPV6_MULTICAST_HOPS', 'IPV6_MULTICAST_IF'):
+            setattr(self, name, getattr(real, name))
+
+    def if_nametoindex(self, name):
+        if name != 'br0':
+            raise OSError(19, 'No such device')
+        return 7
+
+    def socket(self, *args):
+        module = self
+
+        class Sock:
+            def setsockopt(self, level, option, value):
+                module.options.append((option, value))
+
+            def sendto(self, data, address):
+                if module.failures:
+                    module.failures -= 1
+                    raise OSError(99, 'Cannot assign requested address')
+                module.sent.append((data, address))
+
+            def close(self):
+                pass
+        return Sock()
+
+
+@pytest.mark.parametrize('dev, failures, result, sent', [
+    ('br0', 0, 'ok', 1),
+    ('br0', 3, 'ok', 1),        # sent once its link-local address is usable
+    ('gone0', 0, 'done already', 0),
+])
+def test_helper_solicits_the_router(tmp_path, dev, failures, result, sent):
+    helper = load_helper(tmp_path)
+    fake = FakeSocketModule(failures)
+    helper['socket'] = fake
+    outcome, _detail = helper['Rollback'].step_solicit(None, {'dev': dev})
+    assert outcome == result
+    assert [address for _data, address in fake.sent] == [('ff02::2', 0, 0, 7)] * sent
+    if sent:
+        assert fake.sent[0][0][:4] == b'\x85\x00\x00\x00'
+        assert (fake.IPV6_MULTICAST_HOPS, 255) in fake.options

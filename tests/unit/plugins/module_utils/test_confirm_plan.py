@@ -167,6 +167,52 @@ def test_undo_give_back_order():
     assert steps[0].pidfiles == ['/run/dhclient.eth0.pid']
 
 
+# ---------------------------------------------------------------- a LAN with SLAAC (issue 13)
+
+SLAAC = 'fd00:10::5054:ff:fe12:3456/64'
+TEMPORARY = 'fd00:10::49e7:38a:650d:e9d2/64'
+
+
+def test_undo_takeover_solicits_on_the_uplink_that_had_slaac_and_restores_no_slaac_address():
+    before = Snapshot(1000.0, uplink(autoconf=[SLAAC, TEMPORARY]), Link('br0'))
+    steps = rollback_plan.plan_rollback(before, rollback_plan.after_change(before))
+    solicit = [step for step in steps if step.kind == 'solicit']
+    assert [(step.dev, step.text) for step in solicit] == [
+        ('eth0', "eth0 asks the LAN's IPv6 router for its SLAAC addresses again")]
+    assert index_of(steps, 'eth0 leaves br0') < index_of(steps, 'asks the LAN') < index_of(steps, 'br0 is deleted')
+    restored = [entry['address'] for step in steps if step.kind == 'addresses' for entry in step.addresses]
+    assert restored == ['10.0.0.2/24', '2001:db8::2/64']
+
+
+def test_undo_give_back_releases_the_ports_ra_routes_and_solicits_on_the_bridge():
+    before = taken_over()
+    before = dataclasses.replace(before, bridge=dataclasses.replace(before.bridge, autoconf=[SLAAC, TEMPORARY]))
+    steps = rollback_plan.plan_rollback(before, rollback_plan.after_change(before))
+    at = index_of(steps, 'eth0 holds exactly no addresses')
+    assert texts(steps)[at + 1:at + 3] == [
+        'the routes eth0 learnt from router advertisements go',
+        'the route to the advertised prefix fd00:10::/64 through eth0 goes']
+    assert steps[at + 1].argv == ['-6', 'route', 'flush', 'dev', 'eth0', 'proto', 'ra']
+    assert steps[at + 2].argv == ['-6', 'route', 'del', 'fd00:10::/64', 'dev', 'eth0', 'proto', 'kernel']
+    assert rollback_plan.MISSING_ROUTE in steps[at + 2].tolerate
+    assert index_of(steps, 'tap1 is a port of br0 again') < index_of(steps, "br0 asks the LAN's IPv6 router")
+    assert [step.dev for step in steps if step.kind == 'solicit'] == ['br0']
+
+
+def test_no_solicit_without_slaac():
+    for before in (Snapshot(1000.0, uplink(), Link('br0')), taken_over()):
+        steps = rollback_plan.plan_rollback(before, rollback_plan.after_change(before))
+        assert not [step for step in steps if step.kind == 'solicit' or 'advertis' in step.text]
+
+
+def test_autoconf_survives_the_json_round_trip():
+    before = Snapshot(1000.0, uplink(autoconf=[SLAAC]), Link('br0'))
+    assert Snapshot.from_json(json.loads(json.dumps(before.to_json()))) == before
+    old = before.to_json()
+    del old['uplink']['autoconf']   # a snapshot written by the previous version
+    assert Snapshot.from_json(old).uplink.autoconf == []
+
+
 def test_undo_give_back_records_stp_and_forward_delay():
     before = taken_over()
     before = dataclasses.replace(before, bridge=dataclasses.replace(before.bridge, stp=True,
