@@ -75,13 +75,25 @@ def _masquerade_checks(vm, subnets, where):
 def nat6_checks(vm, networks6, nat6, where):
     """Issue 13: with tuntap_qemu_nat6 the IPv6 guest networks are masqueraded out of eth0
     (NAT66) by our table, each by one rule; without it no IPv6 source is (routed /64s)."""
-    masqueraded = [comment for comment in _our_comments(vm) if comment.startswith('tuntap.qemu masquerade ')]
-    ipv6 = sorted(comment for comment in masqueraded if ':' in comment.split()[2])
-    wanted = sorted('tuntap.qemu masquerade %s oif eth0 | nat' % network for network in networks6) if nat6 else []
+    return [_nat6_check(_our_comments(vm), networks6, nat6, where)]
+
+
+def _nat6_check(comments, networks6, nat6, where):
+    """One masquerade is several rules of ours, each commented 'tuntap.qemu masquerade NETWORK
+    oif IF | PART' (nat: the masquerade itself; forward out/back/bridged: letting it through):
+    the IPv6 NETWORKs among them must be networks6 with nat6, none without, and each with its
+    nat rule."""
+    masqueraded = [comment for comment in comments if comment.startswith('tuntap.qemu masquerade ')]
+    ipv6 = sorted(set(comment.split()[2] for comment in masqueraded if ':' in comment.split()[2]))
+    wanted = sorted(networks6) if nat6 else []
+    missing = ['tuntap.qemu masquerade %s oif eth0 | nat' % network for network in wanted
+               if 'tuntap.qemu masquerade %s oif eth0 | nat' % network not in masqueraded]
     title = ('%s: NAT66: table inet tuntap_qemu masquerades %s, no other IPv6 source' % (where, ', '.join(networks6))
              if nat6 else '%s: nat6 off: no IPv6 source is masqueraded' % where)
-    return [(title, ipv6 == wanted, 'IPv6 masquerade rules: %s' % ipv6 if ipv6 != wanted
-             else '%d IPv6 of %d masquerade rules' % (len(ipv6), len(masqueraded)))]
+    ok = ipv6 == wanted and not missing
+    return (title, ok, 'IPv6 sources of the masquerade rules %s, missing %s' % (ipv6, missing) if not ok
+            else '%d of %d masquerade rules for IPv6 sources' % (
+                len([comment for comment in masqueraded if ':' in comment.split()[2]]), len(masqueraded)))
 
 
 def _unit_checks(vm, where):

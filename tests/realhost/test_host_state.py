@@ -1,6 +1,6 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The pure parts of host_state: what normalisation drops, what compare() reports, how
-explain() matches the allow-list. (The collector itself runs on the real host in the stage.)"""
+explain() matches the allow-list; checks_nat's NAT66 check over a rule list. (The collector itself runs on the real host in the stage.)"""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import checks_nat  # noqa: E402  pylint: disable=wrong-import-position
 import host_state  # noqa: E402  pylint: disable=wrong-import-position
 
 TAP = {'ifindex': 7, 'ifname': 'tap0', 'flags': ['BROADCAST', 'UP'], 'mtu': 1500, 'operstate': 'UP',
@@ -196,3 +197,25 @@ def test_ipv6_routes_of_a_guest_network_count():
     routes = [{'dst': 'fd00:33::/64', 'dev': 'tap0', 'protocol': 'kernel', 'metric': 256, 'flags': []},
               {'dst': 'fe80::/64', 'dev': 'tap0', 'protocol': 'kernel', 'metric': 256, 'flags': []}]
     assert host_state.normalise_routes(routes, 6) == {'fd00:33::/64 dev tap0': {'protocol': 'kernel', 'metric': 256}}
+
+
+# Our rules of bridged_nat with NAT66, as the real host listed them (22:37 run).
+NAT66_COMMENTS = ['tuntap.qemu masquerade 192.168.5.0/24 oif eth0 | forward back',
+                  'tuntap.qemu masquerade 192.168.5.0/24 oif eth0 | nat',
+                  'tuntap.qemu masquerade fd00:55::/64 oif eth0 | forward back',
+                  'tuntap.qemu masquerade fd00:55::/64 oif eth0 | forward bridged',
+                  'tuntap.qemu masquerade fd00:55::/64 oif eth0 | forward out',
+                  'tuntap.qemu masquerade fd00:55::/64 oif eth0 | nat']
+
+
+@pytest.mark.parametrize('comments, networks6, nat6, ok', [
+    (NAT66_COMMENTS, ['fd00:55::/64'], True, True),
+    # The nat rule itself missing, another IPv6 source, NAT66 without nat6, nothing at all.
+    ([comment for comment in NAT66_COMMENTS if comment != NAT66_COMMENTS[-1]], ['fd00:55::/64'], True, False),
+    (NAT66_COMMENTS + ['tuntap.qemu masquerade fd00:56::/64 oif eth0 | nat'], ['fd00:55::/64'], True, False),
+    (NAT66_COMMENTS, ['fd00:55::/64'], False, False),
+    (NAT66_COMMENTS[:2], ['fd00:55::/64'], True, False),
+    (NAT66_COMMENTS[:2], ['fd00:33::/64'], False, True),
+])
+def test_nat66_check(comments, networks6, nat6, ok):
+    assert checks_nat._nat6_check(comments, networks6, nat6, 'after the converge')[1] is ok  # pylint: disable=protected-access
