@@ -94,6 +94,11 @@ options:
       - A port (added to O(ports) if missing) whose IPv4 and IPv6 addresses and routes move to
         the bridge, such as V(eth0) in the bridged_lan topology. Routes the kernel makes on its
         own (for addresses, from router advertisements) are not moved; they come back on the bridge.
+      - On a LAN whose router advertises an IPv6 prefix, the uplink's SLAAC addresses, their
+        temporary addresses and the routes learnt from the advertisements are the kernel's - they
+        are not moved, checked or persisted. The uplink lets go of them (a port no longer hears the
+        router), the bridge sends a router solicitation and the kernel makes its own from the answer;
+        when the bridge goes, the uplink solicits and gets them back the same way.
       - Once the uplink is a port without addresses, nothing more is moved.
       - With O(addresses), the takeover first checks that the uplink (or, once it is done, the
         bridge) holds exactly these addresses, that its IPv4 default route is via O(gateway)

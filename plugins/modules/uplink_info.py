@@ -109,10 +109,20 @@ uplink:
       description: The bridge the uplink is a port of, or null.
       type: str
     addresses:
-      description: Addresses of the holder (not IPv6 link-local).
+      description:
+        - Addresses of the holder (not IPv6 link-local), the ones compared with O(addresses).
+        - Not the IPv6 addresses the kernel made itself from the LAN router's advertisements (see RV(uplink.autoconf)).
       type: list
       elements: str
       sample: [10.0.0.11/24]
+    autoconf:
+      description:
+        - The holder's IPv6 addresses that the kernel made from the LAN router's advertisements (SLAAC) and their temporary
+          (privacy) addresses (not with O(dhcp)).
+        - They are never compared, moved to the bridge or persisted; the link that hears the router makes them again.
+      type: list
+      elements: str
+      sample: [fd00:10::5054:ff:fe00:1/64]
     gateway:
       description: The router of the holder's IPv4 default route, or null.
       type: str

@@ -159,8 +159,7 @@ def check_uplink(snapshot, routes, spec, clients=None):
         'holder': holder,
         'master': snapshot[name].get('master'),
         'addresses': have,
-        'autoconf': sorted(snapshot[holder].get('autoconf') or {},
-                           key=lambda text: _interface(text)),
+        'autoconf': sorted(snapshot[holder].get('autoconf') or {}, key=_interface),
         'gateway': have_gateway,
         'routes': [reading.describe_route(route) for route in routes],
     }
