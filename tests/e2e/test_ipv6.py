@@ -12,12 +12,10 @@ fails, and the error it reports is the only one (the rest of the inventory is ri
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import re
 import sys
-import time
 
 import pytest
 
@@ -61,30 +59,6 @@ def _plan_errors(output):
     return results[0].get('errors')
 
 
-def _settle(lab, timeout=30):
-    """Wait for what the kernel does by itself once the lab is up: hv4's uplink (no static
-    IPv6) takes its address by SLAAC from the LAN peer's router advertisements (the next
-    one the peer sends, duplicate address detection, then its local route). Done when every
-    such uplink holds a global IPv6 address of the LAN and no address is tentative: the
-    before-and-after snapshots compare the hosts, not the kernel's progress."""
-    lan6 = getattr(tuntap_lab, 'LAN_NETWORK6', None)
-    deadline = time.monotonic() + timeout
-    while True:
-        waiting = []
-        for name, hv in sorted(lab.hypervisors.items()):
-            addresses = test_reboot.network_state(hv['namespace'])['addresses']
-            waiting += [(name, address['local']) for items in addresses.values() for address in items
-                        if address.get('tentative')]
-            if lan6 and not hv.get('uplink_address6') and not any(
-                    address.get('family') == 'inet6' and ipaddress.ip_address(address['local']) in lan6
-                    for address in addresses.get('eth0', [])):
-                waiting.append((name, 'eth0: no SLAAC address in %s yet' % lan6))
-        if not waiting:
-            return
-        assert time.monotonic() < deadline, 'the lab did not settle in %d s: %s' % (timeout, waiting)
-        time.sleep(0.2)
-
-
 @pytest.fixture(scope='module')
 def lab():
     if os.geteuid() != 0:
@@ -92,7 +66,8 @@ def lab():
     lab = tuntap_lab.Lab('ttq6%d-' % (os.getpid() % 100000), only=HOSTS)
     try:
         lab.up('/usr/bin/python3', tuntap_lab.build_guest.build_guest())
-        _settle(lab)
+        # hv4's uplink takes its SLAAC address first: the snapshots compare the hosts.
+        test_reboot.settle_lab(lab)
         yield lab
     finally:
         lab.down()
