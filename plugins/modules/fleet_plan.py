@@ -19,7 +19,8 @@ description:
   - Fails before any host is touched, with one message that lists every problem of the fleet,
     each naming the host, the variable path and the value (see RV(errors)).
   - Checked across the fleet - guest names, MACs (given or the default stable MACs), the LAN
-    addresses (every C(tuntap_qemu_uplink_address) and every bridged_lan guest address) and
+    addresses (every C(tuntap_qemu_uplink_address), C(tuntap_qemu_uplink_address6) and every
+    bridged_lan guest address) and
     the subnets of C(routed) guests, which the LAN routes to their host.
   - Checked on each host - the topology and required values, interface names (at most 15
     bytes), taps used twice or named like the uplink or the bridge, multicast MACs,
@@ -36,7 +37,9 @@ description:
     C(address6) give them; C(tuntap_qemu_nat6) masquerades them (NAT66). Where the host runs its
     DHCP server the networks are advertised (exactly /64) and a served guest takes its SLAAC
     address (EUI-64 of its MAC); otherwise a static one. IPv6 pools and guest networks are
-    unique across the fleet; bridged_lan refuses the IPv6 settings (SLAAC from the LAN's router).
+    unique across the fleet and outside the uplink's IPv6 subnet; bridged_lan refuses the IPv6
+    settings (SLAAC from the LAN's router). C(tuntap_qemu_uplink_address6) is the uplink's static
+    IPv6 address - checked with the IPv4 one, moved to the bridge by bridged_lan.
   - Runs on the controller and changes nothing; call it once per play with C(run_once).
 author:
   - tuntap.qemu developers (!UNKNOWN)
@@ -169,7 +172,9 @@ plan:
           the inventory names no uplink address or bridged_lan readdresses on purpose
           (C(tuntap_qemu_uplink_readdress)). bridged_lan needs an exact match.
         - With C(tuntap_qemu_uplink_address=dhcp) bridged_lan checks a lease (dhcp true, no
-          addresses, exact false); the other topologies check nothing (null).
+          addresses, exact false); the other topologies check nothing (null), or only
+          C(tuntap_qemu_uplink_address6) when given.
+        - The addresses are C(tuntap_qemu_uplink_address), then C(tuntap_qemu_uplink_address6) when given.
       type: dict
     uplink_change:
       description:
@@ -217,7 +222,8 @@ plan:
         addresses:
           description:
             - The bridge's addresses - C(tuntap_qemu_bridge_address) (then its IPv6 address) for bridged_nat, the host's
-              LAN address C(tuntap_qemu_uplink_address) (moved from the uplink) for bridged_lan.
+              LAN address C(tuntap_qemu_uplink_address) (moved from the uplink) for bridged_lan, then
+              C(tuntap_qemu_uplink_address6) when given.
           type: list
           elements: str
         ports:

@@ -4,7 +4,7 @@
 
 Rules (docs/inventory.md explains them to users):
 - Guest names and MACs are unique across the fleet.
-- LAN-visible addresses - every host's tuntap_qemu_uplink_address and every address of a
+- LAN-visible addresses - every host's tuntap_qemu_uplink_address(6) and every address of a
   guest on the LAN - are unique across the fleet.
 - Own guest subnets routed on the LAN (routed) may not overlap across all such hosts; with
   NAT (routed_nat) only within their host; guests behind a bridge only within their bridge.
@@ -61,6 +61,9 @@ def check_lan_addresses(hosts, problems):
         if host.uplink_net is not None:
             entries.append((host, schema.UPLINK_ADDRESS, host.uplink_net,
                             '%s (%s)' % (host.host, schema.UPLINK_ADDRESS)))
+        if host.uplink_net6 is not None:
+            entries.append((host, schema.UPLINK_ADDRESS6, host.uplink_net6,
+                            '%s (%s)' % (host.host, schema.UPLINK_ADDRESS6)))
     for host in hosts:
         if host.topology is not None and host.topology.guests.lan_visible:
             for guest in host.guests:

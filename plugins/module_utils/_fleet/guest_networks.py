@@ -118,11 +118,11 @@ class OwnSubnet(GuestNetwork):
 
     def resolve(self, host, guest, error):
         net, path = guest.net, guest.path
-        uplink_net = host.uplink_net
-        if uplink_net is not None and nets.overlap(net, uplink_net):
-            error('%s.address: %r is in %s, which overlaps the uplink subnet %s (%s)'
-                  % (path, nets.address_text(guest), net.cidr, uplink_net.cidr, schema.UPLINK_ADDRESS))
-            return None
+        for uplink_net, variable in ((host.uplink_net, schema.UPLINK_ADDRESS), (host.uplink_net6, schema.UPLINK_ADDRESS6)):
+            if uplink_net is not None and nets.overlap(net, uplink_net):
+                error('%s.address: %r is in %s, which overlaps the uplink subnet %s (%s)'
+                      % (path, nets.address_text(guest), net.cidr, uplink_net.cidr, variable))
+                return None
         if guest.gateway_given is None:
             if net.size == 1:
                 error('%s.address: %r leaves no room for the host side of the tap; give a subnet '
@@ -150,6 +150,11 @@ class OwnSubnet(GuestNetwork):
 
     def resolve6(self, host, guest, error):
         net6, where = guest.net6, '%s.address6' % guest.path
+        uplink_net6 = host.uplink_net6
+        if uplink_net6 is not None and nets.overlap(net6, uplink_net6):
+            error('%s: %r is in %s, which overlaps the uplink\'s IPv6 subnet %s (%s)'
+                  % (where, _address6_text(guest), net6.cidr, uplink_net6.cidr, schema.UPLINK_ADDRESS6))
+            return False, None
         if host.advertises6 and net6.prefixlen != schema.POOL6_SUBNET_PREFIX:
             error('%s: %r is a /%d, but the host advertises the tap\'s network for SLAAC (%s), '
                   'which needs exactly /%d' % (where, guest.address6_given, net6.prefixlen, schema.DHCP,
@@ -279,3 +284,10 @@ class Lan(GuestNetwork):
 OWN_SUBNET = OwnSubnet()
 BRIDGE_SUBNET = BridgeSubnet()
 LAN = Lan()
+
+
+def _address6_text(guest):
+    """A guest's address6 as the inventory gave it, or as the plan made it."""
+    if guest.address6_given is not None:
+        return guest.address6_given
+    return names.normalize_address(guest.net6)

@@ -37,7 +37,9 @@ def host_plan(host, resolved):
                   'readdress': False, 'dhcp': False}
     elif topology.bridge == topologies.UPLINK:
         # A DHCP uplink: the bridge holds the lease (the client moves to it), no static address.
+        # The uplink's static IPv6 address moves with its IPv4 one and is persisted on the bridge.
         addresses = [] if host.uplink_dhcp else [names.normalize_address(host.uplink_net)]
+        addresses += _uplink_addresses6(host)
         bridge = {'name': host.bridge, 'addresses': addresses,
                   'ports': [tap['name'] for tap in taps] + [host.uplink], 'uplink': host.uplink,
                   'gateway': host.uplink_gateway, 'readdress': host.uplink_readdress,
@@ -103,19 +105,38 @@ def _forward(guest, forward):
             'source': list(forward.source) if forward.source is not None else None}
 
 
+def _uplink_addresses6(host):
+    """[tuntap_qemu_uplink_address6 with prefix], or [] without it."""
+    return [names.normalize_address(host.uplink_net6)] if host.uplink_net6 is not None else []
+
+
 def _uplink_check(host, uplink_address):
     """The uplink_info parameters that compare the host with its inventory before anything
     changes (None when the inventory names no uplink address, or the host is readdressed on
     purpose). A topology that moves the uplink's addresses to its bridge persists only the
-    inventory's address and gateway, so there they must match exactly."""
+    inventory's addresses (IPv4 and the static IPv6 one) and gateway, so there they must match
+    exactly."""
     if uplink_address is None or host.uplink_readdress:
         return None
     exact = host.topology.moves_uplink
+    addresses6 = _uplink_addresses6(host)
     if host.uplink_dhcp:
         # Only a topology that moves the uplink checks a lease: the uplink (or the bridge,
-        # after the takeover) holds a dynamic address and a DHCP client runs on it.
+        # after the takeover) holds a dynamic address and a DHCP client runs on it. Elsewhere
+        # a static IPv6 address beside the lease is checked on its own.
         if not exact:
-            return None
+            if not addresses6:
+                return None
+            return {
+                'name': host.uplink,
+                'bridge': None,
+                'addresses': addresses6,
+                'gateway': None,
+                'exact': False,
+                'dhcp': False,
+                'hint': ('%s: the inventory (%s %s) is not what the host holds; nothing was changed. '
+                         'Correct the inventory' % (host.host, schema.UPLINK_ADDRESS6, addresses6[0])),
+            }
         return {
             'name': host.uplink,
             'bridge': host.bridge,
@@ -131,13 +152,14 @@ def _uplink_check(host, uplink_address):
     return {
         'name': host.uplink,
         'bridge': host.bridge if exact else None,
-        'addresses': [uplink_address],
+        'addresses': [uplink_address] + addresses6,
         'gateway': host.uplink_gateway,
         'exact': exact,
         'dhcp': False,
-        'hint': ('%s: the inventory (%s %s%s) is not what the host holds; nothing was changed. '
+        'hint': ('%s: the inventory (%s %s%s%s) is not what the host holds; nothing was changed. '
                  'Correct the inventory%s'
                  % (host.host, schema.UPLINK_ADDRESS, uplink_address,
+                    ', %s %s' % (schema.UPLINK_ADDRESS6, addresses6[0]) if addresses6 else '',
                     ', %s %s' % (schema.UPLINK_GATEWAY, host.uplink_gateway) if host.uplink_gateway else '',
                     ', or set %s: true to change the host\'s address on purpose' % schema.UPLINK_READDRESS
                     if exact else '')),

@@ -129,11 +129,12 @@ def _address6(host, guest, subnet, candidates):
 
 
 def networks6(hosts):
-    """Every IPv6 network the inventory names (given address6, IPv6 addresses, the bridges')."""
+    """Every IPv6 network the inventory names (given address6, IPv6 addresses, the bridges',
+    the uplinks' tuntap_qemu_uplink_address6)."""
     taken = []
     for host in hosts:
-        if host.bridge_net6 is not None:
-            taken.append(host.bridge_net6)
+        # The LAN's IPv6 subnet (the uplinks') is never a guest network.
+        taken.extend(net for net in (host.bridge_net6, host.uplink_net6) if net is not None)
         for guest in host.guests:
             taken.extend(net for net in (guest.net, guest.net6) if net is not None and net.version == 6)
     return taken

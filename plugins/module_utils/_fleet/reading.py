@@ -51,6 +51,9 @@ def read_host(name, variables, error):
         error('%s: missing; %s needs the host\'s LAN address with its prefix '
               '(such as 10.0.0.11/24), or %s for a DHCP lease: it moves to the bridge, and '
               'guests must be in its subnet' % (schema.UPLINK_ADDRESS, topology.name, schema.UPLINK_DHCP))
+    address6 = variables.get(schema.UPLINK_ADDRESS6)
+    if address6 is not None and address6 != '':
+        fields['uplink_net6'] = _uplink_address6(address6, error)
     # A missing or broken uplink address is reported once, above.
     address_reported = address is not None or (topology is not None and topology.needs_uplink_address)
     gateway = variables.get(schema.UPLINK_GATEWAY)
@@ -112,6 +115,17 @@ def read_host(name, variables, error):
 
     fields.update(_read_dhcp(topology, fields.get('bridge_net'), variables, error))
     fields.update(_read_ipv6(topology, fields['dhcp'], variables, error))
+    bridge_net6, uplink_net6 = fields.get('bridge_net6'), fields.get('uplink_net6')
+    if bridge_net6 is not None and uplink_net6 is not None and nets.overlap(bridge_net6, uplink_net6):
+        error('%s: %s overlaps the uplink\'s IPv6 subnet %s (%s)'
+              % (fields['bridge_net6_from'], names.normalize_address(bridge_net6), uplink_net6.cidr,
+                 schema.UPLINK_ADDRESS6))
+        fields['bridge_net6'] = None
+    if uplink_net6 is not None and fields.get('uplink_dhcp') and topology is not None and topology.moves_uplink:
+        error('%s: %r is given with %s: %s, but %s moves the DHCP client to the bridge, whose lease '
+              'takes no static address beside it; leave it out (the bridge takes its IPv6 address by '
+              'SLAAC from the LAN\'s router)' % (schema.UPLINK_ADDRESS6, variables.get(schema.UPLINK_ADDRESS6),
+                                                  schema.UPLINK_ADDRESS, schema.UPLINK_DHCP, topology.name))
 
     guests = variables.get(schema.GUESTS)
     if guests is None:
@@ -299,6 +313,19 @@ def _uplink_gateway(uplink_net, value, address_reported, error):
         error('%s: %r is the host\'s own address (%s)' % (schema.UPLINK_GATEWAY, value, schema.UPLINK_ADDRESS))
         return None
     return str(gateway)
+
+
+def _uplink_address6(value, error):
+    """The uplink's static IPv6 address (tuntap_qemu_uplink_address6) as an IPNetwork, or
+    None (reported): a global or unique local ADDRESS/PREFIX."""
+    net = _ipv6_address(schema.UPLINK_ADDRESS6, value, error)
+    if net is None:
+        return None
+    if net.ip.is_link_local() or net.ip.is_loopback() or net.ip.is_multicast():
+        error('%s: %r is not a global or unique local address; the kernel makes the uplink\'s '
+              'link-local address itself' % (schema.UPLINK_ADDRESS6, value))
+        return None
+    return net
 
 
 def _uplink_network(uplink_net, value, error):

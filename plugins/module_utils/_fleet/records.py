@@ -81,6 +81,7 @@ class Host:
     topology: Any = None
     uplink: str = ''
     uplink_net: Any = None
+    uplink_net6: Any = None         # netaddr.IPNetwork of tuntap_qemu_uplink_address6 (static IPv6)
     uplink_gateway: Optional[str] = None
     uplink_readdress: bool = False
     uplink_dhcp: bool = False       # tuntap_qemu_uplink_address: dhcp

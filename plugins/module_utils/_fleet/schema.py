@@ -14,6 +14,9 @@ UPLINK_ADDRESS = 'tuntap_qemu_uplink_address'
 UPLINK_GATEWAY = 'tuntap_qemu_uplink_gateway'
 UPLINK_READDRESS = 'tuntap_qemu_uplink_readdress'
 UPLINK_NETWORK = 'tuntap_qemu_uplink_network'
+# The uplink's static IPv6 address beside its IPv4 one (also beside a DHCP lease): checked on
+# the uplink, moved to the bridge and persisted there by bridged_lan.
+UPLINK_ADDRESS6 = 'tuntap_qemu_uplink_address6'
 # tuntap_qemu_uplink_address: dhcp - the uplink's address is a DHCP lease (the inventory
 # does not know it; bridged_lan moves the DHCP client to the bridge).
 UPLINK_DHCP = 'dhcp'
@@ -35,7 +38,7 @@ DNS_DOMAIN = 'tuntap_qemu_dns_domain'
 # The host variables the plan reads; the action plugin fetches exactly these.
 HOST_VARIABLES = (TOPOLOGY, UPLINK, UPLINK_ADDRESS, UPLINK_GATEWAY, UPLINK_READDRESS, UPLINK_NETWORK,
                   BRIDGE, BRIDGE_ADDRESS, POOL, GUEST_USER, GUEST_GROUP, GUESTS, DHCP, DHCP_RANGE,
-                  DNS_DOMAIN, POOL6, BRIDGE_ADDRESS6, NAT6)
+                  DNS_DOMAIN, POOL6, BRIDGE_ADDRESS6, NAT6, UPLINK_ADDRESS6)
 
 DEFAULT_UPLINK = 'eth0'
 DEFAULT_BRIDGE = 'br0'
