@@ -80,6 +80,22 @@ def _carried(carry, key):
     return list((carry or {}).get(key) or [])
 
 
+def _port_lets_go_of_ra(port):
+    """What the uplink learned from the LAN's router advertisements, let go once it is a port
+    (the bridge's `up`: bridge-utils' hook enslaved it in pre-up), as uplink_takeover does at
+    runtime. An uplink that is up before ifupdown (or one that hears an RA between the pre-up
+    flush and its enslavement) makes a SLAAC address - the same one br0 makes, bridge_hw gives
+    both the MAC - and RA routes: the default route (proto ra) and the on-link route of the
+    prefix (proto kernel; removing the SLAAC address leaves it, and with an infinite lifetime,
+    dnsmasq's ra-only default, it has no expiry either). A port hears no RA any more, so nothing
+    brings them back; br0 hears the router and makes its own. With no global address left on
+    the port, every proto kernel IPv6 route of it but fe80::/64 is such a prefix route."""
+    return ['    up ip -6 address flush dev %s scope global' % port,
+            '    up ip -6 route flush dev %s proto ra' % port,
+            "    up ip -6 route show dev %s proto kernel | awk '$1 !~ /^fe80:/ {print $1}'"
+            ' | xargs -r -n1 ip -6 route del dev %s proto kernel' % (port, port)]
+
+
 def _bridge_stanza(bridge, gateway=None, carry=None):
     ports = bridge.get('ports') or []
     dhcp = bool(bridge.get('dhcp'))
@@ -113,6 +129,8 @@ def _bridge_stanza(bridge, gateway=None, carry=None):
     # Our mark, as bridge_port sets it (bridge-utils' hook makes the bridge after pre-up).
     lines.append("    up ip link set dev %s alias '%s'"
                  % (bridge['name'], marks.bridge_mark(bridge.get('uplink'), dhcp)))
+    if bridge.get('uplink'):
+        lines += _port_lets_go_of_ra(bridge['uplink'])
     for address in addresses[1:]:
         lines += ['', 'iface %s %s static' % (bridge['name'], _family(address))] + _address_lines(address)
     for stanza in _carried(carry, 'inet6'):

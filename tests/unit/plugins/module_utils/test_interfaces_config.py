@@ -88,6 +88,9 @@ iface br0 inet static
     bridge_fd 0
     bridge_maxwait 0
     up ip link set dev br0 alias 'tuntap.qemu:bridge uplink=eth0'
+    up ip -6 address flush dev eth0 scope global
+    up ip -6 route flush dev eth0 proto ra
+    up ip -6 route show dev eth0 proto kernel | awk '$1 !~ /^fe80:/ {print $1}' | xargs -r -n1 ip -6 route del dev eth0 proto kernel
 '''),
 ])
 def test_render_interfaces(plan, gateway, expected):
@@ -128,6 +131,9 @@ iface br0 inet dhcp
     bridge_fd 0
     bridge_maxwait 0
     up ip link set dev br0 alias 'tuntap.qemu:bridge uplink=eth0 dhcp'
+    up ip -6 address flush dev eth0 scope global
+    up ip -6 route flush dev eth0 proto ra
+    up ip -6 route show dev eth0 proto kernel | awk '$1 !~ /^fe80:/ {print $1}' | xargs -r -n1 ip -6 route del dev eth0 proto kernel
 """, id='dhcp bridge: inet dhcp, no address, no gateway'),
     pytest.param(dict(BRIDGED_LAN, bridge=dict(BRIDGED_LAN['bridge'], gateway='10.0.0.1')), CARRY, """
 auto eth0
@@ -155,6 +161,9 @@ iface br0 inet static
     bridge_fd 0
     bridge_maxwait 0
     up ip link set dev br0 alias 'tuntap.qemu:bridge uplink=eth0'
+    up ip -6 address flush dev eth0 scope global
+    up ip -6 route flush dev eth0 proto ra
+    up ip -6 route show dev eth0 proto kernel | awk '$1 !~ /^fe80:/ {print $1}' | xargs -r -n1 ip -6 route del dev eth0 proto kernel
 
 iface br0 inet6 static
     address 2001:db8::50/64
@@ -177,6 +186,9 @@ iface br0 inet dhcp
     bridge_fd 0
     bridge_maxwait 0
     up ip link set dev br0 alias 'tuntap.qemu:bridge uplink=eth0 dhcp'
+    up ip -6 address flush dev eth0 scope global
+    up ip -6 route flush dev eth0 proto ra
+    up ip -6 route show dev eth0 proto kernel | awk '$1 !~ /^fe80:/ {print $1}' | xargs -r -n1 ip -6 route del dev eth0 proto kernel
 """, id='dhcp bridge with the carried options'),
 ])
 def test_render_dhcp_and_carried(plan, carry, expected):
@@ -212,3 +224,33 @@ def test_ipv6_addresses_without_dad(plan, stanza):
     text = interfaces_config.render_interfaces(plan)
     assert stanza in text
     assert text.count('dad-attempts 0') == 1
+
+
+RA_LINES = ['    up ip -6 address flush dev eth0 scope global',
+            '    up ip -6 route flush dev eth0 proto ra',
+            "    up ip -6 route show dev eth0 proto kernel | awk '$1 !~ /^fe80:/ {print $1}'"
+            ' | xargs -r -n1 ip -6 route del dev eth0 proto kernel']
+
+
+@pytest.mark.parametrize('plan, carry', [
+    pytest.param(BRIDGED_LAN, None, id='static bridge'),
+    pytest.param(BRIDGED_LAN_DHCP, None, id='dhcp bridge'),
+    pytest.param(dict(BRIDGED_LAN, bridge=dict(BRIDGED_LAN['bridge'], gateway='10.0.0.1')), CARRY, id='carried inet6'),
+])
+def test_the_port_lets_go_of_its_ra_addresses_and_routes_after_enslaving(plan, carry):
+    """bridged_lan on a SLAAC LAN: an uplink up before ifupdown has made its SLAAC address (the
+    one br0 makes too: same MAC) and RA routes; the bridge's `up` (the port is enslaved by then,
+    bridge-utils' pre-up hook) removes them, in the bridge's inet stanza, once, after bridge_ports;
+    the uplink's own stanza and the inet6 stanzas carry none of it."""
+    lines = interfaces_config.render_interfaces(plan, carry=carry).splitlines()
+    stanza = lines[lines.index('auto br0'):]
+    stanza = stanza[:stanza.index('')] if '' in stanza else stanza
+    at = [stanza.index(line) for line in RA_LINES]
+    assert at == sorted(at) and at[0] > stanza.index('    bridge_ports ' + ' '.join(plan['bridge']['ports']))
+    assert all(lines.count(line) == 1 for line in RA_LINES)
+
+
+@pytest.mark.parametrize('plan', [BRIDGED_NAT, DUAL_STACK_BRIDGED_NAT, ROUTED, V6_ONLY_TAP],
+                         ids=['bridged_nat', 'dual-stack bridged_nat', 'routed', 'v6 tap'])
+def test_no_ra_lines_without_an_uplink_port(plan):
+    assert 'ip -6 ' not in interfaces_config.render_interfaces(plan)
