@@ -70,18 +70,19 @@ def read_routes(ipr, ifname):
 
 
 def read_ra_routes(ipr, ifname):
-    """The IPv6 routes of the main table through `ifname` that the kernel learnt from router
-    advertisements, as read_routes() dicts: proto ra (the default route via the router, a
-    route information option) and proto kernel with an expiry (the on-link route of an
-    advertised prefix; a static address's prefix route has none). They come back by
-    themselves on the link that hears the router, so they are never moved; a link that
-    becomes a bridge port hears it no longer and must let them go (uplink_takeover)."""
+    """The IPv6 routes of the main table through `ifname` that the kernel made itself, as
+    read_routes() dicts: proto ra (the default route via the router, a route information
+    option) and proto kernel but fe80::/64 (the on-link route of an advertised prefix, with
+    an expiry or none when the router advertises an infinite lifetime, as dnsmasq's ra-only
+    does; or a static address's prefix route, which goes with the address). They come back
+    by themselves on the link that hears the router, so they are never moved; a link that
+    becomes a bridge port without addresses hears it no longer and must let them go
+    (uplink_takeover)."""
     routes = []
     for family, msg in _route_dumps(ipr, ifname, (socket.AF_INET6,)):
-        cache = msg.get_attr('RTA_CACHEINFO')
-        expires = cache.get('rta_expires', 0) if cache else 0
-        if msg['proto'] == RTPROT_RA or (msg['proto'] == RTPROT_KERNEL and expires):
-            routes.append(_route_record(family, msg))
+        record = _route_record(family, msg)
+        if msg['proto'] == RTPROT_RA or (msg['proto'] == RTPROT_KERNEL and record['dst'] != 'fe80::/64'):
+            routes.append(record)
     return routes
 
 

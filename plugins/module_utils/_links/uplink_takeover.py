@@ -53,7 +53,7 @@ from ansible_collections.tuntap.qemu.plugins.module_utils._links import dhcp_cli
 from ansible_collections.tuntap.qemu.plugins.module_utils._links.actions import (
     AddrAdd, AddrDel, DhcpMove, LinkSet, RouteDel, RouteReplace, Solicit)
 from ansible_collections.tuntap.qemu.plugins.module_utils._links.reading import (
-    RTPROT_BOOT, describe_route)
+    RTPROT_BOOT, RTPROT_RA, describe_route)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +74,7 @@ class Takeover:
     @property
     def solicits(self):
         """Whether the uplink heard an IPv6 router: the bridge then asks it at once."""
-        return bool(self.released or self.ra_routes)
+        return bool(self.released or any(route['proto'] == RTPROT_RA for route in self.ra_routes))
 
 
 NO_TAKEOVER = Takeover(None, [], [], False)
@@ -155,7 +155,7 @@ def move(plan, name, takeover, desired):
     the uplink lets go of the kernel's own addresses and RA routes, and the bridge solicits
     the router."""
     moving, routes, readdress = takeover.moving, takeover.routes, takeover.readdress
-    if not (moving or (readdress and routes) or takeover.solicits):
+    if not (moving or (readdress and routes) or takeover.solicits or takeover.ra_routes):
         return
     # The bridge holds the addresses already (planned before) when the uplink becomes its
     # port; routes move with a replace (no moment without them), then the uplink lets go.
@@ -171,9 +171,10 @@ def move(plan, name, takeover, desired):
         plan.actions.append(RouteDel(takeover.uplink, route))
     if takeover.solicits:
         plan.actions.append(Solicit(name))
-    if moving or takeover.solicits:
+    if moving or takeover.solicits or takeover.ra_routes:
         _record_uplink(plan, takeover.uplink, (moving, [] if readdress else routes), ([], []),
-                       (takeover.released, takeover.ra_routes) if takeover.solicits else None)
+                       (takeover.released, takeover.ra_routes)
+                       if takeover.released or takeover.ra_routes else None)
     if moving or (readdress and routes):
         desired['routes'] = [describe_route(r) for r in routes]
 

@@ -7,8 +7,8 @@
      "routes": {LINK: ["fd00:45::/64", ...]}}
 
 addresses: the global ones; kernel: made by the kernel from a router advertisement or from
-such an address (iproute2 shows mngtmpaddr without permanence, or temporary); dynamic: a
-finite lifetime. ra_routes: proto ra, and proto kernel with an expiry (an advertised prefix).
+such an address (iproute2 shows mngtmpaddr without permanence, or temporary); dynamic: not
+permanent (or a finite lifetime). ra_routes: proto ra, and proto kernel with an expiry (an advertised prefix).
 Read with `ip -json` (test code; the collection reads netlink itself). Changes nothing.
 """
 
@@ -31,7 +31,9 @@ def main():
         for info in link.get('addr_info', []):
             if 'local' not in info:
                 continue
-            dynamic = info.get('valid_life_time', FOREVER) != FOREVER
+            # iproute2's `dynamic`: not IFA_F_PERMANENT (a kernel SLAAC address is not, even
+            # when the router advertises an infinite lifetime, as dnsmasq's ra-only does)
+            dynamic = bool(info.get('dynamic')) or info.get('valid_life_time', FOREVER) != FOREVER
             kernel = bool(info.get('temporary')) or (bool(info.get('mngtmpaddr')) and dynamic)
             addresses.setdefault(link['ifname'], []).append({
                 'address': '%s/%s' % (info['local'], info['prefixlen']), 'kernel': kernel,
