@@ -37,6 +37,12 @@ def render_sysctl_file(values):
     return HEADER + ''.join(lines)
 
 
+def dropped_keys(file_text, want):
+    """Pure: the forwarding keys that our file's text turns on (= 1) and `want` does not name."""
+    ours = set(FORWARDING_KEYS.values())
+    return sorted(set(key for key, value in assignments(file_text) if key in ours and value == '1' and key not in want))
+
+
 def read_runtime(keys, proc_sys=PROC_SYS):
     """{key: current value or None when the key does not exist (e.g. IPv6 disabled)}."""
     values = {}
@@ -65,16 +71,27 @@ def plan_forwarding(params, proc_sys=PROC_SYS):
     plan = {'errors': [], 'runtime_before': {}, 'runtime_after': {},
             'file_before': None, 'file_after': None,
             'runtime_changed': False, 'file_changed': False}
+    file_before = None
+    if params['persistent'] and os.path.isabs(params['sysctl_file']) and not os.path.isdir(params['sysctl_file']):
+        file_before = files.read_text(params['sysctl_file'])
+    # A family our file turned on that the request no longer lists goes off at runtime too: the
+    # file is ours, so that forwarding was ours (an admin's is not in it); the file is rewritten
+    # without it, and the boot would not turn it on either.
+    runtime_want = dict(want)
+    runtime_want.update((key, '0') for key in dropped_keys(file_before, want))
     if params['runtime']:
-        have = read_runtime(want, proc_sys)
+        have = read_runtime(runtime_want, proc_sys)
+        for key in [key for key, value in have.items() if value is None and key not in want]:
+            # A dropped family whose key is gone (IPv6 turned off since) is off already.
+            del have[key], runtime_want[key]
         for key, value in sorted(have.items()):
             if value is None:
                 plan['errors'].append('family: %s forwarding is not available on this host '
                                       '(%s does not exist; is IPv6 disabled?)'
                                       % (key.split('.')[1], key_path(key, proc_sys)))
         plan['runtime_before'] = have
-        plan['runtime_after'] = want
-        plan['runtime_changed'] = have != want
+        plan['runtime_after'] = runtime_want
+        plan['runtime_changed'] = have != runtime_want
     if params['persistent']:
         path = params['sysctl_file']
         if not os.path.isabs(path):
@@ -83,7 +100,7 @@ def plan_forwarding(params, proc_sys=PROC_SYS):
         if os.path.isdir(path):
             plan['errors'].append('sysctl_file: %r is a directory' % path)
             return plan
-        plan['file_before'] = files.read_text(path)
+        plan['file_before'] = file_before
         plan['file_after'] = render_sysctl_file(want)
         plan['file_changed'] = plan['file_before'] != plan['file_after']
     return plan

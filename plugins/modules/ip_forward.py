@@ -30,7 +30,11 @@ options:
     choices: [enabled, disabled]
     default: enabled
   family:
-    description: The address families to manage; the others are left alone.
+    description:
+      - The address families to manage; the others are left alone, except that a family
+        O(sysctl_file) turned on before and O(family) no longer names (with O(persistent=true))
+        is turned off at runtime as well, since that forwarding was this module's (an admin's
+        forwarding is not in the file) and the rewritten file would not bring it back at boot.
     type: list
     elements: str
     choices: [ipv4, ipv6]

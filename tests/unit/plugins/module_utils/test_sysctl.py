@@ -52,6 +52,42 @@ def test_write_then_plan_is_unchanged(proc_sys, tmp_path):
     assert (proc_sys / 'net/ipv4/ip_forward').read_text() == '1\n'
 
 
+def _our_file(tmp_path, text):
+    (tmp_path / 'sysctl.d').mkdir()
+    (tmp_path / 'sysctl.d/60-fwd.conf').write_text(sysctl.HEADER + text)
+
+
+# Our file held a family the request no longer names: it was ours, so it goes off now too.
+# One our file did not turn on (absent, or = 0 in it) is an admin's and stays as it is.
+@pytest.mark.parametrize('file_text, overrides, after', [
+    ('net.ipv4.ip_forward = 1\nnet.ipv6.conf.all.forwarding = 1\n', {},
+     {'net.ipv4.ip_forward': '1', 'net.ipv6.conf.all.forwarding': '0'}),
+    ('net.ipv4.ip_forward = 1\nnet.ipv6.conf.all.forwarding = 1\n', {'state': 'disabled'},
+     {'net.ipv4.ip_forward': '0', 'net.ipv6.conf.all.forwarding': '0'}),
+    ('net.ipv4.ip_forward = 1\n', {}, {'net.ipv4.ip_forward': '1'}),
+    ('net.ipv4.ip_forward = 1\nnet.ipv6.conf.all.forwarding = 0\n', {}, {'net.ipv4.ip_forward': '1'}),
+    ('net.ipv4.ip_forward = 1\nnet.ipv6.conf.all.forwarding = 1\n', {'persistent': False}, {'net.ipv4.ip_forward': '1'}),
+])
+def test_a_dropped_family_of_ours_goes_off(proc_sys, tmp_path, file_text, overrides, after):
+    _our_file(tmp_path, file_text)
+    plan = sysctl.plan_forwarding(params(tmp_path, **overrides), proc_sys=str(proc_sys))
+    assert plan['errors'] == []
+    assert plan['runtime_after'] == after
+    assert plan['runtime_changed'] is True
+    if plan['file_after'] is not None:
+        assert 'ipv6' not in plan['file_after']
+
+
+def test_a_dropped_family_without_its_key_is_off_already(tmp_path):
+    (tmp_path / 'net/ipv4').mkdir(parents=True)
+    (tmp_path / 'net/ipv4/ip_forward').write_text('1\n')
+    _our_file(tmp_path, 'net.ipv4.ip_forward = 1\nnet.ipv6.conf.all.forwarding = 1\n')
+    plan = sysctl.plan_forwarding(params(tmp_path), proc_sys=str(tmp_path))
+    assert plan['errors'] == []
+    assert plan['runtime_after'] == {'net.ipv4.ip_forward': '1'}
+    assert plan['runtime_changed'] is False and plan['file_changed'] is True
+
+
 def test_missing_ipv6_is_an_error(tmp_path):
     (tmp_path / 'net/ipv4').mkdir(parents=True)
     (tmp_path / 'net/ipv4/ip_forward').write_text('0\n')
