@@ -65,6 +65,8 @@ PEER_ADDRESS = '10.0.0.20'
 # The LAN's IPv6: static for the peer and hv1-hv3's uplinks; the peer advertises the /64.
 LAN_NETWORK6 = ipaddress.IPv6Network('fd00:10::/64')
 PEER_ADDRESS6 = 'fd00:10::20'
+# The hypervisors' eth0 MAC by their index (1..): locally administered, unique on the lab's LAN.
+UPLINK_MAC = '02:74:71:00:00:%02x'
 ENV = dict(os.environ, LC_ALL='C.UTF-8')
 GUEST_TIMEOUT = 120
 # Debian's bridge-utils hooks ifupdown's bridge_ports into these folders of /etc/network.
@@ -120,16 +122,17 @@ HYPERVISORS = {
 CHANGE_PING_TRIES = 20
 CHANGED_HYPERVISORS = {
     'hv1': {  # routed -> bridged_nat
-        'uplink_address': '10.0.0.11', 'topology': 'bridged_nat', 'bridge_address': '192.168.1.1/24',
+        'uplink_address': '10.0.0.11', 'uplink_address6': 'fd00:10::11', 'topology': 'bridged_nat',
+        'bridge_address': '192.168.1.1/24',
         'guests': [{'name': 'vm1', 'address': '192.168.1.10/24', 'ping_tries': CHANGE_PING_TRIES},
                    {'name': 'vm2', 'address': '192.168.1.11/24', 'ping_tries': CHANGE_PING_TRIES}],
     },
     'hv2': {  # routed_nat -> bridged_lan, vm4 removed
-        'uplink_address': '10.0.0.12', 'topology': 'bridged_lan',
+        'uplink_address': '10.0.0.12', 'uplink_address6': 'fd00:10::12', 'topology': 'bridged_lan',
         'guests': [{'name': 'vm3', 'address': '10.0.0.103/24', 'ping_tries': CHANGE_PING_TRIES}],
     },
     'hv3': {  # bridged_nat -> routed_nat
-        'uplink_address': '10.0.0.13', 'topology': 'routed_nat',
+        'uplink_address': '10.0.0.13', 'uplink_address6': 'fd00:10::13', 'topology': 'routed_nat',
         'guests': [{'name': 'vm5', 'address': '192.168.5.10/24', 'ping_tries': CHANGE_PING_TRIES},
                    {'name': 'vm6', 'address': '192.168.6.10/24', 'ping_tries': CHANGE_PING_TRIES}],
     },
@@ -512,10 +515,14 @@ class Lab:
 
     def plug_uplink(self, name, ns, address, index, mac=None, address6=None):
         """eth0 of host `name` in namespace ns: a veth into the LAN bridge, address/24, up;
-        with the MAC `mac` when given. address6: a static IPv6 address (/64 of the LAN), and
+        with the MAC `mac` when given, else UPLINK_MAC of its index. address6: a static IPv6 address (/64 of the LAN), and
         then no router advertisements taken on eth0 (no SLAAC address beside it: the NAT66
         host's source must be that address); without it eth0 takes SLAAC from the LAN."""
         port = 'p-%s' % name
+        # The same MAC for the same hypervisor in every lab (locally administered; each lab has
+        # a LAN of its own): its SLAAC address (EUI-64) is then the same too, so two labs of one
+        # fleet compare equal.
+        mac = mac or UPLINK_MAC % index
         # Both ends are born in the LAN namespace; one moves to the host as eth0.
         run(['ip', 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'e%d' % index]
             + (['address', mac] if mac else []), netns=self.lan)
@@ -595,6 +602,10 @@ class Lab:
             }
             if 'bridge_address' in hv:
                 host['tuntap_qemu_bridge_address'] = hv['bridge_address']
+            if hv.get('uplink_address6'):
+                # The uplink's static IPv6 address (set by plug_uplink): checked, and moved to
+                # the bridge and persisted there by bridged_lan.
+                host['tuntap_qemu_uplink_address6'] = '%s/%d' % (hv['uplink_address6'], LAN_NETWORK6.prefixlen)
             for key in ('pool6', 'bridge_address6', 'nat6'):
                 if key in hv:
                     host['tuntap_qemu_%s' % key] = hv[key]
