@@ -21,6 +21,7 @@ Nothing here touches the root network namespace (the fixture of test_reboot comp
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 
@@ -226,3 +227,26 @@ def test_guests_ping_after_the_change(changed, hypervisor):
         assert report['done'] is not None, '%s never printed TTQ-DONE' % guest['name']
         assert report['done']['fail'] == '0', report
     assert rows and ok, 'some pings of %s failed after the change (matrix above)' % title
+
+
+def _global6(state, ifname):
+    """The static global IPv6 addresses (ADDRESS/PREFIX) a link holds in a network state
+    (not the kernel's SLAAC ones, which carry mngtmpaddr or dynamic)."""
+    return sorted('%s/%d' % (item['local'], item['prefixlen']) for item in state['addresses'].get(ifname, [])
+                  if item.get('family') == 'inet6' and item.get('scope') == 'global'
+                  and not item.get('dynamic') and not item.get('mngtmpaddr'))
+
+
+def test_the_uplinks_static_ipv6_address_moves_to_the_bridge_and_is_persisted(changed):
+    """hv2 (routed_nat -> bridged_lan): tuntap_qemu_uplink_address6 moves from eth0 to br0 with
+    the IPv4 address, and interfaces.d brings it back on br0 at boot."""
+    address6 = '%s/64' % tuntap_lab.CHANGED_HYPERVISORS['hv2']['uplink_address6']
+    before, after = changed['before']['hv2'], changed['after']['hv2']
+    assert _global6(before['network'], 'eth0') == [address6]
+    assert _global6(after['network'], 'br0') == [address6]
+    assert _global6(after['network'], 'eth0') == []
+    stanzas = [text for path, text in after['files'].items() if path.endswith('/network/interfaces.d/tuntap-qemu')]
+    assert len(stanzas) == 1, sorted(after['files'])
+    assert re.search(r'^iface br0 inet6 static\n(?:[ \t]+\S.*\n)*?[ \t]+address %s\n' % re.escape(address6),
+                     stanzas[0], re.M), stanzas[0]
+
