@@ -249,4 +249,3 @@ def test_the_uplinks_static_ipv6_address_moves_to_the_bridge_and_is_persisted(ch
     assert len(stanzas) == 1, sorted(after['files'])
     assert re.search(r'^iface br0 inet6 static\n(?:[ \t]+\S.*\n)*?[ \t]+address %s\n' % re.escape(address6),
                      stanzas[0], re.M), stanzas[0]
-

@@ -124,8 +124,9 @@ def read_host(name, variables, error):
     if uplink_net6 is not None and fields.get('uplink_dhcp') and topology is not None and topology.moves_uplink:
         error('%s: %r is given with %s: %s, but %s moves the DHCP client to the bridge, whose lease '
               'takes no static address beside it; leave it out (the bridge takes its IPv6 address by '
-              'SLAAC from the LAN\'s router)' % (schema.UPLINK_ADDRESS6, variables.get(schema.UPLINK_ADDRESS6),
-                                                  schema.UPLINK_ADDRESS, schema.UPLINK_DHCP, topology.name))
+              'SLAAC from the LAN\'s router)'
+              % (schema.UPLINK_ADDRESS6, variables.get(schema.UPLINK_ADDRESS6), schema.UPLINK_ADDRESS,
+                 schema.UPLINK_DHCP, topology.name))
 
     guests = variables.get(schema.GUESTS)
     if guests is None:

@@ -66,8 +66,8 @@ PLANS = [
     ('empty is none', host('routed', tuntap_qemu_uplink_address6=''), check(['10.0.0.11/24'], False), None),
     ('beside a DHCP lease: only the static IPv6 address is checked',
      host('routed_nat', tuntap_qemu_uplink_address='dhcp'), LEASE_AND_STATIC6, None),
-    ('a DHCP lease without it: nothing checked', host('routed_nat', tuntap_qemu_uplink_address='dhcp',
-                                                     tuntap_qemu_uplink_address6=None), None, None),
+    ('a DHCP lease without it: nothing checked',
+     host('routed_nat', tuntap_qemu_uplink_address='dhcp', tuntap_qemu_uplink_address6=None), None, None),
 ]
 
 
