@@ -9,6 +9,7 @@ import fnmatch
 import os
 
 from ansible_collections.tuntap.qemu.plugins.module_utils import files, module_runner
+from ansible_collections.tuntap.qemu.plugins.module_utils._links import router_solicit
 
 PROC_SYS = '/proc/sys'
 
@@ -104,6 +105,64 @@ def plan_forwarding(params, proc_sys=PROC_SYS):
         plan['file_after'] = render_sysctl_file(want)
         plan['file_changed'] = plan['file_before'] != plan['file_after']
     return plan
+
+
+# ---------------------------------------------------------------- IPv6 forwarding off
+
+# While IPv6 forwards, the kernel ignores router advertisements on links with accept_ra 1 (the
+# default); once it stops, it takes them again, but it solicits only when a link comes up, so a
+# link of the LAN (a bridged_lan br0 made while the host still routed IPv6) would wait for the
+# router's next unsolicited advertisement (200-600 s on a typical LAN) for its SLAAC address
+# and default route. The module asks the routers of those links at once: one solicitation per
+# link, which changes nothing on the host by itself (the kernel does the rest, as at link-up).
+IFF_UP = 0x1
+SYS_CLASS_NET = '/sys/class/net'
+SOLICIT_WAIT = 1.0
+
+
+def ipv6_forwarding_turned_off(before, after):
+    key = FORWARDING_KEYS['ipv6']
+    return before.get(key) == '1' and after.get(key) == '0'
+
+
+def ra_links(proc_sys=PROC_SYS, sys_class_net=SYS_CLASS_NET):
+    """The links that take router advertisements now: up, not loopback, not a bridge port
+    (a port's frames go to its bridge), accept_ra 1 or 2. Sorted names."""
+    conf = os.path.join(proc_sys, 'net', 'ipv6', 'conf')
+    try:
+        names = os.listdir(conf)
+    except OSError:
+        return []
+    links = []
+    for name in sorted(names):
+        if name in ('all', 'default', 'lo') or os.path.exists(os.path.join(sys_class_net, name, 'brport')):
+            continue
+        try:
+            with open(os.path.join(conf, name, 'accept_ra')) as handle:
+                accept_ra = int(handle.read().strip())
+            with open(os.path.join(sys_class_net, name, 'flags')) as handle:
+                flags = int(handle.read().strip(), 16)
+        except (OSError, ValueError):
+            continue
+        if accept_ra >= 1 and flags & IFF_UP:
+            links.append(name)
+    return links
+
+
+def solicit_routers(links, solicit=None):
+    """One router solicitation from each link; a link that cannot send (no usable link-local
+    address yet: the kernel solicits by itself after its duplicate address detection) or that
+    went away is skipped. Returns the links it was sent from."""
+    if solicit is None:
+        solicit = router_solicit.solicit
+    sent = []
+    for name in links:
+        try:
+            if solicit(name, wait=SOLICIT_WAIT):
+                sent.append(name)
+        except OSError:
+            continue
+    return sent
 
 
 # ---------------------------------------------------------------- the boot
@@ -212,6 +271,8 @@ class ForwardingSteps(module_runner.ModuleSteps):
         params = module.params
         if plan.facets['runtime_changed']:
             write_runtime(plan.facets['runtime_after'])
+            if ipv6_forwarding_turned_off(plan.facets['runtime_before'], plan.facets['runtime_after']):
+                solicit_routers(ra_links())
         if plan.facets['file_changed']:
             plan.backup_file = files.write_atomic(module, params['sysctl_file'],
                                                   plan.facets['file_after'], backup=params['backup'])

@@ -67,6 +67,10 @@ notes:
     (or C(net.ipv4.conf.all.forwarding), an alias of C(net.ipv4.ip_forward)) to another value,
     the module warns, naming that file. Debian's C(/etc/sysctl.d/99-sysctl.conf) is
     C(/etc/sysctl.conf), whose forwarding lines are commented out by default.
+  - When IPv6 forwarding goes off at runtime, each link that takes router advertisements (up, not
+    a bridge port, C(accept_ra) 1 or 2) sends one router solicitation, so that its SLAAC address
+    and default route come back now and not at the router's next advertisement (the kernel
+    solicits only when a link comes up).
   - A firewall may still drop forwarded packets; see the masquerade module for NAT.
 seealso:
   - module: tuntap.qemu.tap_device

@@ -167,3 +167,45 @@ def test_read_boot_overrides(tmp_path):
     assert len(sysctl.read_boot_overrides(ours, ON, dirs)) == 1
     # A file outside the boot folders (the lab's /etc/netns/NS/sysctl.d) is not compared.
     assert sysctl.read_boot_overrides(str(tmp_path / 'elsewhere.conf'), ON, dirs) == []
+
+
+@pytest.mark.parametrize('before, after, turned_off', [
+    ({'net.ipv6.conf.all.forwarding': '1'}, {'net.ipv6.conf.all.forwarding': '0'}, True),
+    ({'net.ipv6.conf.all.forwarding': '0'}, {'net.ipv6.conf.all.forwarding': '0'}, False),
+    ({'net.ipv6.conf.all.forwarding': '0'}, {'net.ipv6.conf.all.forwarding': '1'}, False),
+    ({'net.ipv4.ip_forward': '1'}, {'net.ipv4.ip_forward': '0'}, False),
+])
+def test_ipv6_forwarding_turned_off(before, after, turned_off):
+    assert sysctl.ipv6_forwarding_turned_off(before, after) is turned_off
+
+
+def _link(root, name, accept_ra, flags, port=False):
+    conf = root / 'proc/net/ipv6/conf' / name
+    conf.mkdir(parents=True)
+    (conf / 'accept_ra').write_text('%d\n' % accept_ra)
+    sys_dir = root / 'sys' / name
+    sys_dir.mkdir(parents=True)
+    (sys_dir / 'flags').write_text('0x%x\n' % flags)
+    if port:
+        (sys_dir / 'brport').mkdir()
+
+
+def test_ra_links_are_up_non_port_links_that_accept_router_advertisements(tmp_path):
+    for name in ('all', 'default'):
+        _link(tmp_path, name, 1, 0x1003)
+    _link(tmp_path, 'lo', 1, 0x9)
+    _link(tmp_path, 'br0', 1, 0x1003)
+    _link(tmp_path, 'eth0', 1, 0x1003, port=True)
+    _link(tmp_path, 'eth1', 0, 0x1003)
+    _link(tmp_path, 'eth2', 2, 0x1003)
+    _link(tmp_path, 'tap0', 1, 0x1002)
+    assert sysctl.ra_links(str(tmp_path / 'proc'), str(tmp_path / 'sys')) == ['br0', 'eth2']
+
+
+def test_solicit_routers_skips_links_that_cannot_send():
+    def solicit(name, wait):
+        assert wait == sysctl.SOLICIT_WAIT
+        if name == 'gone':
+            raise OSError(19, 'No such device')
+        return name != 'tentative'
+    assert sysctl.solicit_routers(['br0', 'gone', 'tentative', 'eth2'], solicit) == ['br0', 'eth2']
