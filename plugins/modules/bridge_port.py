@@ -64,6 +64,20 @@ options:
       - Left as they are when not given.
     type: list
     elements: str
+  isolated_ports:
+    description:
+      - The ports of O(ports) that are isolated (the kernel's bridge port flag C(BR_ISOLATED),
+        C(ip link set dev PORT type bridge_slave isolated on), libvirt's C(<port isolated='yes'/>)) -
+        an isolated port forwards to no other isolated port of the bridge, only to the bridge
+        itself (the host) and to the ports that are not isolated (the uplink, other guests).
+      - The other ports of O(ports) are not isolated; a port of the bridge not in O(ports) keeps
+        its isolation as it is. V([]) ends the isolation of every port of O(ports).
+      - Left as they are when not given (a port that joins the bridge is not isolated).
+      - A name that is not in O(ports), or that is O(uplink), is an error and nothing is changed.
+      - Check mode and diff mode show the change (C(isolated_ports) of the bridge).
+    type: list
+    elements: str
+    version_added: 0.3.0
   exclusive:
     description: Release every port of the bridge that is not listed in O(ports).
     type: bool
@@ -202,6 +216,13 @@ EXAMPLES = r'''
     ports: [tap0, tap1]
     forward_delay: 0
 
+- name: Guests on br0 that reach the host and tap0, never each other
+  tuntap.qemu.bridge_port:
+    name: br0
+    addresses: [192.168.0.1/24]
+    ports: [tap0, tap1, tap2]
+    isolated_ports: [tap1, tap2]
+
 - name: Remove the bridge (ports are released)
   tuntap.qemu.bridge_port:
     name: br0
@@ -266,6 +287,12 @@ devices:
       type: list
       elements: str
       sample: [tap0, tap1]
+    isolated_ports:
+      description: Names of the ports that are isolated (see O(isolated_ports)).
+      type: list
+      elements: str
+      sample: [tap1]
+      version_added: 0.3.0
     alias:
       description: The interface alias, the collection's mark.
       type: str
@@ -293,6 +320,7 @@ def main():
             state=dict(type='str', choices=['present', 'absent'], default='present'),
             prune=dict(type='bool', default=False),
             ports=dict(type='list', elements='str'),
+            isolated_ports=dict(type='list', elements='str'),
             exclusive=dict(type='bool', default=False),
             move_ports=dict(type='bool', default=False),
             stp=dict(type='bool'),

@@ -12,6 +12,10 @@ Every kind there is:
     LinkSet(name, changes)                          set mtu, state, master ('' = release),
                                                     stp, forward_delay, alias (the mark of
                                                     marks.py; '' = none) of an existing link
+    PortIsolate(name, isolated)                     set or clear the bridge port flag
+                                                    BR_ISOLATED (IFLA_BRPORT_ISOLATED) of
+                                                    port `name`: an isolated port forwards
+                                                    to no other isolated port of its bridge
     AddrAdd(name, address) / AddrDel(name, address) 'ADDRESS/PREFIX'; AddrAdd(..., nodad=True)
                                                     skips IPv6 duplicate address detection
                                                     (an address this host holds already);
@@ -86,6 +90,15 @@ class LinkSet:
 
     def describe(self):
         return 'setting %s' % ', '.join('%s=%s' % item for item in sorted(self.changes.items()))
+
+
+@dataclasses.dataclass(frozen=True)
+class PortIsolate:
+    name: str
+    isolated: bool
+
+    def describe(self):
+        return 'isolating the bridge port' if self.isolated else 'ending the isolation of the bridge port'
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,7 +15,8 @@ import socket
 from ansible_collections.tuntap.qemu.plugins.module_utils._links import (
     dhcp_client, netlink, router_solicit, tuntap)
 from ansible_collections.tuntap.qemu.plugins.module_utils._links.actions import (
-    AddrAdd, AddrDel, BridgeCreate, Delete, DhcpMove, LinkSet, RouteDel, RouteReplace, Solicit, Tun)
+    AddrAdd, AddrDel, BridgeCreate, Delete, DhcpMove, LinkSet, PortIsolate, RouteDel, RouteReplace,
+    Solicit, Tun)
 from ansible_collections.tuntap.qemu.plugins.module_utils._links.reading import (
     RT_TABLE_MAIN, RTNH_F_ONLINK)
 
@@ -52,6 +53,11 @@ def apply_plan(ipr, plan):
                 ipr.link('add', ifname=name, kind='bridge', **_bridge_kwargs(action.attrs))
             elif isinstance(action, LinkSet):
                 ipr.link('set', index=ifindex(name), **_set_kwargs(action.changes, ifindex))
+            elif isinstance(action, PortIsolate):
+                # pyroute2 0.7 and 0.9 send an RTM_NEWLINK with IFLA_BRPORT_ISOLATED in
+                # IFLA_INFO_SLAVE_DATA (kind bridge_slave), as `ip link set dev PORT type
+                # bridge_slave isolated on|off` does.
+                ipr.brport('set', index=ifindex(name), isolated=1 if action.isolated else 0)
             elif isinstance(action, RouteReplace):
                 ipr.route('replace', **_route_kwargs(action.route, ifindex(name)))
             elif isinstance(action, AddrAdd):

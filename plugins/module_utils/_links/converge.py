@@ -181,6 +181,8 @@ class BridgeSteps(LinkSteps):
         for device in result['devices']:
             if 'ports' not in device:  # the check-mode prediction has them already
                 device['ports'] = reading.ports_of(snapshot, device['name'])
+            if 'isolated_ports' not in device:
+                device['isolated_ports'] = reading.isolated_ports_of(snapshot, device['name'])
 
 
 class UplinkInfoSteps(module_runner.ModuleSteps):

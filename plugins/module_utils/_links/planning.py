@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from ansible_collections.tuntap.qemu.plugins.module_utils._links import marks, uplink_takeover
 from ansible_collections.tuntap.qemu.plugins.module_utils._links.actions import (
-    AddrAdd, AddrDel, BridgeCreate, Delete, LinkSet, Tun)
-from ansible_collections.tuntap.qemu.plugins.module_utils._links.reading import ports_of
+    AddrAdd, AddrDel, BridgeCreate, Delete, LinkSet, PortIsolate, Tun)
+from ansible_collections.tuntap.qemu.plugins.module_utils._links.reading import isolated_ports_of, ports_of
 
 
 class LinkPlan:
@@ -81,7 +81,8 @@ TAP_FIELDS = ('mode', 'owner', 'group', 'multi_queue', 'vnet_hdr', 'mtu', 'state
 TAP_DEFAULTS = {'owner': None, 'group': None, 'multi_queue': False, 'vnet_hdr': False,
                 'mtu': 1500, 'state': 'down', 'master': None, 'addresses': [], 'alias': None}
 
-# `ports` last: the view of an existing bridge reads it with ports_of().
+# `ports` last: the view of an existing bridge reads it with ports_of(). The view also has
+# `isolated_ports` (isolated_ports_of()), planned by _plan_isolation().
 BRIDGE_FIELDS = ('stp', 'forward_delay', 'mtu', 'state', 'addresses', 'alias', 'ports')
 BRIDGE_DEFAULTS = {'stp': False, 'forward_delay': 15, 'mtu': 1500, 'state': 'down',
                    'addresses': [], 'alias': None, 'ports': []}
@@ -189,8 +190,9 @@ def plan_bridge(plan, spec):
     spec (see specs.bridge_spec()): name, path, state (present|absent), stp, forward_delay
     (seconds), mtu, link_state, addresses (None = leave as they are), ports (None =
     leave), exclusive (release ports not listed), move_ports (take ports that belong to
-    another bridge); with uplink, the bridged LAN takeover of uplink_takeover.py
-    (uplink_routes, bridge_routes, gateway, readdress).
+    another bridge), isolated_ports (None = leave every port's isolation as it is, else the
+    ports of `ports` that are isolated, the others of `ports` not); with uplink, the bridged
+    LAN takeover of uplink_takeover.py (uplink_routes, bridge_routes, gateway, readdress).
     """
     name = spec['name']
     path = spec['path']
@@ -252,8 +254,35 @@ def plan_bridge(plan, spec):
         if port not in desired['ports']:
             plan.actions.append(LinkSet(port, {'master': ''}))
     uplink_takeover.move(plan, name, takeover, desired)
+    desired['isolated_ports'] = _plan_isolation(plan, name, ports, spec.get('isolated_ports'),
+                                                desired['ports'])
     plan.record(name, have, desired)
     uplink_takeover.move_client(plan, name, takeover)
+
+
+def _plan_isolation(plan, name, ports, isolated, desired_ports):
+    """PortIsolate actions for the `ports` of this call whose isolation differs from
+    `isolated` (None: none), after they are ports of bridge `name`; the sorted isolated ports of
+    the bridge afterwards (of `desired_ports`).
+
+    A port that joins the bridge is not isolated (the kernel makes each new port without the
+    flag, also one that was isolated on another bridge); one that leaves takes its flag along.
+    """
+    def isolated_now(port):
+        link = plan.snapshot.get(port)
+        return bool(link is not None and link['master'] == name and link.get('isolated'))
+
+    after = set(port for port in desired_ports if isolated_now(port))
+    if isolated is not None:
+        for port in ports:
+            want = port in isolated
+            if want != isolated_now(port):
+                plan.actions.append(PortIsolate(port, want))
+            if want:
+                after.add(port)
+            else:
+                after.discard(port)
+    return sorted(after)
 
 
 def bridge_view(snapshot, name):
@@ -263,6 +292,7 @@ def bridge_view(snapshot, name):
         return None
     have = _view(current, BRIDGE_FIELDS[:-1])
     have['ports'] = ports_of(snapshot, name)
+    have['isolated_ports'] = isolated_ports_of(snapshot, name)
     return have
 
 

@@ -103,11 +103,19 @@ def ports_of(snapshot, bridge):
     return sorted(name for name, link in snapshot.items() if link['master'] == bridge)
 
 
+def isolated_ports_of(snapshot, bridge):
+    """Names of the ports of `bridge` that are isolated (BR_ISOLATED), sorted."""
+    return sorted(name for name, link in snapshot.items()
+                  if link['master'] == bridge and link.get('isolated'))
+
+
 def device_facts(snapshot, name):
     """What the modules return about one device (`dynamic` and `autoconf` only when it holds
-    such addresses)."""
+    such addresses). A port's `isolated` is not among them: bridge_port returns the bridge's
+    isolated_ports."""
     link = snapshot.get(name)
     if link is None:
         return None
     return dict((key, value) for key, value in link.items()
-                if key != 'master_index' and not (key in ('dynamic', 'autoconf') and not value))
+                if key not in ('master_index', 'isolated')
+                and not (key in ('dynamic', 'autoconf') and not value))

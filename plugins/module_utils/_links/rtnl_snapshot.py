@@ -82,6 +82,8 @@ IFLA_CARRIER = 33
 # nested in IFLA_LINKINFO
 IFLA_INFO_KIND = 1
 IFLA_INFO_DATA = 2
+IFLA_INFO_SLAVE_KIND = 4
+IFLA_INFO_SLAVE_DATA = 5
 # nested in IFLA_INFO_DATA of kind 'tun'
 IFLA_TUN_OWNER = 1
 IFLA_TUN_GROUP = 2
@@ -92,6 +94,9 @@ IFLA_TUN_MULTI_QUEUE = 7
 # nested in IFLA_INFO_DATA of kind 'bridge'
 IFLA_BR_FORWARD_DELAY = 1
 IFLA_BR_STP_STATE = 5
+# nested in IFLA_INFO_SLAVE_DATA of slave kind 'bridge' (a bridge port; linux/if_link.h's
+# IFLA_BRPORT_*, the kernel's br_port_fill_attrs())
+IFLA_BRPORT_ISOLATED = 33
 
 # linux/if_addr.h: struct ifaddrmsg attributes
 IFA_ADDRESS = 1
@@ -127,10 +132,12 @@ RECEIVE_BUFFER = 1 << 20
 
 LINK_ATTRIBUTES = frozenset((IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER, IFLA_OPERSTATE,
                              IFLA_LINKINFO, IFLA_IFALIAS, IFLA_CARRIER))
-LINKINFO_ATTRIBUTES = frozenset((IFLA_INFO_KIND, IFLA_INFO_DATA))
+LINKINFO_ATTRIBUTES = frozenset((IFLA_INFO_KIND, IFLA_INFO_DATA, IFLA_INFO_SLAVE_KIND,
+                                 IFLA_INFO_SLAVE_DATA))
 TUN_ATTRIBUTES = frozenset((IFLA_TUN_OWNER, IFLA_TUN_GROUP, IFLA_TUN_TYPE, IFLA_TUN_VNET_HDR,
                             IFLA_TUN_PERSIST, IFLA_TUN_MULTI_QUEUE))
 BRIDGE_ATTRIBUTES = frozenset((IFLA_BR_FORWARD_DELAY, IFLA_BR_STP_STATE))
+BRIDGE_PORT_ATTRIBUTES = frozenset((IFLA_BRPORT_ISOLATED,))
 ADDRESS_ATTRIBUTES = frozenset((IFA_ADDRESS, IFA_LOCAL, IFA_CACHEINFO, IFA_FLAGS, IFA_PROTO))
 
 
@@ -210,7 +217,9 @@ def decode_link(data, start, end):
     `addresses` nor `dynamic`: {'ADDRESS/PREFIX': 'slaac' or 'temporary'}, see
     autoconf_kind()), alias (IFLA_IFALIAS, None when unset: the mark of marks.py), and
     mode/owner/group/multi_queue/vnet_hdr/persist/carrier for kind 'tun' (carrier: a process
-    holds the device open), stp/forward_delay for kind 'bridge'.
+    holds the device open), stp/forward_delay for kind 'bridge', and for a port of a bridge
+    (IFLA_INFO_SLAVE_KIND 'bridge', whatever its own kind) isolated (IFLA_BRPORT_ISOLATED, the
+    kernel's BR_ISOLATED: the port forwards to no other isolated port of its bridge).
     """
     if end - start < IFINFOMSG.size:
         raise _bad_message('RTM_NEWLINK shorter than struct ifinfomsg')
@@ -258,6 +267,11 @@ def decode_link(data, start, end):
             'stp': bool(_number(data, bridge.get(IFLA_BR_STP_STATE), U32, 0)),
             'forward_delay': _number(data, bridge.get(IFLA_BR_FORWARD_DELAY), U32, 0) // USER_HZ,
         })
+    if _string(data, info.get(IFLA_INFO_SLAVE_KIND)) == 'bridge':
+        port_span = info.get(IFLA_INFO_SLAVE_DATA)
+        port = (attribute_spans(data, port_span[0], port_span[1], BRIDGE_PORT_ATTRIBUTES)
+                if port_span else {})
+        record['isolated'] = bool(_number(data, port.get(IFLA_BRPORT_ISOLATED), U8, 0))
     return record
 
 

@@ -156,6 +156,7 @@ def bridge_spec(params):
     if readdress and not (uplink and params.get('addresses')):
         errors.append('readdress: needs uplink and addresses (the addresses the bridge takes '
                       'instead of the uplink\'s)')
+    isolated_ports = _isolated_ports(params, ports, uplink, errors)
     spec = {
         'name': params['name'],
         'path': 'name',
@@ -175,5 +176,35 @@ def bridge_spec(params):
         'gateway': gateway,
         'readdress': readdress,
         'dhcp': dhcp,
+        'isolated_ports': isolated_ports,
     }
     return spec, errors
+
+
+def _isolated_ports(params, ports, uplink, errors):
+    """The ports of this call to isolate (BR_ISOLATED), or None (every port's isolation as it
+    is). Each must be one of `ports` (the uplink added) and not the uplink: the guests reach
+    the LAN through it, and an isolated uplink would cut the isolated guests off it."""
+    isolated = params.get('isolated_ports')
+    if isolated is None:
+        return None
+    if params.get('state') == 'absent':
+        if isolated:
+            errors.append('isolated_ports: %s given with state=absent; a bridge that goes has no '
+                          'ports to isolate' % ', '.join(isolated))
+        return None
+    listed = set(ports or [])
+    for index, port in enumerate(isolated):
+        path = 'isolated_ports[%d]' % index
+        error = names.ifname_error(path, port)
+        if error:
+            errors.append(error)
+        elif uplink and port == uplink:
+            errors.append('%s: %r is the uplink; the uplink is never isolated (isolated ports '
+                          'reach it, and through it the LAN)' % (path, port))
+        elif port not in listed:
+            errors.append('%s: %r is not in ports; only a port this call makes a port of the '
+                          'bridge can be isolated (ports: %s)'
+                          % (path, port, ', '.join(ports) if ports else 'none given'))
+    errors.extend(names.duplicate_errors('isolated_ports', isolated))
+    return sorted(set(isolated))

@@ -67,6 +67,9 @@ def link_record(msg):
             'stp': bool(data.get('IFLA_BR_STP_STATE', 0)),
             'forward_delay': data.get('IFLA_BR_FORWARD_DELAY', 0) // USER_HZ,
         })
+    if linkinfo is not None and linkinfo.get_attr('IFLA_INFO_SLAVE_KIND') == 'bridge':
+        port = linkinfo.get_attr('IFLA_INFO_SLAVE_DATA')
+        record['isolated'] = bool(port.get_attr('IFLA_BRPORT_ISOLATED')) if port is not None else False
     return record
 
 

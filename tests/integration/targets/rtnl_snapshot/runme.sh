@@ -3,7 +3,7 @@
 #
 # Builds one network namespace (ttq-rtnl-<pid>) holding a mix of links: taps with and
 # without owner and group, multi_queue and vnet_hdr taps, a tun, two bridges (STP and
-# forward delay set on one), a veth pair with one end in a bridge, IPv4 and IPv6 addresses
+# forward delay set on one), a veth pair with one end in a bridge, an isolated bridge port, IPv4 and IPv6 addresses
 # (one with a peer, so IFA_LOCAL differs from IFA_ADDRESS), links down and up, changed
 # MTUs. Then compare_snapshots.py runs inside it once per Python with pyroute2, so both
 # library versions serve as the reference: Debian's python3-pyroute2 (0.7.x) under
@@ -98,6 +98,8 @@ ns_ip link set ttr-br1 mtu 1400
 ns_ip link add ttr-veth0 type veth peer name ttr-veth1
 ns_ip link set ttr-veth1 master ttr-br0
 ns_ip link set ttr-tap1 master ttr-br0
+# An isolated bridge port (IFLA_BRPORT_ISOLATED in IFLA_INFO_SLAVE_DATA) beside one that is not.
+ns_ip link set dev ttr-tap1 type bridge_slave isolated on
 ns_ip link set ttr-tap2 mtu 9000
 
 for link in ttr-br0 ttr-veth0 ttr-veth1 ttr-tap1 ttr-tap2 ttr-tap3 ttr-tun0; do
@@ -135,7 +137,7 @@ cat >"${work_dir}/expected.json" <<JSON
                "vnet_hdr": false, "persist": true, "state": "down", "operstate": "down", "master": null,
                "addresses": ["10.1.2.3/30", "fd00:0:0:7::a/64"]},
   "ttr-tap1": {"mode": "tap", "owner": ${nobody_uid}, "group": ${nobody_gid}, "state": "up",
-               "master": "ttr-br0", "alias": "tuntap.qemu:tap", "carrier": false},
+               "master": "ttr-br0", "alias": "tuntap.qemu:tap", "carrier": false, "isolated": true},
   "ttr-tap2": {"mode": "tap", "owner": ${nobody_uid}, "group": null, "multi_queue": true, "mtu": 9000},
   "ttr-tap3": {"mode": "tap", "owner": null, "group": ${nobody_gid}, "vnet_hdr": true, "multi_queue": false},
   "ttr-tun0": {"kind": "tun", "mode": "tun", "mac": null, "owner": ${nobody_uid}, "addresses": ["203.0.113.9/28"]},
@@ -146,7 +148,8 @@ cat >"${work_dir}/expected.json" <<JSON
               "alias": null},
   "ttr-veth0": {"kind": "veth", "master": null, "addresses": ["10.9.9.1/32", "2001:db8:8::5/64"], "state": "up",
                 "dynamic": {}, "autoconf_slaac": ["2001:db8:9::5/64"], "autoconf_kinds": ["slaac", "temporary", "temporary"]},
-  "ttr-veth1": {"kind": "veth", "master": "ttr-br0", "master_index": ${bridge_index}, "addresses": []}
+  "ttr-veth1": {"kind": "veth", "master": "ttr-br0", "master_index": ${bridge_index}, "addresses": [],
+                "isolated": false}
 }
 JSON
 

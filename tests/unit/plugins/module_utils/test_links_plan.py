@@ -10,7 +10,7 @@ import pytest
 from ansible_collections.tuntap.qemu.plugins.module_utils._links import applying, planning, reading
 from ansible_collections.tuntap.qemu.plugins.module_utils._links import specs as link_specs
 from ansible_collections.tuntap.qemu.plugins.module_utils._links.actions import (
-    AddrAdd, AddrDel, BridgeCreate, Delete, DhcpMove, LinkSet, RouteDel, RouteReplace, Solicit, Tun)
+    AddrAdd, AddrDel, BridgeCreate, Delete, DhcpMove, LinkSet, PortIsolate, RouteDel, RouteReplace, Solicit, Tun)
 
 
 TAP_MARK = 'tuntap.qemu:tap'
@@ -505,7 +505,8 @@ def test_stp_off_goes_in_a_request_before_a_short_forward_delay():
 
 def test_the_actions_docstring_lists_every_kind():
     from ansible_collections.tuntap.qemu.plugins.module_utils._links import actions
-    kinds = (AddrAdd, AddrDel, BridgeCreate, Delete, DhcpMove, LinkSet, RouteDel, RouteReplace, Solicit, Tun)
+    kinds = (AddrAdd, AddrDel, BridgeCreate, Delete, DhcpMove, LinkSet, PortIsolate, RouteDel, RouteReplace,
+             Solicit, Tun)
     assert all('%s(' % kind.__name__ in actions.__doc__ for kind in kinds)
     assert sorted(kind.__name__ for kind in kinds) == sorted(
         name for name, value in vars(actions).items()

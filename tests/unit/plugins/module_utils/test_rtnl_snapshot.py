@@ -25,10 +25,11 @@ RTM_NEWLINK, RTM_GETLINK, RTM_NEWADDR, RTM_GETADDR = 16, 18, 20, 22
 IFLA_ADDRESS, IFLA_BROADCAST, IFLA_IFNAME, IFLA_MTU = 1, 2, 3, 4
 IFLA_MASTER, IFLA_OPERSTATE, IFLA_LINKINFO, IFLA_STATS64, IFLA_EXT_MASK = 10, 16, 18, 23, 29
 IFLA_IFALIAS, IFLA_CARRIER = 20, 33
-IFLA_INFO_KIND, IFLA_INFO_DATA, IFLA_INFO_SLAVE_KIND = 1, 2, 4
+IFLA_INFO_KIND, IFLA_INFO_DATA, IFLA_INFO_SLAVE_KIND, IFLA_INFO_SLAVE_DATA = 1, 2, 4, 5
 IFLA_TUN_OWNER, IFLA_TUN_GROUP, IFLA_TUN_TYPE, IFLA_TUN_PI = 1, 2, 3, 4
 IFLA_TUN_VNET_HDR, IFLA_TUN_PERSIST, IFLA_TUN_MULTI_QUEUE, IFLA_TUN_NUM_QUEUES = 5, 6, 7, 8
 IFLA_BR_FORWARD_DELAY, IFLA_BR_HELLO_TIME, IFLA_BR_STP_STATE = 1, 2, 5
+IFLA_BRPORT_STATE, IFLA_BRPORT_LEARNING, IFLA_BRPORT_ISOLATED, IFLA_BRPORT_BACKUP_PORT = 1, 8, 33, 34
 # linux/if_addr.h, linux/if.h
 IFA_ADDRESS, IFA_LOCAL, IFA_LABEL, IFA_CACHEINFO, IFA_FLAGS, IFA_PROTO = 1, 2, 3, 6, 8, 11
 IFF_UP, IFF_BROADCAST = 0x1, 0x2
@@ -140,6 +141,25 @@ VETH_WITH_MASTER = ifinfomsg(
          nla(IFLA_INFO_SLAVE_KIND, asciiz('bridge'))),
 )
 
+# A tap that is an isolated port of bridge 7 (the kernel's br_port_fill_attrs() sends some
+# 40 IFLA_BRPORT_* attributes; the flag is one u8 among them).
+TAP_ISOLATED_PORT = ifinfomsg(
+    12, IFF_UP,
+    nla(IFLA_IFNAME, asciiz('vm10')),
+    nla(IFLA_MTU, u32(1500)),
+    nla(IFLA_MASTER, u32(7)),
+    nla(IFLA_OPERSTATE, u8(IF_OPER_UP)),
+    nest(IFLA_LINKINFO,
+         nla(IFLA_INFO_KIND, asciiz('tun')),
+         nest(IFLA_INFO_DATA, nla(IFLA_TUN_TYPE, u8(2)), nla(IFLA_TUN_PERSIST, u8(1))),
+         nla(IFLA_INFO_SLAVE_KIND, asciiz('bridge')),
+         nest(IFLA_INFO_SLAVE_DATA,
+              nla(IFLA_BRPORT_STATE, u8(3)),
+              nla(IFLA_BRPORT_LEARNING, u8(1)),
+              nla(IFLA_BRPORT_ISOLATED, u8(1)),
+              nla(IFLA_BRPORT_BACKUP_PORT, u32(0)))),
+)
+
 TUN_BARE = ifinfomsg(
     11, IFF_UP,
     nla(IFLA_IFNAME, asciiz('tun0')),
@@ -172,7 +192,13 @@ COMMON = {'master': None, 'addresses': [], 'dynamic': {}, 'autoconf': {}, 'alias
         id='bridge with stp'),
     pytest.param(VETH_WITH_MASTER, dict(
         COMMON, name='veth-lan1', ifindex=9, kind='veth', mac='0a:0b:0c:0d:0e:0f', mtu=1400,
-        state='down', operstate='down', master_index=7), id='veth with master'),
+        state='down', operstate='down', master_index=7, isolated=False),
+        id='veth with master, no port data: not isolated'),
+    pytest.param(TAP_ISOLATED_PORT, dict(
+        COMMON, name='vm10', ifindex=12, kind='tun', mac=None, mtu=1500, state='up',
+        operstate='up', master_index=7, mode='tap', owner=None, group=None,
+        multi_queue=False, vnet_hdr=False, persist=True, carrier=False, isolated=True),
+        id='tap, an isolated bridge port'),
     pytest.param(TUN_BARE, dict(
         COMMON, name='tun0', ifindex=11, kind='tun', mac=None, mtu=1500, state='up',
         operstate='unknown', master_index=0, mode='tun', owner=None, group=None,
