@@ -51,6 +51,9 @@ PACKAGES = (
     # The guests' DHCP and DNS server of issue 12 (tuntap.qemu.guest_dhcp; the VM has no
     # mirror, so the role runs with tuntap_qemu_install_packages false and finds it here).
     'dnsmasq-base',
+    # Issue 13's VDE switch (tuntap.qemu.vde_switch runs its vde_switch; Debian's QEMU has
+    # -netdev vde through libvdeplug, which qemu-system-x86 already depends on).
+    'vde2',
 )
 # Modules the root device and the NIC need before / is mounted (MODULES=most takes the
 # block ones already; listed so that the check below can say what is missing).

@@ -5,14 +5,17 @@ collect(vm) sends COLLECTOR (Python, standard library only) to the host over SSH
 with sudo: it returns the raw output of `ip -j -d link`, `ip -j addr`, `ip -j route`,
 `ip -6 -j route`, `nft -j list ruleset`, `iptables-save`, `ip6tables-save`, the forwarding
 sysctls (IPv4 and IPv6), the QEMU processes, the state of the tuntap-qemu* units (and nftables.service),
-per guest runtime folder, whether its QEMU runs (pidfile) and answers QMP, the content
+per guest runtime folder, whether its QEMU runs (pidfile) and answers QMP, the VDE switch
+(issue 13: its vde_switch processes and what its runtime folder holds), the content
 hashes of the persisted files (FILE_PATTERNS), and the listening sockets (`ss -Hlnup`,
 `ss -Hlntp`, and `ss -Hlnwp`: the raw ICMPv6 socket its router advertisements go out of)
 and configuration hashes (DHCP_CONFIG_PATTERNS) of the guests' dnsmasq.
 
 normalise() turns that into flat {section: {key: value}} with what legitimately changes
 across a boot taken out (ifindex, pids, nft handles and counters, iptables counters, the
-random MACs of taps and the link-local addresses and routes derived from them).
+random MACs of taps and the link-local addresses and routes derived from them). A bridge
+port's isolation (issue 13, BR_ISOLATED: `ip -d -j link`'s info_slave_data.isolated) is part
+of its link entry.
 compare() lists every remaining difference; explain() matches each against an allow-list
 of (pattern, reason) so that a test asserts each difference explicitly.
 """
@@ -24,7 +27,7 @@ import re
 from typing import NamedTuple
 
 COLLECTOR = r'''
-import glob, json, os, socket, subprocess
+import glob, json, os, socket, stat, subprocess
 ENV = dict(os.environ, LC_ALL='C')
 def out(argv):
     r = subprocess.run(argv, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -71,6 +74,8 @@ for unit in units + ['nftables.service']:
 state['guests'] = {}
 for folder in sorted(glob.glob(RUNTIME_ROOT + '/*/')):
     name = os.path.basename(folder.rstrip('/'))
+    if folder.rstrip('/') == VDE_RUNTIME_DIR:
+        continue
     guest = {'pid': None, 'args': None, 'qmp': None}
     try:
         with open(folder + 'qemu.pid') as h:
@@ -83,6 +88,15 @@ for folder in sorted(glob.glob(RUNTIME_ROOT + '/*/')):
     if os.path.exists(folder + 'qmp.sock'):
         guest['qmp'] = qmp_status(folder + 'qmp.sock')
     state['guests'][name] = guest
+state['vde_runtime'] = {}
+for path in sorted(glob.glob(VDE_RUNTIME_DIR + '/*')):
+    kind = 'socket' if stat.S_ISSOCK(os.lstat(path).st_mode) else 'dir' if os.path.isdir(path) else 'file'
+    if kind == 'dir':
+        # vde_switch -s PATH: a folder with its ctl socket (and one socket per attached
+        # port, named after the client's pid: not listed).
+        ctl = os.path.join(path, 'ctl')
+        kind += ' ctl' if os.path.exists(ctl) and stat.S_ISSOCK(os.lstat(ctl).st_mode) else ''
+    state['vde_runtime'][path] = kind
 import hashlib
 state['files'] = {}
 for pattern in FILE_PATTERNS:
@@ -113,6 +127,10 @@ FILE_PATTERNS = ('/etc/network/interfaces', '/etc/network/interfaces.d/*', '/etc
 # guests' leases and their expiry times change while it runs.
 DHCP_CONFIG_PATTERNS = ('/etc/tuntap-qemu/dnsmasq/*',)
 DHCP_UNIT = 'tuntap-qemu-dnsmasq.service'
+# Issue 13's VDE switch (tuntap.qemu.vde_switch's default runtime_dir, inside the guests'
+# runtime root: not a guest's folder) and its unit on a systemd host.
+VDE_RUNTIME_DIR = DEFAULT_RUNTIME_ROOT + '/vde'
+VDE_UNIT = 'tuntap-qemu-vde.service'
 
 
 class Difference(NamedTuple):
@@ -137,8 +155,8 @@ def _show(value):
 
 def collect(vm, runtime_root=DEFAULT_RUNTIME_ROOT):
     """The raw state of vm's host (a realhost.Vm), over SSH with sudo."""
-    source = 'RUNTIME_ROOT = %r\nFILE_PATTERNS = %r\nDHCP_CONFIG_PATTERNS = %r\n' % (
-        runtime_root, FILE_PATTERNS, DHCP_CONFIG_PATTERNS) + COLLECTOR
+    source = 'RUNTIME_ROOT = %r\nFILE_PATTERNS = %r\nDHCP_CONFIG_PATTERNS = %r\nVDE_RUNTIME_DIR = %r\n' % (
+        runtime_root, FILE_PATTERNS, DHCP_CONFIG_PATTERNS, VDE_RUNTIME_DIR) + COLLECTOR
     result = vm.ssh('sudo', '/usr/bin/python3', '-', input_text=source, timeout=120)
     # The state is the last line; ssh's own warnings (stderr, merged) come before it.
     lines = result.stdout.strip().splitlines()
@@ -157,7 +175,8 @@ def _json(raw, default):
 
 
 def normalise_links(links):
-    """{ifname: {kind, master, up, operstate, owner, mtu, mac}}; taps' MACs are random."""
+    """{ifname: {kind, master, up, operstate, owner, mtu, mac}}; taps' MACs are random. A
+    bridge port also has `isolated` (issue 13: BR_ISOLATED, from ip -d's info_slave_data)."""
     result = {}
     for link in links:
         info = link.get('linkinfo') or {}
@@ -172,6 +191,8 @@ def normalise_links(links):
             # Our mark (tuntap.qemu:tap, tuntap.qemu:bridge ...): what a later prune goes by.
             'alias': link.get('ifalias'),
         }
+        if info.get('info_slave_kind') == 'bridge':
+            entry['isolated'] = bool((info.get('info_slave_data') or {}).get('isolated'))
         if kind == 'tun':
             entry['tun_type'] = data.get('type')
             entry['owner'] = data.get('user')
@@ -343,10 +364,41 @@ def guest_tap(args):
     return None
 
 
+def guest_vde(args):
+    """The VDE switch socket of a guest's `-netdev vde,...,sock=PATH` (issue 13), or None."""
+    for value in args or ():
+        match = re.search(r'(?:^|,)sock=([^,]+)', value)
+        if value.startswith('vde,') and match:
+            return match.group(1)
+    return None
+
+
 def normalise_guests(guests):
     return dict((name, {'running': guest['pid'] is not None, 'tap': guest_tap(guest['args']),
-                        'qmp': guest['qmp']})
+                        'vde': guest_vde(guest['args']), 'qmp': guest['qmp']})
                 for name, guest in guests.items())
+
+
+def normalise_vde(ps, runtime):
+    """The VDE switch (issue 13): {'process USER ARGS': count} of the vde_switch processes
+    (its tap, socket, group and mode are on its command line; pids change at every boot) and
+    {'runtime PATH': 'socket' | 'dir ctl' | 'dir' | 'file'} of what its runtime folder holds
+    (vde_switch -s makes the socket path a folder with its ctl socket in it: 'dir ctl')."""
+    result = {}
+    for line in ps.splitlines():
+        parts = line.split(None, 2)
+        if len(parts) == 3 and parts[2].split(' ', 1)[0].rsplit('/', 1)[-1] == 'vde_switch':
+            key = 'process %s %s' % (parts[1], parts[2])
+            result[key] = result.get(key, 0) + 1
+    for path, kind in runtime.items():
+        result['runtime %s' % path] = kind
+    return result
+
+
+def bridge_ports(links, bridge):
+    """{port: isolated} of a bridge's ports in a normalised link section."""
+    return dict((name, entry.get('isolated', False)) for name, entry in links.items()
+                if entry.get('master') == bridge)
 
 
 def normalise(raw):
@@ -364,6 +416,7 @@ def normalise(raw):
         'dhcp': normalise_dhcp_clients(raw['ps']['out']),
         'unit': raw['units'],
         'guest': normalise_guests(raw['guests']),
+        'vde': normalise_vde(raw['ps']['out'], raw.get('vde_runtime', {})),
         'file': raw.get('files', {}),
         'dhcp_server': normalise_dhcp_server(raw['ss_udp']['out'], raw['ss_tcp']['out'], raw['ps']['out'],
                                              raw.get('dhcp_config', {}), raw.get('ss_raw', {'out': ''})['out']),

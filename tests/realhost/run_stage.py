@@ -78,12 +78,22 @@ ROLLBACK_TIMEOUT = 20
 ROLLBACK_MARGIN = 15
 PEER = realhost.PEER_ADDRESS
 HOST = realhost.HOST_ADDRESS
+# Issue 13's VDE switch: the plan's default tap and the socket vde_switch makes for it (the
+# role's tuntap_qemu_vde_runtime_dir default; the guests' QEMU -netdev vde,sock=).
+VDE_TAP = 'vde0'
+VDE_SOCKET = host_state.VDE_RUNTIME_DIR + '/%s.ctl'
 
 
 class Guest(NamedTuple):
     name: str
     address: str
     gateway: str | None = None    # as given in the inventory (None: the plan's)
+    # Issue 13: attached to the host's VDE switch (no tap of its own; the topology's
+    # hostvars have tuntap_qemu_vde), or an isolated port of the bridge (BR_ISOLATED).
+    vde: bool = False
+    isolated: bool = False
+    # Whether its QEMU boots the guest (None: the topology's boot_guests).
+    boot: bool | None = None
 
 
 class Topology(NamedTuple):
@@ -148,13 +158,19 @@ TOPOLOGIES = (
     # point; only routed_nat's guest boots.
     # Both dual-stack (issue 13): routed_nat plans vm3's /64 from a pool (the first /64, the
     # host side ::1 on tap0), nat6 off; bridged_nat has its bridge's IPv6 address and NAT66.
+    # Issue 13's VDE switch on routed_nat: its tap vde0 holds 192.168.60.1/24, vm12 is
+    # attached to it (no tap), leases from the host's dnsmasq, boots and pings its gateway
+    # and the peer (NAT); its subnet is masqueraded like tap0's. Issue 13's port isolation on
+    # bridged_nat: vm5's tap0 is an isolated port of br0, vm10's tap1 is not (the plan's
+    # isolated_ports are exactly the isolated guests' taps).
     Topology('routed_nat',
-             guests=(Guest('vm3', '192.168.3.10/24'),),
-             hostvars={'tuntap_qemu_pool6': 'fd00:33::/56'}, serial_wait=True, nat_subnets=('192.168.3.0/24',),
-             boot_guests=True, dhcp_networks=(('tap0', '192.168.3.1'),),
+             guests=(Guest('vm3', '192.168.3.10/24'), Guest('vm12', '192.168.60.10/24', vde=True)),
+             hostvars={'tuntap_qemu_pool6': 'fd00:33::/56', 'tuntap_qemu_vde': {'address': '192.168.60.1/24'}},
+             serial_wait=True, nat_subnets=('192.168.3.0/24', '192.168.60.0/24'),
+             boot_guests=True, dhcp_networks=(('tap0', '192.168.3.1'), ('vde0', '192.168.60.1')),
              ipv6_networks=(('tap0', 'fd00:33::1/64'),)),
     Topology('bridged_nat',
-             guests=(Guest('vm5', '192.168.5.10/24'),),
+             guests=(Guest('vm5', '192.168.5.10/24', isolated=True), Guest('vm10', '192.168.5.11/24')),
              hostvars={'tuntap_qemu_bridge_address': '192.168.5.1/24',
                        'tuntap_qemu_bridge_address6': 'fd00:55::1/64', 'tuntap_qemu_nat6': True},
              nat_subnets=('192.168.5.0/24',), nftables_admin_case=True,
@@ -221,9 +237,21 @@ class Check(NamedTuple):
                                 ' (%s)' % self.detail if self.detail else '')
 
 
+def vde_switch(topology):
+    """The host's VDE switch (issue 13) as (tap, host address with prefix), or None."""
+    vde = topology.hostvars.get('tuntap_qemu_vde')
+    return (vde.get('tap', VDE_TAP), vde['address']) if vde else None
+
+
+def guest_boots(topology, guest):
+    return topology.boot_guests if guest.boot is None else guest.boot
+
+
 def guest_gateway(topology, guest):
     if guest.gateway:
         return guest.gateway
+    if guest.vde:
+        return vde_switch(topology)[1].split('/')[0]
     if (topology.topology or topology.name) in ('routed', 'routed_nat'):
         return str(next(ipaddress.ip_interface(guest.address).network.hosts()))
     if topology.name == 'bridged_nat':
@@ -232,10 +260,18 @@ def guest_gateway(topology, guest):
 
 
 def guest_interface(topology, guest):
-    """The host's interface towards the guest: br0 (bridged), else the guest's tap."""
+    """The host's interface towards the guest: br0 (bridged), the VDE switch's tap, else the
+    guest's tap."""
     if (topology.topology or topology.name) in ('bridged_nat', 'bridged_lan'):
         return 'br0'
-    return 'tap%d' % topology.guests.index(guest)
+    if guest.vde:
+        return vde_switch(topology)[0]
+    return guest_tap(topology, guest)
+
+
+def guest_tap(topology, guest):
+    """The plan's tap of a guest (tap<index in the inventory>); a VDE guest has none."""
+    return None if guest.vde else 'tap%d' % topology.guests.index(guest)
 
 
 def guest_gateway6(topology, guest):
@@ -254,10 +290,12 @@ def slaac_address(mac, network):
 
 def ping_targets(topology, guest):
     """What a guest pings from its console: its gateway (bridged_lan: the host), the other
-    guests of its host, the LAN peer; a dual-stack guest also its IPv6 gateway (its IPv6
-    address by SLAAC from the host's router advertisements)."""
+    guests of its host (a VDE guest: the other VDE guests; a tap's: the others on taps), the
+    LAN peer; a dual-stack guest also its IPv6 gateway (its IPv6 address by SLAAC from the
+    host's router advertisements)."""
     first = guest_gateway(topology, guest) if topology.name != 'bridged_lan' else HOST
-    others = [other.address.split('/')[0] for other in topology.guests if other is not guest]
+    others = [other.address.split('/')[0] for other in topology.guests
+              if other is not guest and other.vde == guest.vde]
     gateway6 = guest_gateway6(topology, guest)
     return [first] + others + [PEER] + ([gateway6] if gateway6 else [])
 
@@ -265,6 +303,7 @@ def ping_targets(topology, guest):
 def inventory_vars(topology):
     guests = []
     for guest in topology.guests:
+        boots = guest_boots(topology, guest)
         spec = {'name': guest.name, 'address': guest.address,
                 'kernel': GUEST_DIR + '/vmlinuz', 'initrd': GUEST_DIR + '/initrd.img',
                 'memory': 160,
@@ -273,12 +312,16 @@ def inventory_vars(topology):
                 # A booting guest's kernel messages stay on its console (they show how far
                 # it got when the stage waits for it in vain).
                 'append': 'console=ttyS0%s panic=-1 ttq.ping=%s ttq.after=stay%s'
-                          % ('' if topology.boot_guests else ' quiet', ','.join(ping_targets(topology, guest)),
+                          % ('' if boots else ' quiet', ','.join(ping_targets(topology, guest)),
                              # SLAAC under TCG in TCG: the wait ends when the address is there.
                              ' ttq.ip6_wait=120' if guest_gateway6(topology, guest) else ''),
-                'extra_args': ['-no-reboot'] + ([] if topology.boot_guests else ['-S'])}
+                'extra_args': ['-no-reboot'] + ([] if boots else ['-S'])}
         if guest.gateway:
             spec['gateway'] = guest.gateway
+        if guest.vde:
+            spec['vde'] = True
+        if guest.isolated:
+            spec['isolated'] = True
         guests.append(spec)
     uplink = {'tuntap_qemu_uplink_address': '%s/%d' % (HOST, realhost.PREFIX_LEN),
               'tuntap_qemu_uplink_gateway': realhost.GATEWAY_ADDRESS}
@@ -294,6 +337,8 @@ def inventory_vars(topology):
 
 
 INTERFACES = '/etc/network/interfaces'
+# Issue 13: the line of the bridge's stanza that isolates a port at boot.
+ISOLATED_UP = re.compile(r'^up\s+ip\s+link\s+set\s+dev\s+(\S+)\s+type\s+bridge_slave\s+isolated\s+on$')
 # A line that configures eth0 in interfaces(5): auto/allow-* naming it, or its iface stanza.
 ACTIVE_UPLINK_LINE = re.compile(r'^\s*((auto|allow-[\w-]+)\s(.*\s)?eth0(\s|$)|iface\s+eth0\s)')
 # After a rolled-back play: the guest taps made before the takeover stay (ours, marked; the
@@ -538,6 +583,10 @@ class TopologyRun:
             self.dhcp_checks('after the converge', before)
         if topology.ipv6_networks:
             self.ipv6_checks(vm, 'after the converge', before)
+        if vde_switch(topology):
+            self.vde_checks('after the converge', before)
+        if any(guest.isolated for guest in topology.guests):
+            self.isolation_checks(vm, 'after the converge', before)
         if topology.nat_subnets and not topology.iptables:
             self.check_all(checks_nat.after_converge(vm, self.masqueraded()))
 
@@ -565,6 +614,10 @@ class TopologyRun:
             self.dhcp_checks('after the reboot', after, before)
         if topology.ipv6_networks:
             self.ipv6_checks(vm, 'after the reboot', after)
+        if vde_switch(topology):
+            self.vde_checks('after the reboot', after)
+        if any(guest.isolated for guest in topology.guests):
+            self.isolation_checks(vm, 'after the reboot', after)
         if topology.iptables:
             self.check_all(checks_nat.after_boot_iptables(vm, list(topology.nat_subnets)))
         elif topology.nat_subnets:
@@ -737,6 +790,47 @@ class TopologyRun:
                    '%s; ranges %s' % ('enable-ra' if 'enable-ra' in lines else 'no enable-ra line', ranges))
         self.check_all(checks_nat.nat6_checks(vm, self.ipv6_subnets(), self.topology.nat6, when))
 
+    def vde_checks(self, when, state):
+        """Issue 13: the host's VDE switch: its unit enabled and active (tuntap-qemu-vde.service
+        brings it back at boot), its tap up with the host side address, one vde_switch on that
+        tap and the socket the guests' QEMU use (the socket folder with its ctl socket). The
+        guests on it: check_guests (-netdev vde,sock=, QMP); the comparison across the reboot
+        covers the same state (link, addr, unit, vde sections)."""
+        tap, address = vde_switch(self.topology)
+        socket = VDE_SOCKET % tap
+        unit = state['unit'].get(host_state.VDE_UNIT)
+        self.check('%s: %s enabled and active' % (when, host_state.VDE_UNIT),
+                   unit == {'enabled': 'enabled', 'active': 'active'}, '%s' % (unit or 'no such unit'))
+        link = state['link'].get(tap) or {}
+        held = state['addr'].get(tap, [])
+        self.check('%s: the switch\'s tap %s is up and holds %s' % (when, tap, address),
+                   link.get('kind') == 'tun' and link.get('up') and address in held,
+                   'kind %s, %s, addresses %s' % (link.get('kind'), 'up' if link.get('up') else 'down', held)
+                   if link else 'no link %s' % tap)
+        switches = [key[len('process '):] for key in state['vde'] if key.startswith('process ')]
+        ours = [args for args in switches if tap in args.split() and socket in args.split()]
+        runtime = state['vde'].get('runtime %s' % socket)
+        self.check('%s: one vde_switch on %s with its socket %s' % (when, tap, socket),
+                   len(switches) == 1 and len(ours) == 1 and runtime == 'dir ctl',
+                   'processes %s; %s is %s' % (switches, socket, runtime or 'absent'))
+
+    def isolation_checks(self, vm, when, state):
+        """Issue 13: each guest's tap is a port of br0, isolated (BR_ISOLATED) exactly when the
+        guest is `isolated: true`; the bridge's interfaces.d stanza isolates exactly those
+        ports again at boot (`up ip link set dev TAP type bridge_slave isolated on`)."""
+        wanted = dict((guest_tap(self.topology, guest), guest.isolated) for guest in self.topology.guests)
+        ports = host_state.bridge_ports(state['link'], 'br0')
+        described = ', '.join('%s %s' % (tap, 'isolated' if flag else 'not isolated') for tap, flag in sorted(wanted.items()))
+        self.check('%s: br0\'s ports isolated exactly for the isolated guests (%s)' % (when, described),
+                   ports == wanted, 'ports %s' % ports)
+        stanzas = vm.ssh('sudo', 'sh', '-c', 'cat /etc/network/interfaces.d/*', check=False, timeout=60).stdout
+        lines = [line.strip() for line in stanzas.splitlines() if 'isolated' in line]
+        persisted = sorted(match.group(1) for match in (ISOLATED_UP.match(line) for line in lines) if match)
+        expected = sorted(tap for tap, flag in wanted.items() if flag)
+        self.check('%s: interfaces.d isolates %s at boot (up ... bridge_slave isolated on), no other port'
+                   % (when, ', '.join(expected)), persisted == expected and len(lines) == len(persisted),
+                   'lines %s' % lines)
+
     def check_session(self, vm, session, title):
         early = session.poll()
         try:
@@ -882,30 +976,39 @@ class TopologyRun:
         self.check('the refused run changed nothing (links, addresses, routes, nft, files)', not differences,
                    '; '.join(str(item) for item in differences[:6]))
 
-    def expected_taps(self):
-        return dict((guest.name, 'tap%d' % index) for index, guest in enumerate(self.topology.guests))
+    def expected_nics(self):
+        """{guest: ('tap', its tap) or ('vde', the switch's socket)}: where its QEMU's NIC is."""
+        switch = vde_switch(self.topology)
+        return dict((guest.name, ('vde', VDE_SOCKET % switch[0]) if guest.vde else ('tap', guest_tap(self.topology, guest)))
+                    for guest in self.topology.guests)
 
     def check_guests(self, title, state):
-        """Every inventory guest: its QEMU runs (pidfile), on its tap, and QMP says running
-        (prelaunch for guests started paused, see Topology.boot_guests)."""
-        wanted = 'running' if self.topology.boot_guests else 'prelaunch'
+        """Every inventory guest: its QEMU runs (pidfile), on its tap (a VDE guest: -netdev
+        vde on the switch's socket, no tap), and QMP says running (prelaunch for guests
+        started paused, see Topology.boot_guests). Returns the guests that run and boot."""
+        nics = self.expected_nics()
         problems = []
         good = []
-        for name, tap in sorted(self.expected_taps().items()):
+        for guest_spec in self.topology.guests:
+            name = guest_spec.name
+            wanted = 'running' if guest_boots(self.topology, guest_spec) else 'prelaunch'
+            kind, where = nics[name]
             guest = state['guest'].get(name)
+            held = (('vde', guest['vde']) if guest.get('vde') else ('tap', guest['tap'])) if guest else None
             if guest is None:
                 problems.append('%s: no runtime folder' % name)
             elif not guest['running']:
                 problems.append('%s: no QEMU (pidfile)' % name)
-            elif guest['tap'] != tap:
-                problems.append('%s: QEMU on %s, expected %s' % (name, guest['tap'], tap))
+            elif held != (kind, where):
+                problems.append('%s: QEMU on %s %s, expected %s %s' % ((name,) + tuple(held) + (kind, where)))
             elif guest['qmp'] != wanted:
                 problems.append('%s: QMP %s, expected %s' % (name, guest['qmp'], wanted))
             else:
-                good.append(name)
-        self.check(title, not problems, '; '.join(problems) or '%s on %s, QMP %s' % (
-            ', '.join(good), ', '.join(self.expected_taps()[name] for name in good), wanted))
-        return good
+                good.append('%s on %s%s, QMP %s' % (name, 'VDE ' if kind == 'vde' else '', where, wanted))
+        self.check(title, not problems, '; '.join(problems) or ', '.join(good))
+        return [guest.name for guest in self.topology.guests
+                if guest_boots(self.topology, guest) and not any(problem.startswith(guest.name + ':')
+                                                                 for problem in problems)]
 
     def compare(self, before, after):
         explained = host_state.explain(host_state.compare(before, after), self.topology.allowed)
@@ -920,55 +1023,66 @@ class TopologyRun:
                    % (len(explained), len(explained) - len(unexplained), len(unexplained)))
 
     def wait_for_guest_network(self, vm, after_raw, boot_guests, rebooted_at):
-        """A guest whose QEMU started at boot (same pid as just after the reboot) prints
-        TTQ-DONE with every ping ok on its serial console."""
+        """Every guest whose QEMU started at boot (same pid as just after the reboot) prints
+        TTQ-DONE with every ping ok on its serial console; they boot side by side, so the
+        wait (SERIAL_TIMEOUT from the reboot) is one for all."""
         if not boot_guests:
             self.check('guest console: network up after the reboot', False, 'no guest came back at boot')
             return
-        name = boot_guests[0]
-        pid = after_raw['guests'][name]['pid']
-        folder = '%s/%s' % (host_state.DEFAULT_RUNTIME_ROOT, name)
         deadline = rebooted_at + SERIAL_TIMEOUT
-        report = None
-        while True:
-            result = vm.ssh('sudo', 'sh', '-c', 'cat %s/qemu.pid; echo ---; cat %s/serial.log' % (folder, folder),
-                            check=False, timeout=30)
-            head, _separator, serial = result.stdout.partition('---\n')
-            if head.strip() != str(pid):
-                self.check('guest console: network up after the reboot', False,
-                           '%s: QEMU pid %s at boot, now %r' % (name, pid, head.strip()))
-                return
-            report = guest_boot.parse_serial(serial)
-            if report['done'] or time.monotonic() > deadline:
-                break
-            time.sleep(5)
+        reports, serials, waited = {}, {}, {}
+        pending = list(boot_guests)
+        while pending:
+            for name in list(pending):
+                folder = '%s/%s' % (host_state.DEFAULT_RUNTIME_ROOT, name)
+                pid = after_raw['guests'][name]['pid']
+                result = vm.ssh('sudo', 'sh', '-c', 'cat %s/qemu.pid; echo ---; cat %s/serial.log' % (folder, folder),
+                                check=False, timeout=30)
+                head, _separator, serials[name] = result.stdout.partition('---\n')
+                if head.strip() != str(pid):
+                    self.check('guest console: %s network up after the reboot' % name, False,
+                               '%s: QEMU pid %s at boot, now %r' % (name, pid, head.strip()))
+                    pending.remove(name)
+                    continue
+                reports[name] = guest_boot.parse_serial(serials[name])
+                if reports[name]['done'] or time.monotonic() > deadline:
+                    waited[name] = time.monotonic() - rebooted_at
+                    pending.remove(name)
+            if pending:
+                time.sleep(5)
+        for name in boot_guests:
+            if name in reports:
+                self.guest_console_checks(name, reports[name], serials[name], waited[name])
+
+    def guest_console_checks(self, name, report, serial, waited):
+        """What one booting guest's console says: its DHCP lease (issue 12), its SLAAC address
+        when its network is dual-stack (issue 13), every ping ok."""
         with open(os.path.join(self.log_dir, '%s-serial.log' % name), 'w') as handle:
             handle.write(serial)
-        waited = time.monotonic() - rebooted_at
+        guest = next(item for item in self.topology.guests if item.name == name)
         results = report['results']
         failed = sorted(target for target, item in results.items() if item.get('status') != 'ok')
         ok = bool(report['done']) and not failed and results
         if self.topology.dhcp_networks:
             # Issue 12: the test guest names no address, so it asks DHCP (udhcpc) at its boot.
-            guest = next(item for item in self.topology.guests if item.name == name)
             lease = report['lease'] or {}
             self.check('guest console: %s leased its planned %s and name from the host\'s dnsmasq' % (name, guest.address),
                        lease.get('ip') == guest.address and lease.get('hostname') == name,
                        'TTQ-LEASE %s' % ' '.join('%s=%s' % item for item in sorted(lease.items()))
                        if lease else 'no TTQ-LEASE line; errors %s' % report['errors'])
-        if self.topology.ipv6_networks:
+        network = next((str(ipaddress.ip_interface(address).network) for interface, address
+                        in self.topology.ipv6_networks if interface == guest_interface(self.topology, guest)), None)
+        if network:
             # Issue 13: the guest's own SLAAC address from the host's router advertisements,
             # the EUI-64 of its MAC in its /64 (what the plan puts in the AAAA record).
             boot = report['boot'] or {}
-            guest = next(item for item in self.topology.guests if item.name == name)
-            network = next((str(ipaddress.ip_interface(address).network) for interface, address
-                            in self.topology.ipv6_networks if interface == guest_interface(self.topology, guest)), None)
-            wanted = '%s/64' % slaac_address(boot['mac'], network) if boot.get('mac') and network else None
+            wanted = '%s/64' % slaac_address(boot['mac'], network) if boot.get('mac') else None
             self.check('guest console: %s took its SLAAC address %s from the host\'s router advertisements'
                        % (name, wanted or 'in %s' % network), wanted is not None and boot.get('ip6') == wanted,
                        'TTQ-BOOT ip6=%s ip6_wait=%s' % (boot.get('ip6'), boot.get('ip6_wait')) if boot
                        else 'no TTQ-BOOT line')
-        self.check('guest console: network up after the reboot', ok,
+        targets = ', '.join(ping_targets(self.topology, guest))
+        self.check('guest console: %s network up after the reboot (%s)' % (name, targets), ok,
                    '%s (QEMU since boot): %s; %.0fs after the reboot' % (
                        name, ', '.join('%s %s' % (target, item.get('status')) for target, item in sorted(results.items()))
                        or 'no TTQ-RESULT', waited) if report['done'] else

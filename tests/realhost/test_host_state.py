@@ -1,6 +1,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The pure parts of host_state: what normalisation drops, what compare() reports, how
-explain() matches the allow-list; checks_nat's NAT66 check over a rule list. (The collector itself runs on the real host in the stage.)"""
+explain() matches the allow-list; checks_nat's NAT66 check over a rule list; run_stage's
+inventory of the VDE and isolated guests and its reading of the isolating stanza lines. (The collector itself runs on the real host in the stage.)"""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import checks_nat  # noqa: E402  pylint: disable=wrong-import-position
 import host_state  # noqa: E402  pylint: disable=wrong-import-position
+import run_stage  # noqa: E402  pylint: disable=wrong-import-position
 
 TAP = {'ifindex': 7, 'ifname': 'tap0', 'flags': ['BROADCAST', 'UP'], 'mtu': 1500, 'operstate': 'UP',
        'address': '5e:11:22:33:44:55', 'master': 'br0',
@@ -219,3 +221,99 @@ NAT66_COMMENTS = ['tuntap.qemu masquerade 192.168.5.0/24 oif eth0 | forward back
 ])
 def test_nat66_check(comments, networks6, nat6, ok):
     assert checks_nat._nat6_check(comments, networks6, nat6, 'after the converge')[1] is ok  # pylint: disable=protected-access
+
+
+# Issue 13: a bridge port's isolation (BR_ISOLATED) as `ip -d -j link` prints it on Debian 12
+# (iproute2 6.1: linkinfo.info_slave_data.isolated of a port of br0).
+PORT = dict(TAP, linkinfo={'info_kind': 'tun', 'info_data': {'type': 'tap', 'user': None, 'group': None},
+                           'info_slave_kind': 'bridge',
+                           'info_slave_data': {'state': 'forwarding', 'learning': True, 'isolated': True}})
+
+
+@pytest.mark.parametrize('isolated_after, expected', [
+    (True, []),
+    # The boot's ifupdown stanza did not isolate it again.
+    (False, ['link/tap0/isolated']),
+])
+def test_a_port_isolation_is_compared(isolated_after, expected):
+    before = host_state.normalise_links([PORT])
+    after_port = dict(PORT, linkinfo=dict(PORT['linkinfo'], info_slave_data=dict(
+        PORT['linkinfo']['info_slave_data'], isolated=isolated_after)))
+    after = host_state.normalise_links([after_port])
+    assert before['tap0']['isolated'] is True
+    assert [item.path for item in host_state.compare({'link': before}, {'link': after})] == expected
+
+
+def test_bridge_ports_and_their_isolation():
+    bridge = {'ifname': 'br0', 'flags': ['UP'], 'mtu': 1500, 'operstate': 'UP', 'address': '02:00:00:00:00:01',
+              'linkinfo': {'info_kind': 'bridge', 'info_data': {'stp_state': 0}}}
+    other = dict(PORT, ifname='tap1', linkinfo=dict(PORT['linkinfo'], info_slave_data={'isolated': False}))
+    alone = dict(TAP, ifname='tap2', master=None)
+    links = host_state.normalise_links([bridge, PORT, other, alone])
+    # Not a port (a bridge, a tap on its own): no isolation field to compare.
+    assert 'isolated' not in links['br0'] and 'isolated' not in links['tap2']
+    assert host_state.bridge_ports(links, 'br0') == {'tap0': True, 'tap1': False}
+    # A port that a boot left out of the bridge is no port any more.
+    links['tap1']['master'] = None
+    assert host_state.bridge_ports(links, 'br0') == {'tap0': True}
+
+
+@pytest.mark.parametrize('args, tap, vde', [
+    (['qemu-system-x86_64', '-netdev', 'tap,id=net0,ifname=tap1,script=no,downscript=no'], 'tap1', None),
+    (['qemu-system-x86_64', '-netdev', 'vde,id=net0,sock=/run/tuntap-qemu/vde/vde0.ctl',
+      '-device', 'virtio-net-pci,netdev=net0,mac=52:54:00:00:00:01'], None, '/run/tuntap-qemu/vde/vde0.ctl'),
+    (['qemu-system-x86_64', '-netdev', 'vde,sock=/run/x.ctl,id=n0'], None, '/run/x.ctl'),
+    # sock= of another netdev (a socket backend) is not a VDE switch.
+    (['qemu-system-x86_64', '-netdev', 'socket,id=n0,sock=/run/x'], None, None),
+    (None, None, None),
+])
+def test_guest_nic_from_argv(args, tap, vde):
+    assert (host_state.guest_tap(args), host_state.guest_vde(args)) == (tap, vde)
+
+
+def test_vde_switch_processes_and_runtime():
+    ps = (' 811 root /usr/bin/vde_switch --sock /run/tuntap-qemu/vde/vde0.ctl --tap vde0 --mode 0700\n'
+          ' 812 ttq vi vde_switch.conf\n'
+          '  12 root /usr/sbin/sshd -D\n')
+    runtime = {'/run/tuntap-qemu/vde/vde0.ctl': 'dir ctl'}
+    before = host_state.normalise_vde(ps, runtime)
+    assert before == {
+        'process root /usr/bin/vde_switch --sock /run/tuntap-qemu/vde/vde0.ctl --tap vde0 --mode 0700': 1,
+        'runtime /run/tuntap-qemu/vde/vde0.ctl': 'dir ctl'}
+    # After a boot: another pid is no difference; a switch that did not come back is.
+    assert host_state.normalise_vde(ps.replace('811', '402'), runtime) == before
+    gone = host_state.normalise_vde('  12 root /usr/sbin/sshd -D\n', {})
+    assert [item.path for item in host_state.compare({'vde': before}, {'vde': gone})] == [
+        'vde/process root /usr/bin/vde_switch --sock /run/tuntap-qemu/vde/vde0.ctl --tap vde0 --mode 0700',
+        'vde/runtime /run/tuntap-qemu/vde/vde0.ctl']
+
+
+@pytest.mark.parametrize('line, tap', [
+    ('up ip link set dev tap0 type bridge_slave isolated on', 'tap0'),
+    ('up  ip link set dev tap12 type bridge_slave isolated on', 'tap12'),
+    ('up ip link set dev tap0 type bridge_slave isolated off', None),
+    ('down ip link set dev tap0 type bridge_slave isolated on', None),
+    ('# up ip link set dev tap0 type bridge_slave isolated on', None),
+])
+def test_isolating_stanza_line(line, tap):
+    match = run_stage.ISOLATED_UP.match(line)
+    assert (match.group(1) if match else None) == tap
+
+
+def test_routed_nat_vde_guest_inventory():
+    topology = run_stage.BY_NAME['routed_nat']
+    hostvars = run_stage.inventory_vars(topology)
+    guests = dict((guest['name'], guest) for guest in hostvars['tuntap_qemu_guests'])
+    assert hostvars['tuntap_qemu_vde'] == {'address': '192.168.60.1/24'}
+    assert guests['vm12']['vde'] is True and 'vde' not in guests['vm3']
+    # The VDE guest pings its gateway (the switch's tap) and the peer, not vm3 on its tap.
+    assert 'ttq.ping=192.168.60.1,10.44.0.20 ' in guests['vm12']['append']
+    assert 'ttq.ip6_wait' not in guests['vm12']['append']
+    nics = run_stage.TopologyRun.expected_nics(type('Run', (), {'topology': topology})())
+    assert nics == {'vm3': ('tap', 'tap0'), 'vm12': ('vde', '/run/tuntap-qemu/vde/vde0.ctl')}
+    assert run_stage.guest_interface(topology, topology.guests[1]) == 'vde0'
+
+
+def test_bridged_nat_isolated_guest_inventory():
+    guests = run_stage.inventory_vars(run_stage.BY_NAME['bridged_nat'])['tuntap_qemu_guests']
+    assert [(guest['name'], guest.get('isolated', False)) for guest in guests] == [('vm5', True), ('vm10', False)]
