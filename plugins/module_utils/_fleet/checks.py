@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 
 from ansible_collections.tuntap.qemu.plugins.module_utils import names
-from ansible_collections.tuntap.qemu.plugins.module_utils._fleet import nets, schema
+from ansible_collections.tuntap.qemu.plugins.module_utils._fleet import guest_networks, nets, schema, topologies
 
 
 def _repeats(hosts, key):
@@ -81,11 +81,15 @@ def check_lan_addresses(hosts, problems):
 
 def resolve_guests(host, problems):
     """[Resolved or None] per guest of the host: None where its address or gateway does not
-    fit its topology (the error says why) or it has no address."""
+    fit its network (its topology's, or the VDE switch's; the error says why) or it has no
+    address."""
     error = problems.for_host(host.host)
-    rule = host.topology.guests if host.topology is not None else None
     resolved = []
     for guest in host.guests:
+        rule = guest_networks.of_guest(host, guest)
+        if guest.vde and host.vde is None:
+            resolved.append(None)   # no switch: reading said so
+            continue
         net = guest.net
         if net is None:
             if rule is not None and guest.valid_entry and guest.address_given is None:
@@ -104,8 +108,11 @@ def resolve_guests(host, problems):
             fits, gateway6 = rule.resolve6(host, guest, error)
             item = dataclasses.replace(item, gateway6=gateway6) if fits else None
         resolved.append(item)
-    if rule is not None and rule.unique_in_host:
-        _check_host_duplicates(resolved, error)
+    rules = set(guest_networks.of_guest(host, guest) for guest in host.guests)
+    for rule in rules:
+        if rule is not None and rule.unique_in_host:
+            _check_host_duplicates([item for item in resolved
+                                    if item is not None and guest_networks.of_guest(host, item.guest) is rule], error)
     _check_host_duplicates6(resolved, error)
     return resolved
 
@@ -156,11 +163,14 @@ def check_ipv6_networks(hosts, resolved, problems):
         if host.bridge_net6 is not None:
             entries.append((host.host, host.bridge_net6_from, host.bridge_net6, 'the bridge of %s' % host.host,
                             True, None))
+        if host.vde is not None and host.vde.net6 is not None:
+            entries.append((host.host, '%s.address6' % schema.VDE, host.vde.net6,
+                            'the VDE switch of %s' % host.host, True, None))
         for item in resolved[host.host]:
             if item is None:
                 continue
             guest = item.guest
-            own = host.topology.guests.own_subnets
+            own = guest_networks.of_guest(host, guest).own_subnets
             if guest.net6 is not None and own:
                 entries.append((host.host, '%s.address6' % guest.path, guest.net6,
                                 '%s %s' % (host.host, guest.label), True, guest))
@@ -195,35 +205,40 @@ def _check_host_duplicates(resolved, error):
 
 
 def check_own_subnet_overlaps(hosts, resolved, problems):
-    """Own guest subnets are unique on their host; those routed on the LAN across the fleet."""
+    """Own guest subnets - each routed guest's, the VDE switch's - are unique on their host;
+    those routed on the LAN across the fleet. A VDE guest is in its switch's subnet."""
     lan_routed = []
     for host in hosts:
         topology = host.topology
         if topology is None or not topology.guests.own_subnets:
             continue
+        # (path, shown value, net, label) of each own subnet of this host
+        subnets = []
+        if host.vde is not None:
+            subnets.append(('%s.address' % schema.VDE, names.normalize_address(host.vde.net), host.vde.net,
+                            'the VDE switch (%s)' % schema.VDE))
+        subnets.extend(('%s.address' % item.guest.path, nets.address_text(item.guest), item.guest.net,
+                        item.guest.label) for item in resolved[host.host]
+                       if item is not None and not item.guest.vde)
         local = []
-        for item in resolved[host.host]:
-            if item is None:
-                continue
-            guest = item.guest
-            net = guest.net
-            clash = next((other for other in local if nets.overlap(net, other.net)), None)
+        for path, shown, net, label in subnets:
+            clash = next((other for other in local if nets.overlap(net, other[2])), None)
             remote = None
             if clash is None and topology.subnets_on_lan:
-                remote = next((entry for entry in lan_routed if nets.overlap(net, entry[1].net)), None)
+                remote = next((entry for entry in lan_routed if nets.overlap(net, entry[1][2])), None)
             if clash is not None:
-                problems.add(host.host, '%s.address: %r is in %s, which overlaps %s of %s on '
-                             'this host; each routed guest has a subnet of its own'
-                             % (guest.path, nets.address_text(guest), net.cidr, clash.net.cidr, clash.label))
+                problems.add(host.host, '%s: %r is in %s, which overlaps %s of %s on '
+                             'this host; each routed guest has a subnet of its own%s'
+                             % (path, shown, net.cidr, clash[2].cidr, clash[3],
+                                ' (a guest on the VDE switch has vde: true)' if host.vde is not None else ''))
             elif remote is not None:
-                problems.add(host.host, '%s.address: %r is in %s, which overlaps %s of %s %s; '
+                problems.add(host.host, '%s: %r is in %s, which overlaps %s of %s %s; '
                              'routed guest subnets are routed on the LAN and unique across the '
                              'fleet (routed_nat ones may repeat on other hosts)'
-                             % (guest.path, nets.address_text(guest), net.cidr,
-                                remote[1].net.cidr, remote[0], remote[1].label))
-            local.append(guest)
+                             % (path, shown, net.cidr, remote[1][2].cidr, remote[0], remote[1][3]))
+            local.append((path, shown, net, label))
         if topology.subnets_on_lan:
-            lan_routed.extend((host.host, guest) for guest in local)
+            lan_routed.extend((host.host, entry) for entry in local)
 
 
 def check_guest_services(hosts, problems):
@@ -244,9 +259,11 @@ def check_guest_services(hosts, problems):
         for guest in host.guests:
             for forward in guest.forwards:
                 if topology is not None and not topology.forwards:
-                    error('%s: %s guests are not behind NAT, so they are reached at their own '
-                          'address; port forwards need routed_nat or bridged_nat'
-                          % (forward.path, topology.name))
+                    why = ('so they are reached at their own address' if topology.forwarding
+                           else 'and the host does not route to them: they never leave it')
+                    error('%s: %s guests are not behind NAT, %s; port forwards need %s'
+                          % (forward.path, topology.name, why,
+                             topologies.names_where(lambda rule: rule.forwards, 'or')))
                     continue
                 key = (forward.protocol, forward.port)
                 if key in owners:

@@ -6,6 +6,8 @@
                    host side of the tap is its gateway; a pool plans /24 subnets
     BRIDGE_SUBNET  all guests share the subnet of a bridge that holds their gateway; a pool
                    plans addresses in it
+    VDE_SUBNET     the guests with vde: true (routed, routed_nat) share the subnet of the host's
+                   VDE switch, whose tap holds their gateway; their addresses are planned in it
     LAN            the guests are on the LAN itself (a bridge with the uplink); only the LAN
                    knows which addresses are free, so nothing is planned
 
@@ -191,59 +193,139 @@ class OwnSubnet(GuestNetwork):
                 for item in resolved]
 
 
-class BridgeSubnet(GuestNetwork):
-    """bridged_nat: the guest is in the bridge subnet; the gateway is the bridge address."""
+class SharedSubnet(GuestNetwork):
+    """Guests that share one subnet on one interface of the host, which holds their gateway
+    (and their IPv6 router); the kinds below say which interface and variables that is."""
 
-    name = 'bridge_subnet'
     pool = 'addresses'
     pool6 = 'addresses'
     unique_in_host = True
+    needs_pool = True       # guests without an address need tuntap_qemu_pool (else: planned anyway)
+    what = None             # 'the bridge', for messages ('the bridge subnet', 'the bridge address')
+
+    def subnet(self, host):
+        """The host side (an IPNetwork) of the IPv4 subnet, or None (invalid or missing)."""
+        raise NotImplementedError
+
+    def subnet6(self, host):
+        """The host side of the IPv6 network, or None."""
+        raise NotImplementedError
+
+    def variable(self, host):
+        """The variable that names subnet(), for messages."""
+        raise NotImplementedError
+
+    def variable6(self, host):
+        raise NotImplementedError
+
+    def interface(self, host):
+        """The host's interface that holds the subnet."""
+        raise NotImplementedError
+
+    def guests_label(self, host):
+        """What its guests are called in messages ('bridged_nat guests')."""
+        raise NotImplementedError
 
     def resolve(self, host, guest, error):
-        bridge_net, net, path = host.bridge_net, guest.net, guest.path
-        if not _in_subnet(guest, bridge_net, 'the bridge subnet', '(%s)' % schema.BRIDGE_ADDRESS, error):
+        subnet, net, path = self.subnet(host), guest.net, guest.path
+        if not _in_subnet(guest, subnet, '%s subnet' % self.what, '(%s)' % self.variable(host), error):
             return None
-        if net.ip == bridge_net.ip:
-            error('%s.address: %r is the bridge address, the host side (%s)'
-                  % (path, nets.address_text(guest), schema.BRIDGE_ADDRESS))
+        if net.ip == subnet.ip:
+            error('%s.address: %r is %s address, the host side (%s)'
+                  % (path, nets.address_text(guest), self.what, self.variable(host)))
             return None
         given = guest.gateway_given
-        if given is not None and nets.parse_ip(given) != bridge_net.ip:
-            error('%s.gateway: %r is not the host side; bridged_nat guests route through the '
-                  'bridge address %s (%s)' % (path, given, bridge_net.ip, schema.BRIDGE_ADDRESS))
+        if given is not None and nets.parse_ip(given) != subnet.ip:
+            error('%s.gateway: %r is not the host side; %s guests route through %s address %s (%s)'
+                  % (path, given, self.guests_label(host), self.what, subnet.ip, self.variable(host)))
             return None
         if given is None:
             guest = guest.with_derived('gateway')
-        return Resolved(guest, str(bridge_net.ip))
+        return Resolved(guest, str(subnet.ip))
 
     def resolve6(self, host, guest, error):
-        bridge_net6, net6, where = host.bridge_net6, guest.net6, '%s.address6' % guest.path
-        if bridge_net6 is None:
-            error('%s: %r is given, but the bridge has no IPv6 address; set %s (or %s)'
-                  % (where, guest.address6_given, schema.BRIDGE_ADDRESS6, schema.POOL6))
+        subnet6, net6, where = self.subnet6(host), guest.net6, '%s.address6' % guest.path
+        if subnet6 is None:
+            error('%s: %r is given, but %s has no IPv6 address; set %s'
+                  % (where, guest.address6_given, self.what, self.variable6(host)))
             return False, None
-        if net6.cidr != bridge_net6.cidr:
-            if nets.overlap(net6, bridge_net6):
-                why = 'has prefix /%d but the bridge network is %s' % (net6.prefixlen, bridge_net6.cidr)
+        if net6.cidr != subnet6.cidr:
+            if nets.overlap(net6, subnet6):
+                why = 'has prefix /%d but %s network is %s' % (net6.prefixlen, self.what, subnet6.cidr)
             else:
-                why = 'is outside the bridge network %s' % bridge_net6.cidr
-            error('%s: %r %s (%s)' % (where, guest.address6_given, why, host.bridge_net6_from))
+                why = 'is outside %s network %s' % (self.what, subnet6.cidr)
+            error('%s: %r %s (%s)' % (where, guest.address6_given, why, self.variable6(host)))
             return False, None
-        if net6.ip == bridge_net6.ip:
-            error('%s: %r is the bridge\'s IPv6 address, the host side (%s)'
-                  % (where, guest.address6_given, host.bridge_net6_from))
+        if net6.ip == subnet6.ip:
+            error('%s: %r is %s\'s IPv6 address, the host side (%s)'
+                  % (where, guest.address6_given, self.what, self.variable6(host)))
             return False, None
-        return True, str(bridge_net6.ip)
+        return True, str(subnet6.ip)
 
     def internal_networks(self, host, resolved):
-        return [str(host.bridge_net.cidr)]
+        return [str(self.subnet(host).cidr)]
 
     def internal_networks6(self, host, resolved):
-        return [str(host.bridge_net6.cidr)] if host.bridge_net6 is not None else []
+        subnet6 = self.subnet6(host)
+        return [str(subnet6.cidr)] if subnet6 is not None else []
 
     def dhcp_networks(self, host, resolved):
-        address6 = names.normalize_address(host.bridge_net6) if host.bridge_net6 is not None else None
-        return [(host.bridge, names.normalize_address(host.bridge_net), address6, list(resolved))]
+        subnet6 = self.subnet6(host)
+        address6 = names.normalize_address(subnet6) if subnet6 is not None else None
+        return [(self.interface(host), names.normalize_address(self.subnet(host)), address6, list(resolved))]
+
+
+class BridgeSubnet(SharedSubnet):
+    """bridged_nat, isolated: the guest is in the bridge subnet; the gateway is the bridge address."""
+
+    name = 'bridge_subnet'
+    what = 'the bridge'
+
+    def subnet(self, host):
+        return host.bridge_net
+
+    def subnet6(self, host):
+        return host.bridge_net6
+
+    def variable(self, host):
+        return schema.BRIDGE_ADDRESS
+
+    def variable6(self, host):
+        return host.bridge_net6_from or '%s (or %s)' % (schema.BRIDGE_ADDRESS6, schema.POOL6)
+
+    def interface(self, host):
+        return host.bridge
+
+    def guests_label(self, host):
+        return host.topology.name
+
+
+class VdeSubnet(SharedSubnet):
+    """A guest with vde: true (routed, routed_nat): on the host's VDE switch, in the VDE subnet;
+    the gateway is the host side on the switch's tap. Its address is planned without a pool:
+    the next free host address of the VDE subnet."""
+
+    name = 'vde_subnet'
+    needs_pool = False
+    what = 'the VDE switch'
+
+    def subnet(self, host):
+        return host.vde.net if host.vde is not None else None
+
+    def subnet6(self, host):
+        return host.vde.net6 if host.vde is not None else None
+
+    def variable(self, host):
+        return '%s.address' % schema.VDE
+
+    def variable6(self, host):
+        return '%s.address6' % schema.VDE
+
+    def interface(self, host):
+        return host.vde.tap
+
+    def guests_label(self, host):
+        return 'VDE'
 
 
 class Lan(GuestNetwork):
@@ -284,6 +366,15 @@ class Lan(GuestNetwork):
 OWN_SUBNET = OwnSubnet()
 BRIDGE_SUBNET = BridgeSubnet()
 LAN = Lan()
+VDE_SUBNET = VdeSubnet()
+
+
+def of_guest(host, guest):
+    """The kind of network `guest` of `host` is on: the VDE subnet for a VDE guest, else its
+    topology's (None when the topology is invalid)."""
+    if guest.vde:
+        return VDE_SUBNET
+    return host.topology.guests if host.topology is not None else None
 
 
 def _address6_text(guest):

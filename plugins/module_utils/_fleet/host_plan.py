@@ -8,42 +8,55 @@ from __future__ import annotations
 
 from ansible_collections.tuntap.qemu.plugins.module_utils import names
 from ansible_collections.tuntap.qemu.plugins.module_utils._guest import guest_config
-from ansible_collections.tuntap.qemu.plugins.module_utils._fleet import reading, schema, topologies
+from ansible_collections.tuntap.qemu.plugins.module_utils._fleet import guest_networks, reading, schema, topologies
 
 
 def host_plan(host, resolved):
     """The plan of `host`; resolved: checks.resolve_guests() of it (no None: it is valid)."""
     topology = host.topology
     rule = topology.guests
+    # The host's guest networks: (kind, its guests) - the topology's, then the VDE switch's.
+    groups = [(rule, [item for item in resolved if not item.guest.vde])]
+    if host.vde is not None:
+        groups.append((guest_networks.VDE_SUBNET, [item for item in resolved if item.guest.vde]))
     # tap_device's devices: the taps exist before their bridge; bridge_port makes them its ports.
+    # A VDE guest has no tap; the switch has one, with the host side of the VDE subnet.
     taps = [{'name': item.guest.tap, 'user': item.guest.user, 'group': item.guest.group,
-             'addresses': rule.tap_addresses(item) + rule.tap_addresses6(item)} for item in resolved]
-    networks6 = rule.internal_networks6(host, resolved)
+             'addresses': rule.tap_addresses(item) + rule.tap_addresses6(item)} for item in groups[0][1]]
+    if host.vde is not None:
+        taps.append({'name': host.vde.tap, 'user': None, 'group': None,
+                     'addresses': [names.normalize_address(net) for net in (host.vde.net, host.vde.net6)
+                                   if net is not None]})
+    networks = [network for kind, items in groups for network in kind.internal_networks(host, items)]
+    networks6 = [network for kind, items in groups for network in kind.internal_networks6(host, items)]
     nat = []
     if topology.nat:
         # masquerade's rules: one entry per guest network (IPv6 ones with NAT66 only).
         nat = [{'source': [source], 'out_interface': host.uplink}
-               for source in rule.internal_networks(host, resolved) + (networks6 if host.nat6 else [])]
+               for source in networks + (networks6 if host.nat6 else [])]
     # ip_forward's families: IPv6 too where a guest network is IPv6 (a guest given only an
     # IPv6 address included).
     families = ['ipv4']
     if topology.forwarding and (networks6 or any(item.guest.net.version == 6 for item in resolved)):
         families.append('ipv6')
     bridge = None
+    ports = [tap['name'] for tap in taps]
+    # bridge_port's isolated ports (BR_ISOLATED): the taps of the isolated guests, never the uplink.
+    isolated_ports = sorted(item.guest.tap for item in resolved if item.guest.isolated)
     if topology.bridge == topologies.INTERNAL:
         addresses = [names.normalize_address(net) for net in (host.bridge_net, host.bridge_net6) if net is not None]
         bridge = {'name': host.bridge, 'addresses': addresses,
-                  'ports': [tap['name'] for tap in taps], 'uplink': None, 'gateway': None,
-                  'readdress': False, 'dhcp': False}
+                  'ports': ports, 'uplink': None, 'gateway': None,
+                  'readdress': False, 'dhcp': False, 'isolated_ports': isolated_ports}
     elif topology.bridge == topologies.UPLINK:
         # A DHCP uplink: the bridge holds the lease (the client moves to it), no static address.
         # The uplink's static IPv6 address moves with its IPv4 one and is persisted on the bridge.
         addresses = [] if host.uplink_dhcp else [names.normalize_address(host.uplink_net)]
         addresses += _uplink_addresses6(host)
         bridge = {'name': host.bridge, 'addresses': addresses,
-                  'ports': [tap['name'] for tap in taps] + [host.uplink], 'uplink': host.uplink,
+                  'ports': ports + [host.uplink], 'uplink': host.uplink,
                   'gateway': host.uplink_gateway, 'readdress': host.uplink_readdress,
-                  'dhcp': host.uplink_dhcp}
+                  'dhcp': host.uplink_dhcp, 'isolated_ports': isolated_ports}
     if host.uplink_dhcp:
         uplink_address = schema.UPLINK_DHCP
     elif host.uplink_net is not None:
@@ -67,36 +80,52 @@ def host_plan(host, resolved):
         'bridge': bridge,
         'nat': nat,
         # guest_dhcp's parameters (None: no DHCP on this host), port_forward's list form.
-        'dhcp': _dhcp(host, resolved),
+        # vde_switch's parameters (None: no VDE switch on this host).
+        'vde': _vde(host.vde),
+        'dhcp': _dhcp(host, groups),
         'port_forwards': [_forward(item.guest, forward) for item in resolved for forward in item.guest.forwards],
-        'guests': [_guest_plan(item, host.served_by_dhcp(item.guest)) for item in resolved],
+        'guests': [_guest_plan(item, host.served_by_dhcp(item.guest), host.vde) for item in resolved],
     }
 
 
-def _dhcp(host, resolved):
-    """One network per internal interface that has a guest served by DHCP, the bridge's
-    dynamic range or an IPv6 network (router advertisements): a static lease (MAC -> planned
-    address, name, IPv6 address for its AAAA record) per served guest."""
+def _vde(vde):
+    if vde is None:
+        return None
+    return {'tap': vde.tap, 'socket': vde.socket, 'group': vde.group, 'mode': vde.mode}
+
+
+def _dhcp(host, groups):
+    """One network per internal interface (each routed tap, the bridge, the VDE switch's tap)
+    that has a guest served by DHCP, the bridge's dynamic range or an IPv6 network (router
+    advertisements): a static lease (MAC -> planned address, name, IPv6 address for its AAAA
+    record) per served guest. groups: [(kind of guest network, its Resolved guests)]."""
     if not host.dhcp:
         return None
     networks = []
-    for interface, address, address6, items in host.topology.guests.dhcp_networks(host, resolved):
-        served = [item.guest for item in items if host.served_by_dhcp(item.guest)]
-        if not served and host.dhcp_range is None and address6 is None:
-            continue
-        networks.append({
-            'interface': interface,
-            'address': address,
-            'address6': address6,
-            'range': [str(value) for value in host.dhcp_range] if host.dhcp_range is not None else None,
-            'hosts': [{'mac': guest.mac, 'address': str(guest.net.ip), 'name': guest.name,
-                       'address6': str(guest.net6.ip) if guest.net6 is not None else None} for guest in served],
-        })
+    for kind, resolved in groups:
+        # The dynamic range is the topology's shared subnet's (tuntap_qemu_dhcp_range).
+        dhcp_range = host.dhcp_range if kind is host.topology.guests else None
+        for interface, address, address6, items in kind.dhcp_networks(host, resolved):
+            served = [item.guest for item in items if host.served_by_dhcp(item.guest)]
+            if not served and dhcp_range is None and address6 is None:
+                continue
+            networks.append(_dhcp_network(interface, address, address6, dhcp_range, served))
     if not networks:
         return None
     label = host.host.split('.')[0]
     return {'domain': host.dns_domain, 'networks': networks,
             'host_name': label if reading.DNS_LABEL.match(label) else None}
+
+
+def _dhcp_network(interface, address, address6, dhcp_range, served):
+    return {
+        'interface': interface,
+        'address': address,
+        'address6': address6,
+        'range': [str(value) for value in dhcp_range] if dhcp_range is not None else None,
+        'hosts': [{'mac': guest.mac, 'address': str(guest.net.ip), 'name': guest.name,
+                   'address6': str(guest.net6.ip) if guest.net6 is not None else None} for guest in served],
+    }
 
 
 def _forward(guest, forward):
@@ -166,7 +195,7 @@ def _uplink_check(host, uplink_address):
     }
 
 
-def _guest_plan(resolved, dhcp):
+def _guest_plan(resolved, dhcp, vde):
     guest = resolved.guest
     network, _errors = guest_config.guest_network(guest.path, names.normalize_address(guest.net),
                                                   resolved.gateway)
@@ -198,6 +227,9 @@ def _guest_plan(resolved, dhcp):
         'derived': sorted(guest.derived),
         # Its address is a static lease of the host's DHCP server (and its name in the zone).
         'dhcp': dhcp,
+        # An isolated port of the bridge; on the VDE switch (its socket; tap None).
+        'isolated': guest.isolated,
+        'vde': vde.socket if guest.vde else None,
     }
     plan.update(guest.options)
     if 'kernel' in plan and not dhcp:

@@ -32,10 +32,10 @@ def plan_fleet(inventory):
     checks.check_names(hosts, problems)
     checks.check_macs(hosts, problems)
     hosts = pools.plan_subnets(hosts, problems)
-    hosts = [pools.plan_bridge_addresses(host, problems) for host in hosts]
+    hosts = [pools.plan_shared_addresses(host, problems) for host in hosts]
     checks.check_pool6_overlaps(hosts, problems)
     hosts = pools.plan_subnets6(hosts, problems)
-    hosts = [pools.plan_bridge_addresses6(host, problems) for host in hosts]
+    hosts = [pools.plan_shared_addresses6(host, problems) for host in hosts]
     resolved = dict((host.host, checks.resolve_guests(host, problems)) for host in hosts)
     checks.check_lan_addresses(hosts, problems)
     checks.check_own_subnet_overlaps(hosts, resolved, problems)
@@ -54,8 +54,10 @@ def summary(plan):
         if not spec['guests']:
             lines.append('%s %s: no guests' % (host, spec['topology']))
         for guest in spec['guests']:
+            # A VDE guest is on the switch's tap.
+            where = guest['tap'] if guest.get('vde') is None else '%s (VDE)' % spec['vde']['tap']
             line = '%s %s: %s on %s, mac %s, %s via %s' % (
-                host, spec['topology'], guest['name'], guest['tap'], guest['mac'],
+                host, spec['topology'], guest['name'], where, guest['mac'],
                 guest['address'], guest['gateway'] or 'no gateway')
             if guest.get('address6'):
                 line += ', %s%s via %s' % (guest['address6'], ' (SLAAC)' if guest['slaac'] else '', guest['gateway6'])

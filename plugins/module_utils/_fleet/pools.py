@@ -6,12 +6,13 @@ addresses (a guest's `derived` says 'address').
 - 'subnets' (routed topologies): the next free /24 of the host's pool, fleet-wide, hosts in
   sorted order, each guest in list order, skipping every network the inventory names;
 - 'addresses' (a bridge subnet): the next free address where the pool meets the bridge subnet;
+  (the VDE switch's subnet): the next free host address of it from .2, without a pool;
 - LAN addresses are never planned: only the LAN's owner knows which are free.
 
 IPv6 (a guest's `derived` says 'address6'), planned for each guest without address6 whose
 address is IPv4:
 - 'subnets': the next free /64 of the host's tuntap_qemu_pool6, fleet-wide as above;
-- 'addresses': an address in the bridge's /64;
+- 'addresses': an address in the bridge's (the VDE switch's) /64;
 the guest's address in its /64 is the SLAAC one its kernel makes from its MAC (EUI-64) when
 the host advertises the network and serves the guest (slaac), else a static one (routed ::2,
 bridge: the next free from ::2).
@@ -22,18 +23,32 @@ from __future__ import annotations
 import dataclasses
 
 from ansible_collections.tuntap.qemu.plugins.module_utils import names
-from ansible_collections.tuntap.qemu.plugins.module_utils._fleet import nets, schema
+from ansible_collections.tuntap.qemu.plugins.module_utils._fleet import guest_networks, nets, schema
 
 
-def _planned(host, plan_one):
+def _planned(host, plan_one, rule=None):
     """The host with plan_one(guest, where) -> planned guest (or None after reporting why)
-    applied to each valid guest without an address, unless the host's pool is broken."""
+    applied to each valid guest without an address on `rule`'s network (any: None), unless
+    the host's pool, which that network plans from, is broken."""
     guests = []
+    pool_broken = host.pool_broken and (rule is None or getattr(rule, 'needs_pool', True))
     for guest in host.guests:
-        if guest.address_given is None and guest.valid_entry and not host.pool_broken:
+        if guest.address_given is None and guest.valid_entry and not pool_broken \
+                and (rule is None or guest_networks.of_guest(host, guest) is rule):
             guest = plan_one(guest, '%s.address' % guest.path) or guest
         guests.append(guest)
     return dataclasses.replace(host, guests=tuple(guests))
+
+
+def _shared_rules(host, pool):
+    """The networks of the host whose guests share one subnet that `pool` ('addresses' of
+    tuntap_qemu_pool, or of pool6) plans in: its topology's (a bridge), its VDE switch's."""
+    if host.topology is None:
+        return []
+    rules = [host.topology.guests]
+    if host.vde is not None:
+        rules.append(guest_networks.VDE_SUBNET)
+    return [rule for rule in rules if getattr(rule, pool) == 'addresses']
 
 
 def plan_subnets(hosts, problems):
@@ -42,6 +57,8 @@ def plan_subnets(hosts, problems):
     taken = []
     for host in hosts:
         taken.extend(net for net in (host.uplink_net, host.bridge_net) if net is not None)
+        if host.vde is not None:
+            taken.append(host.vde.net)
         if host.topology is not None and host.topology.guests.own_subnets:
             taken.extend(guest.net for guest in host.guests if guest.net is not None)
 
@@ -63,54 +80,69 @@ def plan_subnets(hosts, problems):
             return guest.with_derived('address', net=nets.net(ip, subnet.prefixlen, subnet.version))
         return plan_one
 
-    return [_planned(host, plan_for(host))
+    return [_planned(host, plan_for(host), host.topology.guests)
             if host.topology is not None and host.topology.guests.pool == 'subnets' else host
             for host in hosts]
 
 
-def plan_bridge_addresses(host, problems):
-    """Give each guest of a bridge subnet without an address the next free one of pool and bridge."""
-    bridge_net = host.bridge_net
-    if host.topology is None or host.topology.guests.pool != 'addresses' or bridge_net is None:
-        return host
-    taken = set([int(bridge_net.ip)])
+def plan_shared_addresses(host, problems):
+    """Give each guest of a shared subnet (a bridge's, the VDE switch's) without an address the
+    next free one: of pool and bridge; of the VDE subnet from its .2 (no pool needed)."""
+    for rule in _shared_rules(host, 'pool'):
+        if rule.subnet(host) is not None:
+            host = _plan_shared(host, rule, problems)
+    return host
+
+
+def _plan_shared(host, rule, problems):
+    subnet = rule.subnet(host)
+    taken = set([int(subnet.ip)])
     taken.update(int(guest.net.ip) for guest in host.guests if guest.net is not None)
-    if host.dhcp_range is not None:
+    if host.dhcp_range is not None and rule is host.topology.guests:
         # The dynamic range is the DHCP server's, for guests the inventory does not list.
         taken.update(range(int(host.dhcp_range[0]), int(host.dhcp_range[1]) + 1))
-    pool = host.pool
-    first, last = bridge_net.first, bridge_net.last
+    pool = host.pool if rule.needs_pool else None
+    first, last = subnet.first, subnet.last
     if pool is not None:
         first, last = max(first, pool.first), min(last, pool.last)
-    if bridge_net.size > 2:
+    if subnet.size > 2:
         # Neither the network address nor (IPv4) the broadcast address.
-        first = max(first, bridge_net.first + 1)
-        if bridge_net.version == 4:
-            last = min(last, bridge_net.last - 1)
-    candidates = iter(range(first, last + 1))
+        first = max(first, subnet.first + 1)
+        if subnet.version == 4:
+            last = min(last, subnet.last - 1)
+    values = range(first, last + 1)
+    if not rule.needs_pool:
+        # From .2 (.1 is the usual host side), .1 last.
+        values = [value for value in values if value != subnet.first + 1] + [subnet.first + 1]
+    candidates = iter(values)
 
     def plan_one(guest, where):
-        if pool is None:
-            problems.add(host.host, '%s: missing; give ADDRESS/PREFIX in the bridge subnet %s, '
-                         'or set %s to plan one' % (where, bridge_net.cidr, schema.POOL))
+        if pool is None and rule.needs_pool:
+            problems.add(host.host, '%s: missing; give ADDRESS/PREFIX in %s subnet %s, '
+                         'or set %s to plan one' % (where, rule.what, subnet.cidr, schema.POOL))
             return None
         candidate = next((value for value in candidates if value not in taken), None)
         if candidate is None:
-            problems.add(host.host, '%s: no free address left where %s %s meets the bridge '
-                         'subnet %s' % (where, schema.POOL, pool.cidr, bridge_net.cidr))
+            if pool is not None:
+                problems.add(host.host, '%s: no free address left where %s %s meets %s '
+                             'subnet %s' % (where, schema.POOL, pool.cidr, rule.what, subnet.cidr))
+            else:
+                problems.add(host.host, '%s: no free address left in %s subnet %s (%s)'
+                             % (where, rule.what, subnet.cidr, rule.variable(host)))
             return None
         taken.add(candidate)
-        return guest.with_derived('address', net=nets.net(candidate, bridge_net.prefixlen, bridge_net.version))
+        return guest.with_derived('address', net=nets.net(candidate, subnet.prefixlen, subnet.version))
 
-    return _planned(host, plan_one)
+    return _planned(host, plan_one, rule)
 
 
-def _planned6(host, plan_one):
-    """As _planned, for IPv6: each valid guest without address6 whose address is not IPv6."""
+def _planned6(host, plan_one, rule):
+    """As _planned, for IPv6: each valid guest on `rule`'s network without address6 whose
+    address is not IPv6."""
     guests = []
     for guest in host.guests:
         if guest.address6_given is None and guest.valid_entry and not host.pool6_broken \
-                and (guest.net is None or guest.net.version == 4):
+                and (guest.net is None or guest.net.version == 4) and guest_networks.of_guest(host, guest) is rule:
             guest = plan_one(guest, '%s.address6' % guest.path) or guest
         guests.append(guest)
     return dataclasses.replace(host, guests=tuple(guests))
@@ -135,6 +167,8 @@ def networks6(hosts):
     for host in hosts:
         # The LAN's IPv6 subnet (the uplinks') is never a guest network.
         taken.extend(net for net in (host.bridge_net6, host.uplink_net6) if net is not None)
+        if host.vde is not None and host.vde.net6 is not None:
+            taken.append(host.vde.net6)
         for guest in host.guests:
             taken.extend(net for net in (guest.net, guest.net6) if net is not None and net.version == 6)
     return taken
@@ -156,31 +190,37 @@ def plan_subnets6(hosts, problems):
             return _address6(host, guest, subnet, iter([subnet.first + 2]))
         return plan_one
 
-    return [_planned6(host, plan_for(host))
+    return [_planned6(host, plan_for(host), host.topology.guests)
             if host.topology is not None and host.topology.guests.pool6 == 'subnets' and host.pool6 is not None
             else host for host in hosts]
 
 
-def plan_bridge_addresses6(host, problems):
-    """Give each guest of a bridge with an IPv6 /64 without address6 an address in it."""
-    bridge_net6 = host.bridge_net6
-    if host.topology is None or host.topology.guests.pool6 != 'addresses' or bridge_net6 is None:
-        return host
-    taken = set([int(bridge_net6.ip)])
+def plan_shared_addresses6(host, problems):
+    """Give each guest of a shared subnet with an IPv6 /64 (a bridge's, the VDE switch's)
+    without address6 an address in it."""
+    for rule in _shared_rules(host, 'pool6'):
+        if rule.subnet6(host) is not None:
+            host = _plan_shared6(host, rule, problems)
+    return host
+
+
+def _plan_shared6(host, rule, problems):
+    subnet6 = rule.subnet6(host)
+    taken = set([int(subnet6.ip)])
     taken.update(int(guest.net6.ip) for guest in host.guests if guest.net6 is not None)
-    subnet = bridge_net6.cidr
+    subnet = subnet6.cidr
     candidates = (value for value in range(subnet.first + 2, subnet.last + 1) if value not in taken)
 
     def plan_one(guest, where):
         planned = _address6(host, guest, subnet, candidates)
         if planned is None:
-            problems.add(host.host, '%s: no free address left in the bridge network %s (%s)'
-                         % (where, subnet, host.bridge_net6_from))
+            problems.add(host.host, '%s: no free address left in %s network %s (%s)'
+                         % (where, rule.what, subnet, rule.variable6(host)))
         elif planned.net6 is not None:
             taken.add(int(planned.net6.ip))
         return planned
 
-    return _planned6(host, plan_one)
+    return _planned6(host, plan_one, rule)
 
 
 def _free_subnet(pool, taken, prefix=schema.POOL_SUBNET_PREFIX, version=4):

@@ -9,7 +9,7 @@ import re
 from ansible_collections.tuntap.qemu.plugins.module_utils import names
 from ansible_collections.tuntap.qemu.plugins.module_utils._guest import guest_config, guest_plan
 from ansible_collections.tuntap.qemu.plugins.module_utils._fleet import nets, schema, topologies
-from ansible_collections.tuntap.qemu.plugins.module_utils._fleet.records import Forward, Guest, Host
+from ansible_collections.tuntap.qemu.plugins.module_utils._fleet.records import Forward, Guest, Host, Vde
 
 # A DNS label of a host name (RFC 1123): what a guest served by DHCP is named in the zone.
 DNS_LABEL = re.compile(r'^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$')
@@ -128,6 +128,8 @@ def read_host(name, variables, error):
               % (schema.UPLINK_ADDRESS6, variables.get(schema.UPLINK_ADDRESS6), schema.UPLINK_ADDRESS,
                  schema.UPLINK_DHCP, topology.name))
 
+    fields.update(_read_vde(topology, fields, variables.get(schema.VDE), error))
+
     guests = variables.get(schema.GUESTS)
     if guests is None:
         guests = []
@@ -138,6 +140,84 @@ def read_host(name, variables, error):
     guests = tuple(_read_guest(host, index, entry, error) for index, entry in enumerate(guests))
     _check_taps(host, guests, error)
     return Host(guests=guests, **fields)
+
+
+def _read_vde(topology, fields, value, error):
+    """tuntap_qemu_vde -> Host fields (vde: a Vde record, vde_broken when it is invalid)."""
+    if value is None or value == {}:
+        return {}
+    variable = schema.VDE
+    if topology is not None and not topology.vde:
+        error('%s: is given, but %s has no routed guest network for a VDE switch\'s tap (its guests '
+              '%s); a VDE switch is for %s'
+              % (variable, topology.name, 'share a bridge' if topology.shares_bridge else 'are on the LAN',
+                 topologies.names_where(lambda rule: rule.vde)))
+        return {'vde_broken': True}
+    if not isinstance(value, dict):
+        error('%s: %r is not a mapping such as {address: 192.168.20.1/24}' % (variable, value))
+        return {'vde_broken': True}
+    problems = []
+    for key in sorted(value, key=str):
+        if key not in schema.VDE_KEYS:
+            problems.append('%s: unknown key %r; it takes %s' % (variable, key, ', '.join(schema.VDE_KEYS)))
+    net = None
+    address = value.get('address')
+    where = '%s.address' % variable
+    if address is None:
+        problems.append('%s: missing; the host side of the VDE subnet on the switch\'s tap, with its '
+                        'prefix, such as 192.168.20.1/24 (the VDE guests\' gateway)' % where)
+    else:
+        net = nets.interface_address(where, address, problems.append)
+        if net is not None and net.version != 4:
+            problems.append('%s: %r is not an IPv4 address; write ADDRESS/PREFIX such as 192.168.20.1/24'
+                            % (where, address))
+            net = None
+        elif net is not None and net.size < 4:
+            problems.append('%s: %r leaves no room for guests beside the host side; give a subnet such '
+                            'as /24' % (where, address))
+            net = None
+        elif net is not None and net.ip in (net.network, net.broadcast):
+            problems.append('%s: %r is the network or broadcast address of %s' % (where, address, net.cidr))
+            net = None
+    net6 = None
+    address6 = value.get('address6')
+    if address6 is not None and address6 != '':
+        where6 = '%s.address6' % variable
+        net6 = _ipv6_address(where6, address6, problems.append)
+        if net6 is not None and (net6.ip.is_link_local() or net6.ip.is_multicast() or net6.size <= 2):
+            problems.append('%s: %r is not a global or unique local address of a network with room for '
+                            'guests, such as fd00:20::1/64' % (where6, address6))
+            net6 = None
+        elif net6 is not None and fields.get('dhcp') and net6.prefixlen != schema.POOL6_SUBNET_PREFIX:
+            problems.append('%s: %r is a /%d, but the host advertises the VDE network for SLAAC (%s), '
+                            'which needs exactly /%d' % (where6, address6, net6.prefixlen, schema.DHCP,
+                                                         schema.POOL6_SUBNET_PREFIX))
+            net6 = None
+    tap = value.get('tap')
+    tap = schema.DEFAULT_VDE_TAP if tap is None else tap
+    message = names.ifname_error('%s.tap' % variable, tap)
+    if message:
+        problems.append(message)
+    elif tap == fields.get('uplink'):
+        problems.append('%s.tap: %r is also the uplink (%s)' % (variable, tap, schema.UPLINK))
+    group = value.get('group')
+    if group is not None:
+        group = _owner('%s.group' % variable, group, problems.append)
+    elif fields.get('guest_group') is not None:
+        group = fields['guest_group']
+    for problem in problems:
+        error(problem)
+    if problems:
+        return {'vde_broken': True}
+    for subnet, other, other_variable in ((net, fields.get('uplink_net'), schema.UPLINK_ADDRESS),
+                                          (net, fields.get('uplink_network'), schema.UPLINK_NETWORK),
+                                          (net6, fields.get('uplink_net6'), schema.UPLINK_ADDRESS6)):
+        if subnet is not None and other is not None and nets.overlap(subnet, other):
+            error('%s.%s: %r is in %s, which overlaps the uplink subnet %s (%s)'
+                  % (variable, 'address' if subnet is net else 'address6', address if subnet is net else address6,
+                     subnet.cidr, other.cidr, other_variable))
+            return {'vde_broken': True}
+    return {'vde': Vde(tap=tap, net=net, net6=net6, group=str(group) if group is not None else None)}
 
 
 def _read_dhcp(topology, bridge_net, variables, error):
@@ -211,8 +291,10 @@ def _read_ipv6(topology, dhcp, variables, error):
             error('%s: %r is not true or false' % (schema.NAT6, value))
         elif value and topology is not None and rule.ipv6_refused(topology) is None:
             if not topology.nat:
-                error('%s: true, but %s guests are not behind NAT (their /64s are routed); NAT66 '
-                      'is for routed_nat and bridged_nat' % (schema.NAT6, topology.name))
+                why = ('their /64s are routed' if topology.forwarding
+                       else 'the host does not route them: they never leave it')
+                error('%s: true, but %s guests are not behind NAT (%s); NAT66 is for %s'
+                      % (schema.NAT6, topology.name, why, topologies.names_where(lambda rule: rule.nat)))
             else:
                 fields['nat6'] = True
 
@@ -392,7 +474,33 @@ def _read_guest(host, index, entry, error):
     else:
         fields['name'] = name
 
-    if entry.get('tap') is None:
+    for key in schema.GUEST_ATTACHMENT_KEYS:
+        value = entry.get(key)
+        if value is not None and not isinstance(value, bool):
+            error('%s.%s: %r is not true or false' % (path, key, value))
+        elif value:
+            fields[key] = True
+    topology = host.topology
+    if fields.get('isolated') and fields.get('vde'):
+        error('%s.isolated: true, but the guest is on the VDE switch (vde: true), which has no isolated '
+              'ports; give one of them' % path)
+        fields['isolated'] = False
+    elif fields.get('isolated') and topology is not None and not topology.shares_bridge:
+        error('%s.isolated: true, but %s guests have a tap and a subnet of their own, so they reach each '
+              'other only through the host; isolation is for guests that share a bridge (%s)'
+              % (path, topology.name, topologies.names_where(lambda rule: rule.shares_bridge)))
+        fields['isolated'] = False
+    if fields.get('vde'):
+        if topology is not None and not topology.vde:
+            error('%s.vde: true, but %s has no VDE switch; a VDE switch is for %s'
+                  % (path, topology.name, topologies.names_where(lambda rule: rule.vde)))
+        elif host.vde is None and not host.vde_broken:
+            error('%s.vde: true, but the host has no VDE switch; set %s' % (path, schema.VDE))
+        if entry.get('tap') is not None:
+            error('%s.tap: %r is given, but the guest is on the VDE switch (vde: true), whose tap is the '
+                  'host\'s; leave it out' % (path, entry['tap']))
+        fields['tap'] = None
+    elif entry.get('tap') is None:
         derived.append('tap')
     else:
         fields['tap'] = entry['tap']
@@ -563,8 +671,10 @@ def _positive_int(value):
 def _check_taps(host, guests, error):
     """Tap names: valid, unique on the host, not the uplink or the bridge."""
     seen = {}
+    if host.vde is not None:
+        seen[host.vde.tap] = 'the VDE switch (%s.tap)' % schema.VDE
     for guest in guests:
-        if not guest.valid_entry:
+        if not guest.valid_entry or guest.vde:
             continue
         tap = guest.tap
         where = '%s.tap' % guest.path
@@ -574,8 +684,9 @@ def _check_taps(host, guests, error):
             error(message)
             continue
         if tap in seen:
+            owner = seen[tap]
             error('%s: %r%s is also the tap of %s on this host'
-                  % (where, tap, default, seen[tap].label))
+                  % (where, tap, default, owner if isinstance(owner, str) else owner.label))
         elif tap == host.uplink:
             error('%s: %r%s is the uplink (%s)' % (where, tap, default, schema.UPLINK))
         elif tap == host.bridge:

@@ -49,7 +49,7 @@ class Guest:
     path: str                       # tuntap_qemu_guests[N], for messages
     valid_entry: bool = False       # a mapping (else nothing more was read)
     name: Optional[str] = None
-    tap: str = ''
+    tap: Optional[str] = ''         # None: a VDE guest (on the switch, no tap of its own)
     user: Any = None
     group: Any = None
     run_as: Any = None
@@ -64,6 +64,8 @@ class Guest:
     options: Tuple = ()             # (key, value) of the qemu_guest options given
     dhcp: bool = True               # dhcp: false keeps it static (no lease, no name)
     forwards: Tuple[Forward, ...] = ()
+    isolated: bool = False          # its tap is an isolated port of the shared bridge (BR_ISOLATED)
+    vde: bool = False               # on the host's VDE switch instead of a tap of its own
     derived: Tuple[str, ...] = ()   # what the plan filled in
 
     @property
@@ -72,6 +74,23 @@ class Guest:
 
     def with_derived(self, key, **changes):
         return dataclasses.replace(self, derived=self.derived + (key,), **changes)
+
+
+@dataclasses.dataclass(frozen=True)
+class Vde:
+    """tuntap_qemu_vde as read: the switch's tap and the host side of the VDE subnet on it."""
+    tap: str
+    net: Any                        # netaddr.IPNetwork of its address (the VDE guests' gateway)
+    net6: Any = None                # netaddr.IPNetwork of its address6, or None
+    group: Optional[str] = None     # the group that may connect to the switch's socket
+
+    @property
+    def socket(self):
+        return '%s/%s.ctl' % (schema.VDE_SOCKET_DIR, self.tap)
+
+    @property
+    def mode(self):
+        return '0770' if self.group is not None else '0700'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +120,8 @@ class Host:
     dhcp: bool = False              # tuntap_qemu_dhcp (default: the topology's)
     dhcp_range: Optional[Tuple[Any, Any]] = None    # (first, last) netaddr.IPAddress
     dns_domain: str = schema.DEFAULT_DNS_DOMAIN
+    vde: Optional[Vde] = None       # tuntap_qemu_vde (None: no VDE switch)
+    vde_broken: bool = False        # tuntap_qemu_vde is given but invalid (reported once)
 
     def served_by_dhcp(self, guest):
         """The guest gets a static lease and a name from this host's DHCP server (DHCPv4: an

@@ -35,10 +35,13 @@ GUESTS = 'tuntap_qemu_guests'
 DHCP = 'tuntap_qemu_dhcp'
 DHCP_RANGE = 'tuntap_qemu_dhcp_range'
 DNS_DOMAIN = 'tuntap_qemu_dns_domain'
+# Issue 13: the host's VDE switch (routed, routed_nat), a mapping of VDE_KEYS: its tap holds the
+# host side (the VDE guests' gateway); guests with vde: true are on the switch.
+VDE = 'tuntap_qemu_vde'
 # The host variables the plan reads; the action plugin fetches exactly these.
 HOST_VARIABLES = (TOPOLOGY, UPLINK, UPLINK_ADDRESS, UPLINK_GATEWAY, UPLINK_READDRESS, UPLINK_NETWORK,
                   BRIDGE, BRIDGE_ADDRESS, POOL, GUEST_USER, GUEST_GROUP, GUESTS, DHCP, DHCP_RANGE,
-                  DNS_DOMAIN, POOL6, BRIDGE_ADDRESS6, NAT6, UPLINK_ADDRESS6)
+                  DNS_DOMAIN, POOL6, BRIDGE_ADDRESS6, NAT6, UPLINK_ADDRESS6, VDE)
 
 DEFAULT_UPLINK = 'eth0'
 DEFAULT_BRIDGE = 'br0'
@@ -47,6 +50,11 @@ POOL_SUBNET_PREFIX = 24
 POOL6_SUBNET_PREFIX = 64
 # ICANN reserved .internal for private networks (2024): it never clashes with a public name.
 DEFAULT_DNS_DOMAIN = 'qemu.internal'
+# tuntap_qemu_vde's keys, its tap's default name and the folder of the switch's control socket
+# (the vde_switch module's default socket is <folder>/<tap>.ctl).
+VDE_KEYS = ('address', 'address6', 'tap', 'group')
+DEFAULT_VDE_TAP = 'vde0'
+VDE_SOCKET_DIR = '/run/tuntap-qemu/vde'
 
 # qemu_guest options a guest entry may carry; they are passed on only when given.
 QEMU_STRINGS = ('kernel', 'initrd', 'append', 'disk', 'machine')
@@ -59,7 +67,9 @@ QEMU_OPTIONS = QEMU_STRINGS + tuple(sorted(QEMU_CHOICES)) + QEMU_INTEGERS + QEMU
 GUEST_NETWORK_KEYS = ('name', 'tap', 'user', 'group', 'run_as', 'mac', 'address', 'address6', 'gateway')
 # dhcp: false keeps a guest static (no lease, no name); forwards: its port forwards.
 GUEST_SERVICE_KEYS = ('dhcp', 'forwards')
-GUEST_KEYS = GUEST_NETWORK_KEYS + GUEST_SERVICE_KEYS + QEMU_OPTIONS
+# isolated: its tap an isolated port of the shared bridge; vde: on the host's VDE switch, no tap.
+GUEST_ATTACHMENT_KEYS = ('isolated', 'vde')
+GUEST_KEYS = GUEST_NETWORK_KEYS + GUEST_SERVICE_KEYS + GUEST_ATTACHMENT_KEYS + QEMU_OPTIONS
 # The keys of an entry of a guest's forwards (port_forward's list form gets the rest).
 FORWARD_KEYS = ('port', 'guest_port', 'protocol', 'source')
 FORWARD_PROTOCOLS = ('tcp', 'udp')
@@ -69,7 +79,7 @@ def guest_option_types():
     """{key: (argument spec type, choices or None)} of every guest key: what
     roles/hypervisor/meta/argument_specs.yml must say of tuntap_qemu_guests' options."""
     types = dict((key, ('str', None)) for key in GUEST_NETWORK_KEYS)
-    types.update(dhcp=('bool', None), forwards=('list', None))
+    types.update(dhcp=('bool', None), forwards=('list', None), isolated=('bool', None), vde=('bool', None))
     types.update((key, ('path' if key in ('kernel', 'initrd', 'disk') else 'str', None)) for key in QEMU_STRINGS)
     types.update((key, ('str', list(choices))) for key, choices in QEMU_CHOICES.items())
     types.update((key, ('int', None)) for key in QEMU_INTEGERS)

@@ -43,6 +43,18 @@ class Topology:
         return self.nat
 
     @property
+    def shares_bridge(self):
+        """Its guests' taps are ports of one bridge, so a guest may be an isolated port
+        (guest isolated: true)."""
+        return self.bridge is not None
+
+    @property
+    def vde(self):
+        """A VDE switch fits (tuntap_qemu_vde): the host routes each guest network, so the
+        switch's tap is one more routed network that stands for many guests."""
+        return self.guests.own_subnets
+
+    @property
     def needs_uplink_address(self):
         return self.bridge == UPLINK
 
@@ -74,7 +86,16 @@ def names():
     return tuple(TOPOLOGIES)
 
 
+def names_where(test, last='and'):
+    """'a, b and c': the topologies for which test(topology) holds, for messages."""
+    found = [topology.name for topology in TOPOLOGIES.values() if test(topology)]
+    return (' %s ' % last).join(part for part in (', '.join(found[:-1]), found[-1] if found else '') if part)
+
+
 register(Topology('routed', guest_networks.OWN_SUBNET, subnets_on_lan=True, dhcp=True))
 register(Topology('routed_nat', guest_networks.OWN_SUBNET, nat=True, dhcp=True))
 register(Topology('bridged_nat', guest_networks.BRIDGE_SUBNET, bridge=INTERNAL, nat=True, dhcp=True))
 register(Topology('bridged_lan', guest_networks.LAN, bridge=UPLINK, forwarding=False))
+# libvirt's isolated network: guests reach each other and the host (its DHCP, DNS and RA on
+# the bridge), never the LAN - no NAT, forwarding off.
+register(Topology('isolated', guest_networks.BRIDGE_SUBNET, bridge=INTERNAL, forwarding=False, dhcp=True))

@@ -65,6 +65,7 @@ def guest(name, tap, address, gateway, derived, mac=None, user=None, group=None,
         'kernel_ip': 'ip=%s::%s:%s:%s:eth0:off' % (ip, gateway or '', netmask, name),
         'interfaces_stanza': stanza, 'derived': derived, 'dhcp': dhcp,
         'address6': None, 'ip6': None, 'gateway6': None, 'slaac': False,
+        'isolated': False, 'vde': None,
     }
     result.update(options)
     return result
@@ -90,6 +91,7 @@ EXPECTED_PLAN = {
         ],
         'bridge': None,
         'nat': [],
+        'vde': None,
         # A DHCP guest booted from a kernel asks for its address: no ip= is appended.
         'dhcp': {'domain': 'qemu.internal', 'host_name': 'hv1', 'networks': [
             {'interface': 'tap0', 'address': '192.168.0.1/24', 'address6': None, 'range': None,
@@ -117,6 +119,7 @@ EXPECTED_PLAN = {
             {'name': 'vnet4', 'user': None, 'group': None, 'addresses': ['192.168.3.1/24']},
         ],
         'bridge': None,
+        'vde': None,
         'nat': [{'source': ['192.168.2.0/24'], 'out_interface': 'eth0'},
                 {'source': ['192.168.3.0/24'], 'out_interface': 'eth0'}],
         'dhcp': {'domain': 'qemu.internal', 'host_name': 'hv2', 'networks': [
@@ -143,7 +146,8 @@ EXPECTED_PLAN = {
             {'name': 'tap1', 'user': None, 'group': None, 'addresses': []},
         ],
         'bridge': {'name': 'virbr0', 'addresses': ['192.168.100.1/24'], 'ports': ['tap0', 'tap1'], 'uplink': None,
-                   'gateway': None, 'readdress': False, 'dhcp': False},
+                   'gateway': None, 'readdress': False, 'dhcp': False, 'isolated_ports': []},
+        'vde': None,
         'nat': [{'source': ['192.168.100.0/24'], 'out_interface': 'ens3'}],
         'dhcp': {'domain': 'qemu.internal', 'host_name': 'hv3', 'networks': [
             {'interface': 'virbr0', 'address': '192.168.100.1/24', 'address6': None, 'range': None,
@@ -168,7 +172,8 @@ EXPECTED_PLAN = {
             {'name': 'tap1', 'user': 'alice', 'group': 'kvm', 'addresses': []},
         ],
         'bridge': {'name': 'br0', 'addresses': ['10.0.0.14/24'], 'ports': ['tap0', 'tap1', 'eth0'], 'uplink': 'eth0',
-                   'gateway': '10.0.0.1', 'readdress': False, 'dhcp': False},
+                   'gateway': '10.0.0.1', 'readdress': False, 'dhcp': False, 'isolated_ports': []},
+        'vde': None,
         'nat': [],
         'dhcp': None,
         'port_forwards': [],
@@ -695,7 +700,7 @@ def test_dhcp_uplink_plans_a_dhcp_bridge_and_a_lease_check(network, guests_gatew
     assert hv4['uplink_address'] == 'dhcp' and hv4['uplink_gateway'] is None
     assert hv4['uplink_network'] == network
     assert hv4['bridge'] == {'name': 'br0', 'addresses': [], 'ports': ['tap0', 'tap1', 'eth0'], 'uplink': 'eth0',
-                             'gateway': None, 'readdress': False, 'dhcp': True}
+                             'gateway': None, 'readdress': False, 'dhcp': True, 'isolated_ports': []}
     assert hv4['uplink_check'] == {'name': 'eth0', 'bridge': 'br0', 'addresses': [], 'gateway': None,
                                    'exact': False, 'dhcp': True, 'hint': DHCP_LAN}
     # A guest's own gateway stays; none is derived from the lease.

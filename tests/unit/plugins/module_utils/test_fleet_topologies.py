@@ -16,18 +16,18 @@ ROOT = os.path.join(os.path.dirname(__file__), '..', '..', '..', '..')
 
 
 @pytest.fixture
-def isolated():
-    """A toy 'isolated' topology registered through the rule table alone: guests share a
-    bridge of the host's that holds their gateway, no NAT, no forwarding."""
+def sealed():
+    """A toy 'sealed' topology registered through the rule table alone: guests share a
+    bridge of the host's that holds their gateway, no NAT, no forwarding, no DHCP."""
     topology = topologies.register(topologies.Topology(
-        'isolated', guest_networks.BRIDGE_SUBNET, bridge=topologies.INTERNAL, nat=False, forwarding=False))
+        'sealed', guest_networks.BRIDGE_SUBNET, bridge=topologies.INTERNAL, nat=False, forwarding=False))
     yield topology
-    topologies.unregister('isolated')
+    topologies.unregister('sealed')
 
 
-def test_a_new_topology_is_one_rule_object(isolated):
+def test_a_new_topology_is_one_rule_object(sealed):
     plan, errors = planner.plan_fleet({'hv9': {
-        'tuntap_qemu_topology': 'isolated',
+        'tuntap_qemu_topology': 'sealed',
         'tuntap_qemu_bridge': 'iso0',
         'tuntap_qemu_bridge_address': '172.30.0.1/24',
         'tuntap_qemu_pool': '172.30.0.0/24',
@@ -35,30 +35,31 @@ def test_a_new_topology_is_one_rule_object(isolated):
     }})
     assert errors == []
     host = plan['hv9']
-    assert host['topology'] == 'isolated'
+    assert host['topology'] == 'sealed'
     assert host['forwarding'] is False
     assert host['nat'] == []
     assert host['bridge'] == {'name': 'iso0', 'addresses': ['172.30.0.1/24'], 'ports': ['tap0', 'tap1'],
-                              'uplink': None, 'gateway': None, 'readdress': False, 'dhcp': False}
+                              'uplink': None, 'gateway': None, 'readdress': False, 'dhcp': False,
+                              'isolated_ports': []}
     assert [(guest['address'], guest['gateway']) for guest in host['guests']] == [
         ('172.30.0.2/24', '172.30.0.1'), ('172.30.0.20/24', '172.30.0.1')]
     assert [tap['addresses'] for tap in host['taps']] == [[], []]
 
 
-def test_a_new_topology_is_validated_like_the_others(isolated):
+def test_a_new_topology_is_validated_like_the_others(sealed):
     _plan, errors = planner.plan_fleet({'hv9': {
-        'tuntap_qemu_topology': 'isolated',
+        'tuntap_qemu_topology': 'sealed',
         'tuntap_qemu_guests': [{'name': 'a', 'address': '172.30.0.5/24'}],
     }})
-    assert errors == ["hv9: tuntap_qemu_bridge_address: missing; isolated needs the guests' gateway on the "
+    assert errors == ["hv9: tuntap_qemu_bridge_address: missing; sealed needs the guests' gateway on the "
                       'bridge with its prefix, such as 192.168.0.1/24']
-    _plan, errors = planner.plan_fleet({'hv9': {'tuntap_qemu_topology': 'isolatedx'}})
-    assert errors == ["hv9: tuntap_qemu_topology: 'isolatedx' is not one of routed, routed_nat, bridged_nat, "
-                      'bridged_lan, isolated']
+    _plan, errors = planner.plan_fleet({'hv9': {'tuntap_qemu_topology': 'sealedx'}})
+    assert errors == ["hv9: tuntap_qemu_topology: 'sealedx' is not one of routed, routed_nat, bridged_nat, "
+                      'bridged_lan, isolated, sealed']
 
 
 def test_the_toy_topology_is_gone_afterwards():
-    assert topologies.names() == ('routed', 'routed_nat', 'bridged_nat', 'bridged_lan')
+    assert topologies.names() == ('routed', 'routed_nat', 'bridged_nat', 'bridged_lan', 'isolated')
 
 
 def _role_options(role):
@@ -80,7 +81,7 @@ def test_the_hypervisor_role_specs_list_the_topologies():
     assert _role_options('hypervisor')['tuntap_qemu_topology']['choices'] == list(topologies.names())
 
 
-@pytest.mark.parametrize('role', ['hypervisor', 'routed', 'routed_nat', 'bridged_nat', 'bridged_lan'])
+@pytest.mark.parametrize('role', ['hypervisor', 'routed', 'routed_nat', 'bridged_nat', 'bridged_lan', 'isolated'])
 def test_defaults_of_the_uplink_and_bridge_are_the_planner_defaults(role):
     options = _role_options(role)
     if 'tuntap_qemu_uplink' in options:

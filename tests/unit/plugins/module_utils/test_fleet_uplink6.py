@@ -48,7 +48,7 @@ LEASE_AND_STATIC6 = {
             'nothing was changed. Correct the inventory',
 }
 LAN_BRIDGE = {'name': 'br0', 'addresses': DUAL, 'ports': ['eth0'], 'uplink': 'eth0', 'gateway': None,
-              'readdress': False, 'dhcp': False}
+              'readdress': False, 'dhcp': False, 'isolated_ports': []}
 
 # (id, host variables, uplink_check, bridge)
 PLANS = [
@@ -56,7 +56,7 @@ PLANS = [
     ('routed_nat', host('routed_nat'), check(DUAL, False), None),
     ('bridged_nat: checked, not on the internal bridge', host('bridged_nat'), check(DUAL, False),
      {'name': 'br0', 'addresses': ['192.168.100.1/24'], 'ports': [], 'uplink': None, 'gateway': None,
-      'readdress': False, 'dhcp': False}),
+      'readdress': False, 'dhcp': False, 'isolated_ports': []}),
     ('bridged_lan: exact, moved to the bridge', host('bridged_lan'), check(DUAL, True, bridge='br0'), LAN_BRIDGE),
     ('bridged_lan readdressed: the bridge takes both', host('bridged_lan', tuntap_qemu_uplink_readdress=True),
      None, dict(LAN_BRIDGE, readdress=True)),
