@@ -8,6 +8,25 @@ source ../setup_netns/netns.sh
 netns_init bridge_port
 netns_run_playbooks bridge.yml bridge_bad_input.yml -- "$@"
 
+# isolated.yml: isolated bridge ports (issue 13). Three guest namespaces of this run, each
+# holding the far end of one of the bridge's veth ports, so that pings between them prove
+# what the isolation lets through and what not.
+isolated_run_playbook() {
+    local guests=() name
+    for _ in 1 2 3; do
+        netns_create
+        guests+=("$NETNS_NAME")
+    done
+    netns_run_playbook isolated.yml -e "{\"guest_namespaces\": [\"${guests[0]}\", \"${guests[1]}\", \"${guests[2]}\"]}" "$@"
+    for name in "${guests[@]}"; do
+        netns_delete "$name"
+    done
+}
+
+for python in "${NETNS_PYTHONS[@]}"; do
+    TUNTAP_TARGET_PYTHON=$python isolated_run_playbook "$@"
+done
+
 # bridge_dhcp.yml: a DHCP uplink (issue 11). A LAN namespace of this run with dnsmasq, and
 # dhclient in the play's namespace; every process it starts writes its pid file to its
 # dhcp_dir (dnsmasq, dhclient -pf, the ping), and is ended by it - also after a failure.
