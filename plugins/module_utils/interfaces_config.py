@@ -5,7 +5,8 @@
 The same plan the roles converge at runtime, so what comes back at boot is what the
 converge made: taps created with their owner (`ip tuntap add ... user`, the modern form of
 `tunctl -u`), their host-side addresses, the bridge with `bridge_ports` (bridge-utils'
-ifupdown hook), and for bridged_lan the uplink as a manual port whose address moved to the
+ifupdown hook) and its isolated ports (bridge.isolated_ports, set in the bridge's `up` once
+they are enslaved), and for bridged_lan the uplink as a manual port whose address moved to the
 bridge. Forwarding and NAT come back through their own files (sysctl.d, nftables).
 
 A DHCP uplink (bridge.dhcp) makes the bridge `iface BR inet dhcp`: ifupdown starts its
@@ -129,6 +130,10 @@ def _bridge_stanza(bridge, gateway=None, carry=None):
     # Our mark, as bridge_port sets it (bridge-utils' hook makes the bridge after pre-up).
     lines.append("    up ip link set dev %s alias '%s'"
                  % (bridge['name'], marks.bridge_mark(bridge.get('uplink'), dhcp)))
+    # Isolated guests (bridge_port's isolated_ports, the kernel's BR_ISOLATED): bridge-utils'
+    # hook enslaved the ports in pre-up, and a port joins a bridge without the flag.
+    for port in bridge.get('isolated_ports') or []:
+        lines.append('    up ip link set dev %s type bridge_slave isolated on' % port)
     if bridge.get('uplink'):
         lines += _port_lets_go_of_ra(bridge['uplink'])
     for address in addresses[1:]:

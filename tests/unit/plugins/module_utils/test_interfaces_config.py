@@ -254,3 +254,45 @@ def test_the_port_lets_go_of_its_ra_addresses_and_routes_after_enslaving(plan, c
                          ids=['bridged_nat', 'dual-stack bridged_nat', 'routed', 'v6 tap'])
 def test_no_ra_lines_without_an_uplink_port(plan):
     assert 'ip -6 ' not in interfaces_config.render_interfaces(plan)
+
+
+# ---------------------------------------------------------------- isolated guests (issue 13)
+
+ISOLATED_NAT = dict(BRIDGED_NAT, taps=[
+    {'name': name, 'user': None, 'group': None, 'addresses': [], 'bridge': 'br0'} for name in ('vm9', 'vm10', 'vm11')],
+    bridge=dict(BRIDGED_NAT['bridge'], ports=['vm10', 'vm11', 'vm9'], isolated_ports=['vm10', 'vm11']))
+ISOLATED_LAN = dict(BRIDGED_LAN, bridge=dict(BRIDGED_LAN['bridge'], isolated_ports=['tap0']))
+
+
+@pytest.mark.parametrize('plan, isolated', [
+    pytest.param(ISOLATED_NAT, ['vm10', 'vm11'], id='two of three guests'),
+    pytest.param(ISOLATED_LAN, ['tap0'], id='bridged_lan: the guest, never the uplink'),
+    pytest.param(dict(ISOLATED_NAT, bridge=dict(ISOLATED_NAT['bridge'], isolated_ports=[])), [], id='none'),
+    pytest.param(BRIDGED_NAT, [], id='a plan without the key: none'),
+])
+def test_isolated_ports_in_the_bridge_stanza(plan, isolated):
+    """One `up ... bridge_slave isolated on` per isolated port, in the bridge's inet stanza after
+    bridge_ports (bridge-utils' pre-up hook enslaved them: the flag is a port's)."""
+    lines = interfaces_config.render_interfaces(plan).splitlines()
+    flagged = [line for line in lines if 'bridge_slave' in line]
+    assert flagged == ['    up ip link set dev %s type bridge_slave isolated on' % port for port in isolated]
+    stanza = lines[lines.index('auto br0'):]
+    stanza = stanza[:stanza.index('')] if '' in stanza else stanza
+    assert all(stanza.index(line) > stanza.index('    bridge_ports ' + ' '.join(plan['bridge']['ports']))
+               for line in flagged)
+
+
+def test_isolated_bridge_stanza_whole():
+    text = interfaces_config.render_interfaces(ISOLATED_NAT)
+    assert text.endswith('''
+auto br0
+iface br0 inet static
+    address 192.168.100.1/24
+    bridge_ports vm10 vm11 vm9
+    bridge_stp off
+    bridge_fd 0
+    bridge_maxwait 0
+    up ip link set dev br0 alias 'tuntap.qemu:bridge'
+    up ip link set dev vm10 type bridge_slave isolated on
+    up ip link set dev vm11 type bridge_slave isolated on
+''')
