@@ -128,7 +128,7 @@ def read_host(name, variables, error):
               % (schema.UPLINK_ADDRESS6, variables.get(schema.UPLINK_ADDRESS6), schema.UPLINK_ADDRESS,
                  schema.UPLINK_DHCP, topology.name))
 
-    fields.update(_read_vde(topology, fields, variables.get(schema.VDE), error))
+    fields.update(_read_vde(topology, fields, variables.get(schema.VDE), variables.get(schema.VDE_RUNTIME_DIR), error))
 
     guests = variables.get(schema.GUESTS)
     if guests is None:
@@ -142,8 +142,14 @@ def read_host(name, variables, error):
     return Host(guests=guests, **fields)
 
 
-def _read_vde(topology, fields, value, error):
-    """tuntap_qemu_vde -> Host fields (vde: a Vde record, vde_broken when it is invalid)."""
+def _read_vde(topology, fields, value, runtime_dir, error):
+    """tuntap_qemu_vde (and _vde_runtime_dir) -> Host fields (vde: a Vde record, vde_broken
+    when it is invalid)."""
+    if runtime_dir is None or runtime_dir == '':
+        runtime_dir = schema.DEFAULT_VDE_RUNTIME_DIR
+    elif not isinstance(runtime_dir, str) or not runtime_dir.startswith('/') or '\n' in runtime_dir:
+        error('%s: %r is not an absolute path' % (schema.VDE_RUNTIME_DIR, runtime_dir))
+        runtime_dir = None
     if value is None or value == {}:
         return {}
     variable = schema.VDE
@@ -207,7 +213,7 @@ def _read_vde(topology, fields, value, error):
         group = fields['guest_group']
     for problem in problems:
         error(problem)
-    if problems:
+    if problems or runtime_dir is None:
         return {'vde_broken': True}
     for subnet, other, other_variable in ((net, fields.get('uplink_net'), schema.UPLINK_ADDRESS),
                                           (net, fields.get('uplink_network'), schema.UPLINK_NETWORK),
@@ -217,7 +223,8 @@ def _read_vde(topology, fields, value, error):
                   % (variable, 'address' if subnet is net else 'address6', address if subnet is net else address6,
                      subnet.cidr, other.cidr, other_variable))
             return {'vde_broken': True}
-    return {'vde': Vde(tap=tap, net=net, net6=net6, group=str(group) if group is not None else None)}
+    return {'vde': Vde(tap=tap, net=net, net6=net6, group=str(group) if group is not None else None,
+                       runtime_dir=runtime_dir)}
 
 
 def _read_dhcp(topology, bridge_net, variables, error):

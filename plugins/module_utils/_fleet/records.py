@@ -83,10 +83,11 @@ class Vde:
     net: Any                        # netaddr.IPNetwork of its address (the VDE guests' gateway)
     net6: Any = None                # netaddr.IPNetwork of its address6, or None
     group: Optional[str] = None     # the group that may connect to the switch's socket
+    runtime_dir: str = schema.DEFAULT_VDE_RUNTIME_DIR  # tuntap_qemu_vde_runtime_dir
 
     @property
     def socket(self):
-        return '%s/%s.ctl' % (schema.VDE_SOCKET_DIR, self.tap)
+        return '%s/%s.ctl' % (self.runtime_dir.rstrip('/') or '', self.tap)
 
     @property
     def mode(self):

@@ -38,10 +38,13 @@ DNS_DOMAIN = 'tuntap_qemu_dns_domain'
 # Issue 13: the host's VDE switch (routed, routed_nat), a mapping of VDE_KEYS: its tap holds the
 # host side (the VDE guests' gateway); guests with vde: true are on the switch.
 VDE = 'tuntap_qemu_vde'
+# The folder of the switch's control socket (<folder>/<tap>.ctl) and pidfile: the role passes it
+# to vde_switch as runtime_dir (the lab gives each host its own).
+VDE_RUNTIME_DIR = 'tuntap_qemu_vde_runtime_dir'
 # The host variables the plan reads; the action plugin fetches exactly these.
 HOST_VARIABLES = (TOPOLOGY, UPLINK, UPLINK_ADDRESS, UPLINK_GATEWAY, UPLINK_READDRESS, UPLINK_NETWORK,
                   BRIDGE, BRIDGE_ADDRESS, POOL, GUEST_USER, GUEST_GROUP, GUESTS, DHCP, DHCP_RANGE,
-                  DNS_DOMAIN, POOL6, BRIDGE_ADDRESS6, NAT6, UPLINK_ADDRESS6, VDE)
+                  DNS_DOMAIN, POOL6, BRIDGE_ADDRESS6, NAT6, UPLINK_ADDRESS6, VDE, VDE_RUNTIME_DIR)
 
 DEFAULT_UPLINK = 'eth0'
 DEFAULT_BRIDGE = 'br0'
@@ -50,11 +53,11 @@ POOL_SUBNET_PREFIX = 24
 POOL6_SUBNET_PREFIX = 64
 # ICANN reserved .internal for private networks (2024): it never clashes with a public name.
 DEFAULT_DNS_DOMAIN = 'qemu.internal'
-# tuntap_qemu_vde's keys, its tap's default name and the folder of the switch's control socket
-# (the vde_switch module's default socket is <folder>/<tap>.ctl).
+# tuntap_qemu_vde's keys, its tap's default name and the default of tuntap_qemu_vde_runtime_dir
+# (the vde_switch module's default socket is <runtime_dir>/<tap>.ctl).
 VDE_KEYS = ('address', 'address6', 'tap', 'group')
 DEFAULT_VDE_TAP = 'vde0'
-VDE_SOCKET_DIR = '/run/tuntap-qemu/vde'
+DEFAULT_VDE_RUNTIME_DIR = '/run/tuntap-qemu/vde'
 
 # qemu_guest options a guest entry may carry; they are passed on only when given.
 QEMU_STRINGS = ('kernel', 'initrd', 'append', 'disk', 'machine')

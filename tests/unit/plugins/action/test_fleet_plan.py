@@ -95,7 +95,8 @@ def test_plans_the_hosts_given(tmp_path):
     assert [guest['address'] for guest in hv1['guests']] == ['192.168.0.2/24', '192.168.7.10/24']
     assert hv1['guests'][0]['memory'] == 256 and hv1['guests'][0]['run_as'] == 'qemu'
     assert hv2['bridge'] == {'name': 'br0', 'addresses': ['10.0.0.12/24'], 'ports': ['tap0', 'eth0'],
-                             'uplink': 'eth0', 'gateway': None, 'readdress': False, 'dhcp': False}
+                             'uplink': 'eth0', 'gateway': None, 'readdress': False, 'dhcp': False,
+                             'isolated_ports': []}
     assert hv2['guests'][0]['address'] == '10.0.0.103/24'
     assert result['msg'] == 'planned 2 hosts with 3 guests'
     assert len(result['summary']) == 3
@@ -115,7 +116,7 @@ def test_a_host_without_topology_fails(tmp_path):
     result = run_action({}, {'hostvars': hostvars, 'ansible_play_hosts_all': ['hv1', 'hv2', 'peer']})
     assert result['failed'] is True
     assert result['errors'] == ['peer: tuntap_qemu_topology: missing; set one of routed, routed_nat, '
-                                'bridged_nat, bridged_lan']
+                                'bridged_nat, bridged_lan, isolated']
     assert 'plan' not in result
 
 
