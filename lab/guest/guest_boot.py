@@ -14,14 +14,17 @@ import time
 from urllib.parse import unquote
 
 RESULT_TAGS = ('TTQ-LEASE', 'TTQ-BOOT', 'TTQ-LISTEN', 'TTQ-LOOKUP', 'TTQ-RESULT', 'TTQ-FETCH',
-               'TTQ-ERROR', 'TTQ-DONE')
-LINE = re.compile(r'(TTQ-(?:LEASE|BOOT|LISTEN|LOOKUP|RESULT|FETCH|ERROR|DONE))((?: [a-z][a-z0-9_]*=\S*)*)\s*$')
+               'TTQ-UNREACH', 'TTQ-ERROR', 'TTQ-DONE')
+LINE = re.compile(r'(TTQ-(?:LEASE|BOOT|LISTEN|LOOKUP|RESULT|FETCH|UNREACH|ERROR|DONE))((?: [a-z][a-z0-9_]*=\S*)*)\s*$')
 
 
 def kernel_append(name, address=None, gateway=None, ping=(), mac=None, after='poweroff',
                   tries=None, console='ttyS0', lookup=(), listen=None, fetch=(), dhcp_tries=None,
-                  address6=None, gateway6=None, ip6_wait=None):
+                  address6=None, gateway6=None, ip6_wait=None, unreach=(), unreach_after=None):
     """The kernel command line for a guest: serial console plus the ttq.* settings.
+
+    unreach: targets that must not answer (ttq.unreach: one short ping each, last), tried once
+    the guest has been up unreach_after seconds.
 
     name None leaves the name to the DHCP hostname; address None makes the guest ask DHCP.
     address6 (ADDRESS/PREFIX) None leaves its IPv6 address to SLAAC, waited for ip6_wait
@@ -45,6 +48,10 @@ def kernel_append(name, address=None, gateway=None, ping=(), mac=None, after='po
         words.append('ttq.ip6_wait=%d' % ip6_wait)
     if ping:
         words.append('ttq.ping=%s' % ','.join(ping))
+    if unreach:
+        words.append('ttq.unreach=%s' % ','.join(unreach))
+    if unreach_after is not None:
+        words.append('ttq.unreach_after=%d' % unreach_after)
     if lookup:
         words.append('ttq.lookup=%s' % ','.join(lookup))
     if listen is not None:
@@ -88,10 +95,11 @@ def qemu_argv(kernel, initrd, append, serial_log, nics, memory=256, accel='tcg',
 def parse_serial(text):
     """TTQ-* lines of a serial log -> {'lease': {...} or None, 'boot': {...}, 'listen': {...} or
     None, 'lookups': {query: {...}}, 'results': {target: {...}}, 'fetches': {url: {...}},
-    'errors': [...], 'done': {...} or None}; a fetch's body is %-decoded. Other lines (kernel
-    messages) and an unfinished last line, which the guest may still be writing, are ignored."""
+    'unreach': {target: {...}}, 'errors': [...], 'done': {...} or None}; a fetch's body is
+    %-decoded, rtt_ms a float or None. Other lines (kernel messages) and an unfinished last
+    line, which the guest may still be writing, are ignored."""
     report = {'lease': None, 'boot': None, 'listen': None, 'lookups': {}, 'results': {},
-              'fetches': {}, 'errors': [], 'done': None}
+              'fetches': {}, 'unreach': {}, 'errors': [], 'done': None}
     for line in text.split('\n')[:-1]:
         match = LINE.search(line)
         if not match:
@@ -109,12 +117,12 @@ def parse_serial(text):
         elif tag == 'TTQ-FETCH':
             fields['body'] = unquote(fields.get('body', ''))
             report['fetches'][fields.get('url')] = fields
-        elif tag == 'TTQ-RESULT':
+        elif tag in ('TTQ-RESULT', 'TTQ-UNREACH'):
             if fields.get('rtt_ms') not in (None, '-'):
                 fields['rtt_ms'] = float(fields['rtt_ms'])
             else:
                 fields['rtt_ms'] = None
-            report['results'][fields.get('target')] = fields
+            report['results' if tag == 'TTQ-RESULT' else 'unreach'][fields.get('target')] = fields
         elif tag == 'TTQ-ERROR':
             report['errors'].append(fields)
         else:

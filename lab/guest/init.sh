@@ -33,6 +33,16 @@
 #                        "TTQ-HTTP name=NAME", started before the lookups and pings
 #   ttq.fetch=URL,URL    URLs to GET (busybox wget) after the pings, each tried for up to
 #                        2 x ttq.tries rounds (a sibling's listener may come up later)
+#   ttq.unreach=A,B      targets that must NOT answer (isolation): after the pings and
+#                        fetches, each is pinged once, briefly (ping -c 2 -i 0.2 -W 1 -w 2,
+#                        no retry rounds: a must-fail target costs two seconds), an IPv6
+#                        address over IPv6, a name looked up first as for ttq.ping; reported
+#                        as TTQ-UNREACH status=blocked (no answer, counted ok), reached (an
+#                        answer, counted as a failure) or unresolved (a name without an
+#                        address, counted as a failure)
+#   ttq.unreach_after=S  before those pings, wait until the guest's uptime is S seconds
+#                        (default 0), so that the guests among the targets are up by then
+#                        (TTQ-BOOT's and TTQ-UNREACH's clock= let the reader check that)
 #   ttq.mac=MAC          use the NIC with this MAC; without it, eth0 (the first virtio NIC)
 #   ttq.tries=N          rounds of `ping -c 3` per target before it counts as failed (default
 #                        5, about 4 s each when nothing answers; covers a slow host side);
@@ -43,20 +53,26 @@
 #
 # Serial console lines, one per event, each starting with a fixed tag (key=value fields):
 #   TTQ-LEASE name=vm3 ip=192.168.3.10/24 router=192.168.3.1 dns=192.168.3.1 hostname=vm3 domain=qemu.internal
-#   TTQ-BOOT name=vm1 nic=eth0 mac=52:54:00:.. ip=192.168.0.10/24 uptime=1.23 ip6=fd00:1::5054:ff:fe12:3456/64 ip6_wait=1.40
+#   TTQ-BOOT name=vm1 nic=eth0 mac=52:54:00:.. ip=192.168.0.10/24 uptime=1.23 ip6=fd00:1::5054:ff:fe12:3456/64 ip6_wait=1.40 clock=1796176755
 #                        (ip6: the static ttq.ip6, else the first global IPv6 address the
 #                        NIC has after ip6_wait seconds at most, or -; ip6_wait: the seconds
-#                        waited for it, - with ttq.ip6)
+#                        waited for it, - with ttq.ip6; clock: the guest's time in seconds
+#                        since the epoch, from the RTC QEMU gives it, i.e. the host's clock
+#                        when QEMU started, in whole seconds: comparable across guests)
 #   TTQ-LISTEN name=vm4 port=80 status=ok
 #   TTQ-LOOKUP name=vm3 query=vm4.qemu.internal address=192.168.4.10 status=ok tries=1
 #   TTQ-RESULT name=vm1 target=192.168.0.1 status=ok rtt_ms=0.52 tries=1
 #                        (a named target adds address=A, the looked-up address or -)
+#   TTQ-UNREACH name=vm10 target=192.168.9.12 status=blocked rtt_ms=- clock=1796176770
+#                        (clock: when the ping started, as TTQ-BOOT's; a named target adds
+#                        address=A as TTQ-RESULT does)
 #   TTQ-FETCH name=vm3 url=http://10.0.0.12:8004/ status=ok tries=1 body=TTQ-HTTP%20name=vm4
 #                        (the body's first line, at most 200 characters, % and spaces
 #                        %-encoded so that it stays one field)
 #   TTQ-ERROR name=vm1 reason=...       (reason=no-lease: no DHCP answer)
 #   TTQ-DONE name=vm1 ok=1 fail=0 uptime=2.34
-#                        (ok and fail count the pings, lookups and fetches)
+#                        (ok and fail count the pings, lookups, fetches and must-fail
+#                        pings: blocked is ok)
 # A field without a value is "-". The parser in lab/guest/guest_boot.py reads them.
 
 PATH=/bin
@@ -74,6 +90,8 @@ address6=
 gateway6=
 ip6_wait=
 targets=
+unreach=
+unreach_after=0
 lookups=
 listen=
 fetches=
@@ -103,6 +121,8 @@ for word in $(cat /proc/cmdline); do
         ttq.gw6=*) gateway6=${word#ttq.gw6=} ;;
         ttq.ip6_wait=*) ip6_wait=${word#ttq.ip6_wait=} ;;
         ttq.ping=*) targets=${word#ttq.ping=} ;;
+        ttq.unreach=*) unreach=${word#ttq.unreach=} ;;
+        ttq.unreach_after=*) unreach_after=${word#ttq.unreach_after=} ;;
         ttq.lookup=*) lookups=${word#ttq.lookup=} ;;
         ttq.listen=*) listen=${word#ttq.listen=} ;;
         ttq.fetch=*) fetches=${word#ttq.fetch=} ;;
@@ -126,7 +146,7 @@ if [ -n "${kernel_host:-}" ] && [ "$name" = guest ]; then
 fi
 if [ -z "$ip6_wait" ]; then
     ip6_wait=0
-    case $targets in
+    case $targets,$unreach in
         *:*) ip6_wait=10 ;;
     esac
 fi
@@ -181,7 +201,7 @@ done
 ip link set lo up
 if [ -z "$nic" ]; then
     echo "TTQ-ERROR name=$name reason=no-nic${mac:+-with-mac-$mac}"
-    finish 0 "$(echo "$targets,$lookups,$fetches" | tr ',' ' ' | wc -w)"
+    finish 0 "$(echo "$targets,$lookups,$fetches,$unreach" | tr ',' ' ' | wc -w)"
 fi
 
 # Before the link is up: no duplicate address detection (each address is usable at once);
@@ -259,7 +279,7 @@ else
     done
     waited=$(awk -v start="$wait_started" -v now="$(uptime_seconds)" 'BEGIN { printf "%.2f", now - start }')
 fi
-echo "TTQ-BOOT name=$name nic=$nic mac=$(cat "/sys/class/net/$nic/address") ip=${address:-none} uptime=$(uptime_seconds) ip6=${ip6:--} ip6_wait=$waited"
+echo "TTQ-BOOT name=$name nic=$nic mac=$(cat "/sys/class/net/$nic/address") ip=${address:-none} uptime=$(uptime_seconds) ip6=${ip6:--} ip6_wait=$waited clock=$(date +%s)"
 
 ok=0
 fail=0
@@ -362,5 +382,46 @@ for url in $(echo "$fetches" | tr ',' ' '); do
     [ $status = ok ] || try=$((try - 1))
     body=$(printf '%s\n' "$body" | head -n 1 | cut -c 1-200 | sed 's/%/%25/g; s/[[:space:]]/%20/g')
     echo "TTQ-FETCH name=$name url=$url status=$status tries=$try body=$body"
+done
+
+# The must-fail pings, last: one short try each (no retry rounds), once the guest has been
+# up for ttq.unreach_after seconds.
+if [ -n "$unreach" ]; then
+    while awk -v now="$(uptime_seconds)" -v end="$unreach_after" 'BEGIN { exit !(now < end) }'; do
+        sleep 0.2
+    done
+fi
+for target in $(echo "$unreach" | tr ',' ' '); do
+    destination=$target
+    named=
+    family=-4
+    case $target in
+        *:*) family=-6 ;;
+        *[!0-9.]*)
+            named=1
+            lookup "$target"
+            destination=$looked_up
+            ;;
+    esac
+    clock=$(date +%s)
+    rtt=-
+    if [ -z "$destination" ]; then
+        status=unresolved
+    else
+        output=$(ping "$family" -c 2 -i 0.2 -W 1 -w 2 "$destination" 2>&1)
+        rtt=$(echo "$output" | sed -n 's|.*= [0-9.]*/\([0-9.]*\)/.*|\1|p')
+        if [ -n "$rtt" ]; then
+            status=reached
+        else
+            status=blocked
+            rtt=-
+        fi
+    fi
+    if [ $status = blocked ]; then
+        count ok
+    else
+        count fail
+    fi
+    echo "TTQ-UNREACH name=$name target=$target status=$status rtt_ms=$rtt clock=$clock${named:+ address=${destination:--}}"
 done
 finish $ok $fail

@@ -13,6 +13,9 @@ each other up, ping by name, and one fetches the other's HTTP listener.
 IPv6: a guest with a static IPv6 address (ttq.ip6, ttq.gw6) and one that takes its address by
 SLAAC from a dnsmasq sending router advertisements (enable-ra) on the tap; both ping the
 host's IPv6 address over IPv6 and report ip6=.
+
+Must-fail pings (ttq.unreach, issue 13's isolation rows): a target nobody answers is reported
+blocked after one short try, one that answers reached; both with the guest's clock.
 """
 
 from __future__ import annotations
@@ -126,6 +129,26 @@ def test_guest_pings_the_host_through_its_tap(guest, tap_namespace, tmp_path):
     assert result is not None and result['status'] == 'ok', log
     print('vm1 -> %s: %s, %.2f ms (%.2f s from QEMU start)'
           % (HOST_ADDRESS, result['status'], result['rtt_ms'], seconds))
+
+
+def test_guest_reports_a_must_fail_target_as_blocked_only_when_nothing_answers(guest, tap_namespace, tmp_path):
+    """ttq.unreach: one short try per target, after ttq.unreach_after seconds of uptime; a
+    target nobody answers is blocked (counted ok), the host that answers is reached (counted
+    as a failure); each result carries the guest's clock, which TTQ-BOOT has too."""
+    silent = '192.168.0.99'
+    report, _seconds, log = boot(guest, tap_namespace, tmp_path, ping=[HOST_ADDRESS], unreach=[silent, HOST_ADDRESS],
+                                 unreach_after=5)
+    assert report['done'] is not None, 'no TTQ-DONE within %d s\n%s' % (BOOT_TIMEOUT, log)
+    assert report['results'][HOST_ADDRESS]['status'] == 'ok', log
+    assert report['unreach'][silent]['status'] == 'blocked' and report['unreach'][silent]['rtt_ms'] is None, log
+    assert report['unreach'][HOST_ADDRESS]['status'] == 'reached', log
+    assert report['unreach'][HOST_ADDRESS]['rtt_ms'] is not None, log
+    assert report['done']['ok'] == '2' and report['done']['fail'] == '1', log
+    booted = int(report['boot']['clock'])
+    # The guest's clock is the host's (QEMU's RTC), in whole seconds.
+    assert abs(booted - time.time()) < 120, (booted, time.time(), log)
+    assert int(report['unreach'][silent]['clock']) >= booted, log
+    assert float(report['done']['uptime']) >= 5, log
 
 
 def test_guest_reports_a_target_nobody_answers_as_failed(guest, tap_namespace, tmp_path):
@@ -320,7 +343,7 @@ def test_guest_without_a_dhcp_answer_reports_no_lease(guest, tap_namespace, tmp_
 
 
 EMPTY_REPORT = {'lease': None, 'boot': None, 'listen': None, 'lookups': {}, 'results': {}, 'fetches': {},
-                'errors': [], 'done': None}
+                'unreach': {}, 'errors': [], 'done': None}
 
 
 @pytest.mark.parametrize('text, expected', [
@@ -344,6 +367,18 @@ EMPTY_REPORT = {'lease': None, 'boot': None, 'listen': None, 'lookups': {}, 'res
           results={'10.0.0.1': {'name': 'vm1', 'target': '10.0.0.1', 'status': 'ok', 'rtt_ms': 4.232, 'tries': '1'},
                    '10.0.0.9': {'name': 'vm1', 'target': '10.0.0.9', 'status': 'fail', 'rtt_ms': None, 'tries': '5'}},
           done={'name': 'vm1', 'ok': '1', 'fail': '1', 'uptime': '19.49'})),
+    # Must-fail pings (ttq.unreach): blocked, or reached with its round trip; the clocks.
+    ('TTQ-BOOT name=vm10 nic=eth0 mac=52:54:00:00:00:0a ip=192.168.9.11/24 uptime=3.10 ip6=- ip6_wait=0.00 '
+     'clock=1796176755\n'
+     'TTQ-UNREACH name=vm10 target=192.168.9.12 status=blocked rtt_ms=- clock=1796176770\n'
+     'TTQ-UNREACH name=vm10 target=10.0.0.20 status=reached rtt_ms=0.8 clock=1796176772\n',
+     dict(EMPTY_REPORT,
+          boot={'name': 'vm10', 'nic': 'eth0', 'mac': '52:54:00:00:00:0a', 'ip': '192.168.9.11/24', 'uptime': '3.10',
+                'ip6': '-', 'ip6_wait': '0.00', 'clock': '1796176755'},
+          unreach={'192.168.9.12': {'name': 'vm10', 'target': '192.168.9.12', 'status': 'blocked', 'rtt_ms': None,
+                                    'clock': '1796176770'},
+                   '10.0.0.20': {'name': 'vm10', 'target': '10.0.0.20', 'status': 'reached', 'rtt_ms': 0.8,
+                                 'clock': '1796176772'}})),
     # A kernel message glued to the front of a line does not hide it; a cut-off line is not read.
     ('[    7.3] reboot: TTQ-ERROR name=vm2 reason=no-nic\nTTQ-DONE name=vm2 ok=0 fa',
      dict(EMPTY_REPORT, errors=[{'name': 'vm2', 'reason': 'no-nic'}])),
@@ -386,6 +421,9 @@ def test_parse_serial(text, expected):
     ({'address6': 'fd00:1::10/64', 'gateway6': 'fd00:1::1', 'ping': ['fd00:1::1']},
      'console=ttyS0 quiet panic=-1 ttq.name=vm1 ttq.ip6=fd00:1::10/64 ttq.gw6=fd00:1::1 ttq.ping=fd00:1::1'),
     ({'ip6_wait': 3}, 'console=ttyS0 quiet panic=-1 ttq.name=vm1 ttq.ip6_wait=3'),
+    ({'ping': ['192.168.9.1'], 'unreach': ['192.168.9.12', 'fd00:10::20'], 'unreach_after': 20},
+     'console=ttyS0 quiet panic=-1 ttq.name=vm1 ttq.ping=192.168.9.1 ttq.unreach=192.168.9.12,fd00:10::20 '
+     'ttq.unreach_after=20'),
 ])
 def test_kernel_append(settings, expected):
     assert guest_boot.kernel_append('vm1', **settings) == expected
