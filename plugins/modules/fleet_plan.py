@@ -40,6 +40,14 @@ description:
     unique across the fleet and outside the uplink's IPv6 subnet; bridged_lan refuses the IPv6
     settings (SLAAC from the LAN's router). C(tuntap_qemu_uplink_address6) is the uplink's static
     IPv6 address - checked with the IPv4 one, moved to the bridge by bridged_lan.
+  - Isolated networks (issue 13) - topology C(isolated), guests on a bridge of the host's with its
+    DHCP, DNS and router advertisements, no NAT, forwarding off (C(tuntap_qemu_nat6) and guest
+    C(forwards) are errors); guest C(isolated=true) on the bridged topologies makes its tap an
+    isolated bridge port (C(bridge.isolated_ports)).
+  - VDE (issue 13) - C(tuntap_qemu_vde) on routed and routed_nat is a VDE switch whose tap holds the
+    host side of the VDE subnet; guests with C(vde=true) are on it (no tap of their own, an address
+    of the VDE subnet given or the next free one). Its subnet may not overlap the uplink's, the
+    host's guest subnets or (routed) another host's routed guest networks.
   - Runs on the controller and changes nothing; call it once per play with C(run_once).
 author:
   - tuntap.qemu developers (!UNKNOWN)
@@ -148,10 +156,12 @@ plan:
           slaac: false
           derived: [gateway, mac, tap]
           dhcp: true
+          isolated: false
+          vde: null
           memory: 256
   contains:
     topology:
-      description: V(routed), V(routed_nat), V(bridged_nat) or V(bridged_lan).
+      description: V(routed), V(routed_nat), V(bridged_nat), V(bridged_lan) or V(isolated).
       type: str
     uplink:
       description: The uplink interface (C(tuntap_qemu_uplink), default V(eth0)).
@@ -183,7 +193,7 @@ plan:
           uplink over; false elsewhere, where a bridge of ours that took it over gives it back).
       type: dict
     forwarding:
-      description: Whether the host routes - true for routed, routed_nat and bridged_nat, false for bridged_lan.
+      description: Whether the host routes - true for routed, routed_nat and bridged_nat, false for bridged_lan and isolated.
       type: bool
     forwarding_families:
       description:
@@ -192,7 +202,9 @@ plan:
       type: list
       elements: str
     taps:
-      description: One tap per guest, in guest order, in the form of the O(tuntap.qemu.tap_device#module:devices) items.
+      description:
+        - One tap per guest, in guest order, in the form of the O(tuntap.qemu.tap_device#module:devices) items; a guest on
+          the VDE switch has none, the switch's tap is the last (user and group null, the VDE addresses).
       type: list
       elements: dict
       contains:
@@ -244,9 +256,13 @@ plan:
             - For bridged_lan with C(tuntap_qemu_uplink_address=dhcp), true - the bridge gets no
               static address (addresses empty, gateway null); the DHCP client moves to it.
           type: bool
+        isolated_ports:
+          description: The taps of the guests with C(isolated=true), sorted (isolated bridge ports); never the uplink.
+          type: list
+          elements: str
     nat:
       description:
-        - Networks to masquerade out of the uplink - each guest subnet for routed_nat, the
+        - Networks to masquerade out of the uplink - each guest subnet and the VDE subnet for routed_nat, the
           bridge subnet for bridged_nat, none otherwise - as the O(tuntap.qemu.masquerade#module:rules)
           of M(tuntap.qemu.masquerade), one entry per network; the IPv6 guest networks after them
           with C(tuntap_qemu_nat6=true) (NAT66).
@@ -260,12 +276,17 @@ plan:
         out_interface:
           description: The uplink.
           type: str
+    vde:
+      description:
+        - The options of M(tuntap.qemu.vde_switch) - C(tap), C(socket) (C(<tuntap_qemu_vde_runtime_dir>/<tap>.ctl)),
+          C(group) (or null) and C(mode) (V(0770) with a group, else V(0700)); null without C(tuntap_qemu_vde).
+      type: dict
     dhcp:
       description:
         - The options of M(tuntap.qemu.guest_dhcp) - C(domain), C(host_name) (the host in the
           zone, null when its inventory name is no DNS label) and C(networks), one per
-          internal interface with a guest served by DHCP (each routed tap, the bridged_nat
-          bridge) with the host's C(address) there, its IPv6 C(address6) advertised for SLAAC
+          internal interface with a guest served by DHCP (each routed tap, the VDE switch's tap, the bridge of
+          bridged_nat and isolated) with the host's C(address) there, its IPv6 C(address6) advertised for SLAAC
           (or null), the dynamic C(range) (or null) and a static lease per guest in C(hosts)
           (C(mac), C(address), C(name), C(address6) for its AAAA record or null). A network with
           an C(address6) is listed even without a served guest.
@@ -294,7 +315,7 @@ plan:
           description: Guest name.
           type: str
         tap:
-          description: Its tap (default C(tap<index>), the position in C(tuntap_qemu_guests)).
+          description: Its tap (default C(tap<index>), the position in C(tuntap_qemu_guests)); null on the VDE switch.
           type: str
         mac:
           description: Its MAC, lower case (default the stable MAC of the name, see the C(tuntap.qemu.stable_mac) filter).
@@ -354,6 +375,12 @@ plan:
               (C(<name>.<domain>)); false for a guest with C(dhcp=false), an IPv6 guest, or a
               host without DHCP.
           type: bool
+        isolated:
+          description: Its tap is an isolated port of the bridge (C(isolated=true)).
+          type: bool
+        vde:
+          description: On the host's VDE switch (C(vde=true)) - the switch's socket (C(vde.socket)); else null.
+          type: str
 summary:
   description: One line per guest (or per host without guests), to show the plan.
   returned: success
