@@ -17,7 +17,12 @@ Layout (prefix default 'ttqlab-'):
     <prefix>hv1    a hypervisor, eth0 10.0.0.11/24 and fd00:10::11/64 (the uplink), routed
                    topology: one tap and one subnet per guest, guests vm1 (192.168.1.10) and
                    vm2 (192.168.2.10), dual-stack: a /64 of fd00:1::/56 each
-    <prefix>hv2..4 routed_nat, bridged_nat (NAT66) and bridged_lan the same way (HYPERVISORS)
+    <prefix>hv2..4 routed_nat, bridged_nat (NAT66) and bridged_lan the same way (HYPERVISORS);
+                   hv2 also has a VDE switch (vde_switch, a pidfile'd process here) with two
+                   guests on it, hv4's vm8 is an isolated bridge port
+    <prefix>hv5    isolated: a bridge of its own, no uplink port, no NAT, no forwarding; vm10
+                   and vm11 are isolated ports too. The peer routes hv5's networks to hv5's
+                   uplink, so that only hv5 stands between them and the LAN
 
 The guests are the test guest of lab/guest (a Debian cloud kernel and a busybox initramfs)
 started by tuntap.qemu.qemu_guest. Each pings its gateway, the other guests and the LAN peer
@@ -28,7 +33,10 @@ dnsmasq process here): their rows show the lease against the plan, the lookup of
 guest's DNS name and the ping by that name. IPv6: each guest's address against the plan
 (SLAAC: the EUI-64 of its MAC; a static one: ttq.ip6 on its command line), ping6 of its
 gateway, the other guest and the LAN peer; the peer pings the routed /64s directly and sees
-only the NAT66 host's uplink address. A guest with forwards listens on its guest port;
+only the NAT66 host's uplink address. What must fail is tried too, once and briefly
+(ttq.unreach): an isolated guest pings another isolated one, an isolated network's guest
+the peer and the peer it; such a row is ok when nothing answered, and for a guest target
+only when that guest was up (its TTQ-BOOT clock) before the try. A guest with forwards listens on its guest port;
 its forwards are fetched from the LAN peer, from the hypervisor itself and, through the
 host's uplink address, from the other guest (the hairpin); the answer must name the guest.
 
@@ -69,6 +77,12 @@ PEER_ADDRESS6 = 'fd00:10::20'
 UPLINK_MAC = '02:74:71:00:00:%02x'
 ENV = dict(os.environ, LC_ALL='C.UTF-8')
 GUEST_TIMEOUT = 120
+# A guest that must not reach another guest tries it only once it has been up this long
+# (ttq.unreach_after, guest uptime in seconds): the other guests of its host start just after
+# it. The row holds only when the target's TTQ-BOOT clock is UNREACH_PROOF_SECONDS before the
+# try (both clocks are the host's in whole seconds, from the RTC: 2 apart is later for sure).
+UNREACH_AFTER = 20
+UNREACH_PROOF_SECONDS = 2
 # Debian's bridge-utils hooks ifupdown's bridge_ports into these folders of /etc/network.
 BRIDGE_UTILS_HOOK = '/lib/bridge-utils/ifupdown.sh'
 BRIDGE_UTILS_HOOK_FOLDERS = ('if-pre-up.d', 'if-down.d', 'if-post-down.d')
@@ -84,6 +98,8 @@ BOOT_SYSCTL_KEY = re.compile(r'^net\.ipv[46]\.(ip_forward|conf\.[^./]+\.forwardi
 # tuntap_qemu_* variables; address6: the guest's): on hv1-hv3 one guest takes its IPv6
 # address by SLAAC as planned, the other is given a static address6; hv4's guests take
 # theirs by SLAAC from the LAN peer.
+# Issue 13: hv2's VDE switch (tuntap_qemu_vde) with vm12 and vm13 on it (IPv4 only: the switch
+# has no address6); hv4's vm8 an isolated port of its bridge; hv5 the isolated topology.
 HYPERVISORS = {
     'hv1': {
         'uplink_address': '10.0.0.11', 'uplink_address6': 'fd00:10::11', 'topology': 'routed',
@@ -96,7 +112,10 @@ HYPERVISORS = {
         'pool6': 'fd00:2::/56',
         'guests': [{'name': 'vm3', 'address': '192.168.3.10/24'},
                    {'name': 'vm4', 'address': '192.168.4.10/24', 'address6': 'fd00:2:0:4::10/64',
-                    'forwards': [{'port': 8004, 'guest_port': 80}]}],
+                    'forwards': [{'port': 8004, 'guest_port': 80}]},
+                   {'name': 'vm12', 'address': '192.168.20.10/24', 'vde': True},
+                   {'name': 'vm13', 'address': '192.168.20.11/24', 'vde': True}],
+        'vde': {'address': '192.168.20.1/24'},
     },
     'hv3': {
         'uplink_address': '10.0.0.13', 'uplink_address6': 'fd00:10::13', 'topology': 'bridged_nat',
@@ -108,13 +127,21 @@ HYPERVISORS = {
     'hv4': {
         'uplink_address': '10.0.0.14', 'topology': 'bridged_lan',
         'guests': [{'name': 'vm7', 'address': '10.0.0.101/24'},
-                   {'name': 'vm8', 'address': '10.0.0.102/24'}],
+                   {'name': 'vm8', 'address': '10.0.0.102/24', 'isolated': True}],
+    },
+    'hv5': {
+        'uplink_address': '10.0.0.15', 'uplink_address6': 'fd00:10::15', 'topology': 'isolated',
+        'bridge_address': '192.168.9.1/24', 'bridge_address6': 'fd00:5::1/64',
+        'guests': [{'name': 'vm9', 'address': '192.168.9.10/24'},
+                   {'name': 'vm10', 'address': '192.168.9.11/24', 'isolated': True},
+                   {'name': 'vm11', 'address': '192.168.9.12/24', 'isolated': True}],
     },
 }
 
 
-# The topology-change matrix: each lab hypervisor moves to another topology (all four
-# starting points, as issue 10 lists them), and hv2 and hv4 lose a guest. Converging this
+# The topology-change matrix: each lab hypervisor moves to another topology (all five
+# starting points: the four of issue 10 and isolated), and hv2, hv4 and hv5 lose guests
+# (hv2 its VDE switch with its guests; hv5 an isolated guest, the other stays isolated). Converging this
 # over a converged lab must leave exactly what a fresh converge of it leaves.
 # The guests of a host restart one after the other, each after its predecessor's stop (the
 # test guest ignores ACPI, so qemu_guest waits its stop_timeout, 30 s): a guest pinging its
@@ -127,7 +154,7 @@ CHANGED_HYPERVISORS = {
         'guests': [{'name': 'vm1', 'address': '192.168.1.10/24', 'ping_tries': CHANGE_PING_TRIES},
                    {'name': 'vm2', 'address': '192.168.1.11/24', 'ping_tries': CHANGE_PING_TRIES}],
     },
-    'hv2': {  # routed_nat -> bridged_lan, vm4 removed
+    'hv2': {  # routed_nat -> bridged_lan, vm4 and the VDE switch with vm12 and vm13 removed
         'uplink_address': '10.0.0.12', 'uplink_address6': 'fd00:10::12', 'topology': 'bridged_lan',
         'guests': [{'name': 'vm3', 'address': '10.0.0.103/24', 'ping_tries': CHANGE_PING_TRIES}],
     },
@@ -140,12 +167,24 @@ CHANGED_HYPERVISORS = {
         'uplink_address': '10.0.0.14', 'topology': 'routed',
         'guests': [{'name': 'vm7', 'address': '192.168.7.10/24', 'ping_tries': CHANGE_PING_TRIES}],
     },
+    'hv5': {  # isolated -> bridged_nat, vm11 removed, vm10 stays an isolated port
+        'uplink_address': '10.0.0.15', 'uplink_address6': 'fd00:10::15', 'topology': 'bridged_nat',
+        'bridge_address': '192.168.9.1/24',
+        'guests': [{'name': 'vm9', 'address': '192.168.9.10/24', 'ping_tries': CHANGE_PING_TRIES},
+                   {'name': 'vm10', 'address': '192.168.9.11/24', 'isolated': True,
+                    'ping_tries': CHANGE_PING_TRIES}],
+    },
 }
 
 
 # The topologies whose guests the host serves by DHCP (the plan's default, docs/inventory.md):
 # their guests get no address on the kernel command line and take their lease and name.
-DHCP_TOPOLOGIES = ('routed', 'routed_nat', 'bridged_nat')
+DHCP_TOPOLOGIES = ('routed', 'routed_nat', 'bridged_nat', 'isolated')
+# The topologies whose guests share one bridge of the host's (the plan's BRIDGE_SUBNET): their
+# IPv6 is the bridge's /64; guest isolation (isolated: true) makes ports of it isolated.
+BRIDGE_TOPOLOGIES = ('bridged_nat', 'isolated')
+# Nothing of an isolated network reaches the LAN, nor the LAN it (issue 13).
+LAN_BLOCKED_TOPOLOGIES = ('isolated',)
 DNS_DOMAIN = 'qemu.internal'
 # A name outside the guests' zone, answered by the LAN peer's DNS server: the hypervisors'
 # DHCP servers forward it there (tuntap_qemu_dhcp_resolvers), as a host forwards names to
@@ -191,14 +230,15 @@ def slaac_address(mac, network):
 def ipv6_plan(hv):
     """{guest name: GuestIPv6} as the plan makes it (docs/inventory.md, IPv6), {} for a host
     without IPv6. routed*: a given address6 is its own /64 with the host side ::1; the others
-    get the next free /64 of pool6 in list order (skipping the given ones). bridged_nat: the
-    bridge's /64 (bridge_address6, else ::1 of pool6's first /64). A guest the host serves
-    by DHCP takes the SLAAC address of its MAC there; one it does not, ::2 (routed*) or the
-    next free from ::2 (bridged_nat). bridged_lan: SLAAC in the LAN's /64 (the peer's
-    router advertisements), no gateway of the host's. The lab's pools overlap no other
-    host's, so per host is fleet-wide here."""
-    guests = hv['guests']
+    get the next free /64 of pool6 in list order (skipping the given ones). bridged_nat and
+    isolated: the bridge's /64 (bridge_address6, else ::1 of pool6's first /64). A guest the
+    host serves by DHCP takes the SLAAC address of its MAC there; one it does not, ::2
+    (routed*) or the next free from ::2 (bridge). bridged_lan: SLAAC in the LAN's /64 (the
+    peer's router advertisements), no gateway of the host's. A VDE guest (routed*) has IPv6
+    only when the switch has an address6: its /64, as on a bridge; it takes no /64 of the
+    pool. The lab's pools overlap no other host's, so per host is fleet-wide here."""
     topology = hv['topology']
+    guests = [guest for guest in hv['guests'] if not guest.get('vde')]
     if topology == 'bridged_lan':
         return dict((guest['name'], GuestIPv6(slaac_address(guest.get('mac') or stable_mac(guest['name']),
                                                             LAN_NETWORK6), None, True)) for guest in guests)
@@ -221,8 +261,12 @@ def ipv6_plan(hv):
             else:
                 address, slaac = '%s/64' % network[2], False
             plan[guest['name']] = GuestIPv6(address, str(network[1]), slaac)
+        vde6 = (hv.get('vde') or {}).get('address6')
+        if vde6:
+            plan.update(_shared_ipv6(hv, [guest for guest in hv['guests'] if guest.get('vde')],
+                                     ipaddress.IPv6Interface(vde6)))
         return plan
-    if topology == 'bridged_nat':
+    if topology in BRIDGE_TOPOLOGIES:
         if hv.get('bridge_address6'):
             bridge = ipaddress.IPv6Interface(hv['bridge_address6'])
         elif pool:
@@ -230,19 +274,28 @@ def ipv6_plan(hv):
             bridge = ipaddress.IPv6Interface('%s/64' % first[1])
         else:
             return {}
-        taken = {bridge.ip} | {ipaddress.IPv6Interface(guest['address6']).ip for guest in guests
-                               if guest.get('address6')}
-        candidates = (ip for ip in bridge.network.hosts() if int(ip) - int(bridge.network.network_address) >= 2
-                      and ip not in taken)
-        for guest in guests:
-            if guest.get('address6'):
-                plan[guest['name']] = GuestIPv6(guest['address6'], str(bridge.ip), False)
-            elif is_dhcp_guest(hv, guest):
-                plan[guest['name']] = GuestIPv6(slaac_address(guest.get('mac') or stable_mac(guest['name']),
-                                                              bridge.network), str(bridge.ip), True)
-            else:
-                plan[guest['name']] = GuestIPv6('%s/%d' % (next(candidates), bridge.network.prefixlen),
-                                                str(bridge.ip), False)
+        plan = _shared_ipv6(hv, guests, bridge)
+    return plan
+
+
+def _shared_ipv6(hv, guests, host_side):
+    """The IPv6 plan of guests sharing one /64 (a bridge's, a VDE switch's) whose host side is
+    host_side (IPv6Interface): a given address6, else SLAAC for a DHCP guest, else the next
+    free address from ::2."""
+    taken = {host_side.ip} | {ipaddress.IPv6Interface(guest['address6']).ip for guest in guests
+                              if guest.get('address6')}
+    candidates = (ip for ip in host_side.network.hosts()
+                  if int(ip) - int(host_side.network.network_address) >= 2 and ip not in taken)
+    plan = {}
+    for guest in guests:
+        if guest.get('address6'):
+            plan[guest['name']] = GuestIPv6(guest['address6'], str(host_side.ip), False)
+        elif is_dhcp_guest(hv, guest):
+            plan[guest['name']] = GuestIPv6(slaac_address(guest.get('mac') or stable_mac(guest['name']),
+                                                          host_side.network), str(host_side.ip), True)
+        else:
+            plan[guest['name']] = GuestIPv6('%s/%d' % (next(candidates), host_side.network.prefixlen),
+                                            str(host_side.ip), False)
     return plan
 
 
@@ -257,6 +310,11 @@ def routed_ipv6(hv):
     return bool(ipv6_plan(hv)) and hv['topology'] in ('routed', 'routed_nat', 'bridged_lan') and not hv.get('nat6')
 
 
+def lan_blocked(hv):
+    """Whether the host's guests and the LAN must not reach each other (isolated)."""
+    return hv['topology'] in LAN_BLOCKED_TOPOLOGIES
+
+
 def is_dhcp_guest(hv, guest):
     """Whether the plan serves the guest by DHCP: a DHCP topology and no `dhcp: false`."""
     return hv['topology'] in DHCP_TOPOLOGIES and guest.get('dhcp', True) is not False
@@ -267,7 +325,15 @@ def dns_name(guest):
 
 
 def siblings(hv, guest):
-    return [other for other in hv['guests'] if other is not guest]
+    """The other guests of the host on the same kind of link as the guest: the VDE guests
+    for a VDE guest (they meet on the switch), the tap guests for a tap guest."""
+    return [other for other in hv['guests']
+            if other is not guest and bool(other.get('vde')) == bool(guest.get('vde'))]
+
+
+def both_isolated(guest, other):
+    """Isolated bridge ports reach the host and the other ports, never each other."""
+    return bool(guest.get('isolated')) and bool(other.get('isolated'))
 
 
 def forwards(hv):
@@ -290,9 +356,10 @@ def listen_port(guest):
 
 
 def fetch_urls(hv, guest):
-    """What a guest fetches: every forward of its host to another guest, through the host's
-    uplink address (the hairpin)."""
-    return [forward_url(hv, port) for port, target, _guest_port in forwards(hv) if target is not guest]
+    """What a guest fetches: every forward of its host to one of its siblings, through the
+    host's uplink address (the hairpin)."""
+    return [forward_url(hv, port) for port, target, _guest_port in forwards(hv)
+            if any(target is other for other in siblings(hv, guest))]
 
 
 def http_body(guest):
@@ -302,37 +369,63 @@ def http_body(guest):
 
 def guest_gateway(hv, guest):
     """What the plan makes the guest's gateway (docs/inventory.md): routed, the first
-    host of its subnet; bridged_nat, the bridge; bridged_lan, none (the host does not route)."""
+    host of its subnet; a VDE guest, the switch's host side; bridged_nat and isolated, the
+    bridge; bridged_lan, none (the host does not route)."""
+    if guest.get('vde'):
+        return hv['vde']['address'].split('/')[0]
     if hv['topology'] in ('routed', 'routed_nat'):
         return str(next(ipaddress.ip_interface(guest['address']).network.hosts()))
-    if hv['topology'] == 'bridged_nat':
+    if hv['topology'] in BRIDGE_TOPOLOGIES:
         return hv['bridge_address'].split('/')[0]
     return None
 
 
 def ping_targets(hv, guest):
-    """(label, target) a guest pings: its gateway (or, on the LAN, its host), the other
-    guest of its host (a DHCP guest by its DNS name), the LAN peer; then, when the guest has
-    IPv6, the same over IPv6 (by address; on the LAN no gateway: the host does not route)."""
+    """(label, target, note) a guest pings and must reach: its gateway (or, on the LAN, its
+    host), the other guests of its link (a DHCP guest by its DNS name) unless both are
+    isolated ports, the LAN peer unless the network is isolated; then, when the guest has
+    IPv6, the same over IPv6 (by address; on the LAN no gateway: the host does not route).
+    note: what the row adds ('' or ' (VDE switch)' ...)."""
     plan6 = ipv6_plan(hv)
+    vde = ' (VDE switch)' if guest.get('vde') else ''
     targets = []
     gateway = guest_gateway(hv, guest)
     if gateway:
-        targets.append(('gateway', gateway))
+        targets.append(('gateway', gateway, vde))
     else:
-        targets.append(('host on br0', hv['uplink_address']))
-    for other in siblings(hv, guest):
+        targets.append(('host on br0', hv['uplink_address'], ''))
+    reachable = [other for other in siblings(hv, guest) if not both_isolated(guest, other)]
+    for other in reachable:
         by_name = is_dhcp_guest(hv, guest) and is_dhcp_guest(hv, other)
-        targets.append((other['name'], dns_name(other) if by_name else guest_ip(other)))
-    targets.append(('peer', PEER_ADDRESS))
+        targets.append((other['name'], dns_name(other) if by_name else guest_ip(other), vde))
+    if not lan_blocked(hv):
+        targets.append(('peer', PEER_ADDRESS, ' (NAT)' if vde and hv['topology'] == 'routed_nat' else ''))
     mine = plan6.get(guest['name'])
     if mine:
         if mine.gateway:
-            targets.append(('gateway', mine.gateway))
-        for other in siblings(hv, guest):
+            targets.append(('gateway', mine.gateway, vde))
+        for other in reachable:
             if other['name'] in plan6:
-                targets.append((other['name'], plan6[other['name']].ip))
-        targets.append(('peer', PEER_ADDRESS6))
+                targets.append((other['name'], plan6[other['name']].ip, vde))
+        if not lan_blocked(hv):
+            targets.append(('peer', PEER_ADDRESS6, ''))
+    return targets
+
+
+def unreach_targets(hv, guest):
+    """(label, target, why, the guest it is or None) a guest must NOT reach, by address: the
+    other isolated ports of its bridge, and on an isolated network the LAN peer; IPv4, then
+    IPv6."""
+    plan6 = ipv6_plan(hv)
+    others = [other for other in siblings(hv, guest) if both_isolated(guest, other)]
+    targets = [(other['name'], guest_ip(other), 'isolated', other) for other in others]
+    if lan_blocked(hv):
+        targets.append(('peer', PEER_ADDRESS, 'isolated network', None))
+    if guest['name'] in plan6:
+        targets += [(other['name'], plan6[other['name']].ip, 'isolated', other)
+                    for other in others if other['name'] in plan6]
+        if lan_blocked(hv):
+            targets.append(('peer', PEER_ADDRESS6, 'isolated network', None))
     return targets
 
 
@@ -356,13 +449,18 @@ def guest_append(hv, guest, tries=None):
     """The kernel command line the lab gives a guest. A DHCP guest names neither its address
     nor its name (both come from its lease; the plan appends no ip= either); a static one gets
     its address from the plan's ip=, appended to this. A static IPv6 address (the kernel's ip=
-    has no IPv6 form) is given as ttq.ip6 with its gateway; a SLAAC guest waits for its own."""
+    has no IPv6 form) is given as ttq.ip6 with its gateway; a SLAAC guest waits for its own.
+    The targets it must not reach are tried last (ttq.unreach), after UNREACH_AFTER seconds
+    when one of them is a guest."""
     mine = ipv6_plan(hv).get(guest['name'])
     static6 = mine if mine and not mine.slaac else None
+    unreach = unreach_targets(hv, guest)
     return guest_boot.kernel_append(
-        None, ping=[target for _label, target in ping_targets(hv, guest)], lookup=lookups(hv, guest),
+        None, ping=[target for _label, target, _note in ping_targets(hv, guest)], lookup=lookups(hv, guest),
         listen=listen_port(guest), fetch=fetch_urls(hv, guest), tries=tries, after='stay',
-        address6=static6.address if static6 else None, gateway6=static6.gateway if static6 else None)
+        address6=static6.address if static6 else None, gateway6=static6.gateway if static6 else None,
+        unreach=[target for _label, target, _why, _other in unreach],
+        unreach_after=UNREACH_AFTER if any(other for _label, _target, _why, other in unreach) else None)
 
 
 def run(argv, check=True, capture=False, netns=None):
@@ -453,6 +551,10 @@ class Lab:
     # ------------------------------------------------------------ up / down
     def up(self, python, build):
         """Create the namespaces and write the inventory; build: build_guest()'s result."""
+        with_vde = sorted(name for name, hv in self.hypervisors.items() if hv.get('vde'))
+        if with_vde and not shutil.which('vde_switch'):
+            raise SystemExit("%s: a VDE switch, but there is no vde_switch here: install Debian's vde2 "
+                             "(apt-get install vde2; tests/run.sh installs it)" % ', '.join(with_vde))
         self.down(quiet=True)
         os.makedirs(self.guests_dir, exist_ok=True)
         os.chmod(self.state_dir, 0o755)
@@ -485,12 +587,18 @@ class Lab:
         """The LAN peer routes the routed hypervisors' guest subnets back through them
         (verb add or del); NAT topologies need no route, and the peer counts where their
         packets come from. IPv6: the pool and the guest /64s outside it of every routed and
-        routed_nat host without NAT66 (its /64s are routed)."""
+        routed_nat host without NAT66 (its /64s are routed).
+
+        An isolated host's networks (IPv4 and IPv6) are routed to its uplink too, as a LAN
+        router that knows them would: what keeps the peer and those guests apart is then the
+        host alone (no forwarding, no NAT), and the pings that must fail can fail."""
         for _name, hv in sorted(self.hypervisors.items()):
-            if hv['topology'] == 'routed':
-                for guest in hv['guests']:
-                    run(['ip', 'route', verb, network_of(guest['address']), 'via', hv['uplink_address']],
-                        netns=self.peer)
+            if hv['topology'] == 'routed' or lan_blocked(hv):
+                for network in sorted(set(network_of(guest['address']) for guest in hv['guests'])):
+                    run(['ip', 'route', verb, network, 'via', hv['uplink_address']], netns=self.peer)
+            if lan_blocked(hv) and hv.get('uplink_address6'):
+                for network in ipv6_networks(hv):
+                    run(['ip', '-6', 'route', verb, network, 'via', hv['uplink_address6']], netns=self.peer)
             if hv['topology'] in ('routed', 'routed_nat') and routed_ipv6(hv) and hv.get('uplink_address6'):
                 pool = ipaddress.IPv6Network(hv['pool6']) if hv.get('pool6') else None
                 networks = ([str(pool)] if pool else []) + [
@@ -602,6 +710,12 @@ class Lab:
             }
             if 'bridge_address' in hv:
                 host['tuntap_qemu_bridge_address'] = hv['bridge_address']
+            if hv.get('vde'):
+                # The VDE switch: a pidfile'd vde_switch (no systemd here), its pidfile and
+                # socket in the lab's state folder (its /run/tuntap-qemu/vde), which the
+                # teardown and the reboot simulation end it by (stop_vde_switches).
+                host['tuntap_qemu_vde'] = dict(hv['vde'])
+            host['tuntap_qemu_vde_runtime_dir'] = self.vde_runtime_dir(name)
             if hv.get('uplink_address6'):
                 # The uplink's static IPv6 address (set by plug_uplink): checked, and moved to
                 # the bridge and persisted there by bridged_lan.
@@ -663,17 +777,45 @@ class Lab:
         """Hypervisor `name`'s DHCP runtime folder (its /run/tuntap-qemu/dnsmasq: pidfile)."""
         return os.path.join(self.state_dir, 'dhcp-run', name)
 
+    def vde_runtime_dir(self, name):
+        """Hypervisor `name`'s VDE runtime folder (its /run/tuntap-qemu/vde: the switch's
+        pidfile and socket)."""
+        return os.path.join(self.state_dir, 'vde-run', name)
+
     def stop_dhcp_servers(self, names=None):
         """End the dnsmasq processes of the lab's hypervisors (or of the hypervisors `names`)
         by the pids in the pidfiles of their DHCP runtime folders, each only when it is a
         dnsmasq whose command line names a path of the lab's state folder. A process would
         keep its namespace alive after `ip netns del`. Returns the pids ended."""
-        ended = []
         folders = [self.dhcp_runtime_dir(name) for name in names] if names is not None \
             else [os.path.join(self.state_dir, 'dhcp-run')]
+        return self.stop_pidfile_processes(folders, 'dnsmasq')
+
+    def stop_vde_switches(self, names=None):
+        """End the vde_switch processes of the lab's hypervisors (or of the hypervisors
+        `names`) by the pids in the pidfiles of their VDE runtime folders, each only when it is
+        a vde_switch whose command line names a path of the lab's state folder. Returns the
+        pids ended."""
+        folders = [self.vde_runtime_dir(name) for name in names] if names is not None \
+            else [os.path.join(self.state_dir, 'vde-run')]
+        return self.stop_pidfile_processes(folders, 'vde_switch')
+
+    def vde_switch_pids(self, name):
+        """The pids of hypervisor `name`'s running VDE switches, by the pidfiles of its VDE
+        runtime folder (sorted)."""
+        return sorted(pid for pid in (pidfile_process(pidfile, 'vde_switch', self.state_dir) for pidfile in
+                                      glob.glob(os.path.join(glob.escape(self.vde_runtime_dir(name)), '**', '*.pid'),
+                                                recursive=True))
+                      if pid is not None)
+
+    def stop_pidfile_processes(self, folders, program):
+        """End, by the pids in the *.pid files under folders, each process that is `program`
+        with a command line naming a path of the lab's state folder (SIGTERM, SIGKILL after
+        5 s). Returns the pids ended."""
+        ended = []
         for folder in folders:
             for pidfile in sorted(glob.glob(os.path.join(glob.escape(folder), '**', '*.pid'), recursive=True)):
-                pid = dnsmasq_process(pidfile, self.state_dir)
+                pid = pidfile_process(pidfile, program, self.state_dir)
                 if pid is None:
                     continue
                 os.kill(pid, signal.SIGTERM)
@@ -693,6 +835,7 @@ class Lab:
                 namespaces.update(json.load(handle)['namespaces'])
         self.stop_guests()
         self.stop_dhcp_servers()
+        self.stop_vde_switches()
         for ns in sorted(namespaces):
             if os.path.exists('/run/netns/%s' % ns):
                 run(['ip', 'netns', 'del', ns])
@@ -703,11 +846,12 @@ class Lab:
 
     # ------------------------------------------------------------ reboot simulation
     def recreate_hypervisor(self, name, timeout=10):
-        """Power hypervisor `name` off and on: end its guests (by their pidfiles), delete its
-        namespace and make a new one with only what the machine has before its own boot
-        configuration runs: lo and its uplink eth0 (the veth into the LAN, same MAC) with the
-        address it had before any converge. Its /etc/netns/<namespace>/ files (the persistent
-        configuration) stay; its guests' runtime folders and ifupdown's state go, as /run
+        """Power hypervisor `name` off and on: end its guests, its DHCP server and its VDE
+        switch (each by its pidfile), delete its namespace and make a new one with only what
+        the machine has before its own boot configuration runs: lo and its uplink eth0 (the
+        veth into the LAN, same MAC) with the address it had before any converge. Its
+        /etc/netns/<namespace>/ files (the persistent configuration) stay; its guests' and
+        services' runtime folders (pidfiles, the VDE socket) and ifupdown's state go, as /run
         does at a reboot."""
         hv = self.hypervisors[name]
         ns = hv['namespace']
@@ -716,8 +860,10 @@ class Lab:
         guests = [guest['name'] for guest in hv['guests']]
         self.stop_guests(guests)
         self.stop_dhcp_servers([name])
+        self.stop_vde_switches([name])
         shutil.rmtree(self.runtime_root(name), ignore_errors=True)
         shutil.rmtree(self.dhcp_runtime_dir(name), ignore_errors=True)
+        shutil.rmtree(self.vde_runtime_dir(name), ignore_errors=True)
         shutil.rmtree(self.ifupdown_state(name), ignore_errors=True)
         if os.path.exists('/run/netns/%s' % ns):
             run(['ip', 'netns', 'del', ns])
@@ -831,10 +977,21 @@ class Lab:
         match = re.search(r'= [\d.]+/([\d.]+)/', result.stdout)
         return result.returncode == 0, (float(match.group(1)) if match else None)
 
+    @staticmethod
+    def unreachable(source_ns, target):
+        """Whether target does not answer a short ping from namespace source_ns (two echo
+        requests within 2 s, as the guests' ttq.unreach), and the round trip if it does."""
+        result = run(['ping', '-n', '-c', '2', '-i', '0.2', '-W', '1', '-w', '2', target],
+                     check=False, capture=True, netns=source_ns)
+        match = re.search(r'= [\d.]+/([\d.]+)/', result.stdout)
+        return match is None, (float(match.group(1)) if match else None)
+
     def count_sources(self):
         """Counters in the LAN peer (a lab host) of the echo requests it gets from each NAT
         hypervisor's uplink address and from its guest subnets: the proof that the peer
-        sees the host, never a guest address; the same over IPv6 for a NAT66 host."""
+        sees the host, never a guest address; the same over IPv6 for a NAT66 host. An
+        isolated host's: the peer must see none, neither from its guests nor from its uplink
+        (no NAT), IPv4 and IPv6."""
         rules = ['add table inet ttqlab', 'add chain inet ttqlab input { type filter hook input priority 0; }']
         for name, hv in sorted(self.hypervisors.items()):
             if hv['topology'] in ('routed_nat', 'bridged_nat'):
@@ -843,7 +1000,13 @@ class Lab:
                 for network in sorted(set(network_of(guest['address']) for guest in hv['guests'])):
                     rules.append('add rule inet ttqlab input ip saddr %s icmp type echo-request counter '
                                  'comment "%s guests"' % (network, name))
-            if hv.get('nat6') and hv.get('uplink_address6'):
+            if lan_blocked(hv):
+                rules.append('add rule inet ttqlab input ip saddr %s icmp type echo-request counter '
+                             'comment "%s uplink"' % (hv['uplink_address'], name))
+                for network in sorted(set(network_of(guest['address']) for guest in hv['guests'])):
+                    rules.append('add rule inet ttqlab input ip saddr %s icmp type echo-request counter '
+                                 'comment "%s guests"' % (network, name))
+            if (hv.get('nat6') or lan_blocked(hv)) and hv.get('uplink_address6'):
                 rules.append('add rule inet ttqlab input ip6 saddr %s icmpv6 type echo-request counter '
                              'comment "%s uplink6"' % (hv['uplink_address6'], name))
                 for network in ipv6_networks(hv):
@@ -853,7 +1016,7 @@ class Lab:
                        text=True, check=True, env=ENV)
 
     def source_counts(self):
-        """{comment: packets} of the peer's counters."""
+        """{comment: packets} of the peer's counters (summed over the rules of a comment)."""
         result = run(['nft', '-j', 'list', 'table', 'inet', 'ttqlab'], capture=True, netns=self.peer)
         counts = {}
         for item in json.loads(result.stdout)['nftables']:
@@ -862,7 +1025,8 @@ class Lab:
                 continue
             for expr in rule['expr']:
                 if 'counter' in expr:
-                    counts[rule.get('comment')] = expr['counter']['packets']
+                    # One rule per guest network shares the comment: their packets add up.
+                    counts[rule.get('comment')] = counts.get(rule.get('comment'), 0) + expr['counter']['packets']
         return counts
 
     def guest_reports(self, timeout=GUEST_TIMEOUT):
@@ -890,9 +1054,12 @@ class Lab:
         return None, None
 
     @staticmethod
-    def guest_rows(hv, guest, report):
+    def guest_rows(hv, guest, report, reports=None):
         """The rows of a guest's own checks, from its serial report: its lease (a DHCP guest),
-        its lookups, its pings, its fetches through the host's forwards."""
+        its lookups, its pings, its fetches through the host's forwards, the pings that must
+        fail. reports: every guest's report ({name: report}), for the TTQ-BOOT clock of a
+        guest that the guest must not reach: the row holds only when that guest was up before
+        the try."""
         rows = []
         name = guest['name']
         if is_dhcp_guest(hv, guest):
@@ -915,18 +1082,18 @@ class Lab:
             ok = found.get('status') == 'ok' and address == wanted
             rows.append((name, 'lookup %s -> %s%s%s' % (query, address, ' (%s)' % how if how else '',
                                                         '' if ok else ' (expected %s)' % wanted), ok, None))
-        for label, target in ping_targets(hv, guest):
+        for label, target, note in ping_targets(hv, guest):
             result = report['results'].get(target)
             ok = result is not None and result.get('status') == 'ok'
             if target in by_name:
                 # By name: the guest pinged what its lookup gave, which must be the plan's.
                 ok = ok and result.get('address') == guest_ip(by_name[target])
-                text = '%s by name %s (%s)' % (label, target, (result or {}).get('address', 'not looked up'))
+                text = '%s by name %s (%s)%s' % (label, target, (result or {}).get('address', 'not looked up'), note)
             else:
-                text = '%s %s' % (label, target)
+                text = '%s %s%s' % (label, target, note)
             rows.append((name, text, ok, result.get('rtt_ms') if result else None))
         for port, target, guest_port in forwards(hv):
-            if target is guest:
+            if not any(target is other for other in siblings(hv, guest)):
                 continue
             url = forward_url(hv, port)
             fetched = (report.get('fetches') or {}).get(url) or {}
@@ -934,6 +1101,21 @@ class Lab:
             failure = ' (%s, body %r)' % (fetched.get('status', 'no TTQ-FETCH'), fetched.get('body'))
             rows.append((name, '%s:%d -> %s:%d (hairpin)%s' % (hv['uplink_address'], port, target['name'], guest_port,
                                                                '' if ok else failure), ok, None))
+        for label, target, why, other in unreach_targets(hv, guest):
+            result = (report.get('unreach') or {}).get(target) or {}
+            status = result.get('status', 'not tried')
+            ok = status == 'blocked'
+            proof = ''
+            if ok and other is not None:
+                # A guest that was not up yet proves nothing: its TTQ-BOOT must come first.
+                booted = (((reports or {}).get(other['name']) or {}).get('boot') or {}).get('clock')
+                tried = result.get('clock')
+                if not (booted and tried and booted.isdigit() and tried.isdigit()
+                        and int(tried) - int(booted) >= UNREACH_PROOF_SECONDS):
+                    ok = False
+                    proof = ' (not proven: %s up at clock %s, the try at %s)' % (
+                        other['name'], booted or '-', tried or '-')
+            rows.append((name, '%s %s %s (%s)%s' % (label, target, status, why, proof), ok, result.get('rtt_ms')))
         return rows
 
     def forward_rows(self, hv_name, hv):
@@ -958,7 +1140,7 @@ class Lab:
             rows = []
             for guest in hv['guests']:
                 report = reports.get(guest['name']) or {'results': {}}
-                rows += self.guest_rows(hv, guest, report)
+                rows += self.guest_rows(hv, guest, report, reports)
             if hv['topology'] in ('routed', 'bridged_lan'):
                 for guest in hv['guests']:
                     ok, latency = self.ping(self.peer, guest_ip(guest))
@@ -982,9 +1164,33 @@ class Lab:
                 rows.append(('peer', 'sees %s (%d ping6s), no guest IPv6 address (%d)'
                              % (hv.get('uplink_address6'), from_host, from_guests),
                              from_host > 0 and from_guests == 0, None))
+            if lan_blocked(hv):
+                rows += self.blocked_rows(name, hv, counts)
             rows += self.forward_rows(name, hv)
             tables[name] = ('%s: %s' % (name, hv['topology']), rows)
         return tables
+
+    def blocked_rows(self, hv_name, hv, counts):
+        """An isolated network and the LAN: the peer's short pings of each guest (IPv4 and
+        IPv6; the peer routes them to the host's uplink) must go unanswered while the guest
+        runs, and the peer must have seen no echo request of the host's guests, nor of the
+        host's uplink address (which a NAT would show)."""
+        rows = []
+        plan6 = ipv6_plan(hv)
+        for guest in hv['guests']:
+            running = guest_process(os.path.join(self.guest_dir(guest['name']), 'qemu.pid'), guest['name']) is not None
+            for target in [guest_ip(guest)] + ([plan6[guest['name']].ip] if guest['name'] in plan6 else []):
+                blocked, latency = self.unreachable(self.peer, target)
+                rows.append(('peer', '%s %s %s (isolated network)%s' % (
+                    guest['name'], target, 'blocked' if blocked else 'reached', '' if running else ' (not running)'),
+                    blocked and running, latency))
+        seen = [(counts.get('%s %s' % (hv_name, key), 0), what) for key, what in (
+            ('uplink', 'pings from %s' % hv['uplink_address']), ('guests', 'from its guests'),
+            ('uplink6', 'ping6s from %s' % hv.get('uplink_address6')), ('guests6', 'from its guests'))
+            if key[-1] != '6' or hv.get('uplink_address6')]
+        rows.append(('peer', 'sees nothing of %s (%s)' % (hv_name, ', '.join('%d %s' % item for item in seen)),
+                     not any(count for count, _what in seen), None))
+        return rows
 
     @staticmethod
     def print_matrix(title, rows):
@@ -1022,6 +1228,13 @@ def same_interface(reported, planned):
 def dnsmasq_process(pidfile, folder):
     """The pid in pidfile when it is alive and a dnsmasq whose command line names a path
     under folder (its configuration, its pidfile), else None."""
+    return pidfile_process(pidfile, 'dnsmasq', folder)
+
+
+def pidfile_process(pidfile, program, folder):
+    """The pid in pidfile when it is alive and is `program` (the base name of its argv[0])
+    with a command line that names a path under folder (its configuration, pidfile or
+    socket), else None."""
     try:
         with open(pidfile) as handle:
             pid = int(handle.read().strip())
@@ -1029,7 +1242,7 @@ def dnsmasq_process(pidfile, folder):
             args = [arg.decode(errors='replace') for arg in handle.read().split(b'\0') if arg]
     except (OSError, ValueError):
         return None
-    if args and os.path.basename(args[0]) == 'dnsmasq' and any(folder in arg for arg in args[1:]):
+    if args and os.path.basename(args[0]) == program and any(folder in arg for arg in args[1:]):
         return pid
     return None
 

@@ -26,11 +26,18 @@ import tuntap_lab  # noqa: E402  pylint: disable=wrong-import-position
 # peer's and the host's own. IPv6, per guest: its address against the plan, ping6 of the
 # gateway (not on the LAN), the other guest and the peer; the peer's ping6 of each guest
 # where the IPv6 networks are routed (hv1, hv2, hv4), its NAT66 counter row where not (hv3).
+# Issue 13: hv2's VDE guests (IPv4 only, each other on the switch): lease, 2 lookups, gateway,
+# sibling, peer. hv5 (isolated, 3 guests): lease, ip6, 3 lookups each; vm9 pings 3 targets
+# and 3 over IPv6, vm10 and vm11 2 and 2 (not each other); must fail: each guest -> peer
+# (IPv4, IPv6), vm10 <-> vm11 (IPv4, IPv6), the peer -> each guest (IPv4, IPv6); the peer's
+# counter of hv5's pings.
 #   hv1: 2 x (6 + 4) + 2 (peer, IPv4) + 2 (peer, IPv6)                      = 24
-#   hv2: 2 x (6 + 4) + 1 hairpin + 1 NAT + 2 forwards + 2 (peer, IPv6)      = 26
+#   hv2: 2 x (6 + 4) + 1 hairpin + 1 NAT + 2 forwards + 2 (peer, IPv6)
+#        + 2 x 6 (VDE)                                                      = 38
 #   hv3: 2 x (6 + 4) + 1 hairpin + 1 NAT + 2 forwards + 1 NAT66             = 25
 #   hv4: 2 x (3 + 3) + 2 (peer, IPv4) + 1 (hv4 on br0) + 2 (peer, IPv6)     = 17
-EXPECTED_ROWS = {'hv1': 24, 'hv2': 26, 'hv3': 25, 'hv4': 17}
+#   hv5: 3 x 5 + 6 + 2 x 4 (pings) + 3 x 2 + 2 x 2 (must fail) + 6 (peer) + 1 = 46
+EXPECTED_ROWS = {'hv1': 24, 'hv2': 38, 'hv3': 25, 'hv4': 17, 'hv5': 46}
 
 
 @pytest.fixture(scope='module')
@@ -145,7 +152,10 @@ def test_the_labs_ipv6_plan_is_the_fleet_plan(tmp_path):
     """What the lab expects of every guest's IPv6 (ipv6_plan: its address, gateway, SLAAC or
     static, and what a static guest is given on its command line) is what the fleet plan
     makes of the lab's inventory; bridged_lan guests have no IPv6 in the plan (SLAAC from the
-    LAN: the EUI-64 of the plan's MAC in the LAN's /64)."""
+    LAN: the EUI-64 of the plan's MAC in the LAN's /64), nor have VDE guests on a switch
+    without address6. The rest of what the matrix expects is the plan's too: each guest's
+    gateway, which guests are isolated ports (the bridge's isolated_ports) and which are on
+    the host's VDE switch, whose socket is in the lab's state folder."""
     sys.path.insert(0, tuntap_lab.collections_path(str(tmp_path)))
     from ansible_collections.tuntap.qemu.plugins.module_utils._fleet import planner  # pylint: disable=import-outside-toplevel
 
@@ -159,8 +169,23 @@ def test_the_labs_ipv6_plan_is_the_fleet_plan(tmp_path):
     assert errors == []
     for name, hv in sorted(tuntap_lab.HYPERVISORS.items()):
         expected = tuntap_lab.ipv6_plan(hv)
-        assert sorted(expected) == sorted(guest['name'] for guest in hv['guests'])
+        specs = dict((guest['name'], guest) for guest in hv['guests'])
+        assert sorted(expected) == sorted(guest['name'] for guest in hv['guests']
+                                          if not guest.get('vde') or hv['vde'].get('address6'))
+        vde = plan[name]['vde']
+        assert (vde is not None) == bool(hv.get('vde'))
+        if vde is not None:
+            assert os.path.dirname(vde['socket']) == lab.vde_runtime_dir(name), vde
+        isolated_taps = sorted(guest['tap'] for guest in plan[name]['guests'] if specs[guest['name']].get('isolated'))
+        assert (plan[name]['bridge'] or {}).get('isolated_ports', []) == isolated_taps
         for guest in plan[name]['guests']:
+            spec = specs[guest['name']]
+            assert guest['gateway'] == tuntap_lab.guest_gateway(hv, spec), (name, guest)
+            assert guest['isolated'] == bool(spec.get('isolated')), (name, guest)
+            assert guest['vde'] == (vde['socket'] if spec.get('vde') else None), (name, guest)
+            if guest['name'] not in expected:
+                assert (guest['address6'], guest['gateway6'], guest['slaac']) == (None, None, False), (name, guest)
+                continue
             mine = expected[guest['name']]
             if hv['topology'] == 'bridged_lan':
                 assert (guest['address6'], guest['gateway6'], guest['slaac']) == (None, None, False)
@@ -172,6 +197,53 @@ def test_the_labs_ipv6_plan_is_the_fleet_plan(tmp_path):
                       if spec['name'] == guest['name']][0]['append'].split()
             static = ['ttq.ip6=%s' % mine.address, 'ttq.gw6=%s' % mine.gateway]
             assert all((word in append) != mine.slaac for word in static), (guest['name'], append)
+
+
+def _vm10_report(blocked=('192.168.9.12', tuntap_lab.PEER_ADDRESS, 'fd00:5::5054:ff:fe7b:c825', tuntap_lab.PEER_ADDRESS6),
+                 tried=1796176780):
+    """hv5's vm10 (isolated port of an isolated network): everything it must reach answered;
+    the targets it must not reach did not, but for those not in blocked, tried at clock tried."""
+    ok = {'status': 'ok', 'rtt_ms': 1.0}
+    unreach = ('192.168.9.12', tuntap_lab.PEER_ADDRESS, 'fd00:5::5054:ff:fe7b:c825', tuntap_lab.PEER_ADDRESS6)
+    return {
+        'lease': {'ip': '192.168.9.11/24', 'hostname': 'vm10'},
+        'boot': {'ip': '192.168.9.11/24', 'ip6': 'fd00:5::5054:ff:fec8:6ffb/64', 'clock': '1796176760'},
+        'lookups': {'vm9.qemu.internal': {'status': 'ok', 'address': '192.168.9.10'},
+                    'vm11.qemu.internal': {'status': 'ok', 'address': '192.168.9.12'},
+                    tuntap_lab.PEER_NAME: {'status': 'ok', 'address': tuntap_lab.PEER_ADDRESS}},
+        'results': {'192.168.9.1': ok, 'vm9.qemu.internal': dict(ok, address='192.168.9.10'), 'fd00:5::1': ok,
+                    'fd00:5::5054:ff:fe6f:157': ok},
+        'unreach': dict((target, {'status': 'blocked' if target in blocked else 'reached',
+                                  'rtt_ms': None if target in blocked else 0.9, 'clock': str(tried)})
+                        for target in unreach),
+    }
+
+
+# vm11's TTQ-BOOT clock: it was up 20 s before vm10's tries by default.
+@pytest.mark.parametrize('report, vm11_up, failing', [
+    (_vm10_report(), 1796176760, []),
+    # An answer where none may come.
+    (_vm10_report(blocked=(tuntap_lab.PEER_ADDRESS, 'fd00:5::5054:ff:fe7b:c825', tuntap_lab.PEER_ADDRESS6)),
+     1796176760, ['vm11 192.168.9.12 reached']),
+    (_vm10_report(blocked=('192.168.9.12', 'fd00:5::5054:ff:fe7b:c825')), 1796176760,
+     ['peer 10.0.0.20 reached', 'peer fd00:10::20 reached']),
+    # vm11 came up after the try (or too close to it to tell): no proof of its isolation.
+    (_vm10_report(), 1796176779, ['vm11 192.168.9.12 blocked (isolated) (not proven', 'vm11 fd00:5::5054:ff:fe7b:c825']),
+    (_vm10_report(), None, ['vm11 192.168.9.12 blocked (isolated) (not proven', 'vm11 fd00:5::5054:ff:fe7b:c825']),
+    # Not tried at all (an old guest without ttq.unreach).
+    (dict(_vm10_report(), unreach={}), 1796176760,
+     ['vm11 192.168.9.12 not tried', 'peer 10.0.0.20 not tried', 'vm11 fd00', 'peer fd00']),
+])
+def test_isolated_guest_rows_hold_only_when_nothing_answered_a_guest_that_was_up(report, vm11_up, failing):
+    """The must-fail rows of an isolated port on an isolated network (hv5's vm10): ok only when
+    the target did not answer, and for a guest target only when that guest's TTQ-BOOT clock is
+    at least UNREACH_PROOF_SECONDS before the try."""
+    hv = tuntap_lab.HYPERVISORS['hv5']
+    vm11 = {'boot': {'clock': str(vm11_up)} if vm11_up else {}}
+    rows = tuntap_lab.Lab.guest_rows(hv, hv['guests'][1], report, {'vm10': report, 'vm11': vm11})
+    assert len(rows) == 13
+    failed = [target for _source, target, ok, _latency in rows if not ok]
+    assert len(failed) == len(failing) and all(text.startswith(prefix) for text, prefix in zip(failed, failing)), rows
 
 
 @pytest.mark.parametrize('mac, network, expected', [

@@ -1,7 +1,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Debian persistence, proven by a reboot simulation in the lab; and check mode.
 
-Reboot: site.yml converges the four-hypervisor lab (one per topology, two real guests each).
+Reboot: site.yml converges the five-hypervisor lab (one per topology, real guests on each).
 Then, for every hypervisor, its state (links, addresses, routes, nftables ruleset,
 forwarding sysctls; read with `ip -j` / `nft -j` inside its namespace and normalized) is
 recorded, the machine is "rebooted" - guests ended by their pidfiles, namespace deleted and
@@ -20,6 +20,13 @@ IPv6 (issue 13): the dual-stack hypervisors' IPv6 - the inet6 stanzas of their t
 bridge, net.ipv6.conf.all.forwarding in the sysctl file, the NAT66 rule in the nft file - is
 in what the converge made and in what the boot path brings back. What the kernel makes by
 itself after the boot (SLAAC from the LAN's router advertisements) is waited for, briefly.
+
+Isolation and VDE (issue 13): which bridge ports are isolated (BR_ISOLATED) is part of the
+compared state, so the bridge stanza's `bridge_slave isolated on` lines must bring it back;
+hv2's VDE switch tap (vde0, with the switch's address) comes back from its stanza, and the
+switch itself - a pidfile'd process in the lab, ended by its pidfile at the power cycle - is
+started again by the next site.yml, as the guests and the DHCP server are (on a real host
+its unit starts it at boot; the real-host stage shows that).
 
 Check mode: on a fresh lab, `site.yml --check --diff` reports changes for every host, shows
 the interfaces files it would write, and changes nothing (state and files as before).
@@ -50,8 +57,8 @@ import tuntap_lab  # noqa: E402  pylint: disable=wrong-import-position
 
 GUESTS_TASK = 'tuntap.qemu.hypervisor : The guests of this host'
 DHCP_TASK = 'tuntap.qemu.hypervisor : DHCP and DNS for the guests of the internal networks'
-# The topologies whose hosts run the guests' DHCP server (issue 12).
-DHCP_TOPOLOGIES = ('routed', 'routed_nat', 'bridged_nat')
+# The topologies whose hosts run the guests' DHCP server (issue 12; isolated: issue 13).
+DHCP_TOPOLOGIES = tuntap_lab.DHCP_TOPOLOGIES
 INTERFACES_TASK = 'tuntap.qemu.hypervisor : Interfaces of the guests (taps, bridge, addresses) for ifupdown at boot'
 SOURCE_TASK = 'tuntap.qemu.hypervisor : /etc/network/interfaces reads interfaces.d (added only when no source line covers it)'
 # Link flags that follow the carrier (a tap has one only while its QEMU runs), not the
@@ -95,6 +102,9 @@ def _links(netns):
             entry['tun'] = dict((key, value) for key, value in data.items() if key != 'vnet_hdr')
         if entry['kind'] == 'bridge':
             entry['bridge'] = dict((key, data.get(key)) for key in ('stp_state', 'forward_delay', 'vlan_filtering'))
+        if info.get('info_slave_kind') == 'bridge':
+            # An isolated port (issue 13, BR_ISOLATED) reaches only the non-isolated ones.
+            entry['isolated'] = bool((info.get('info_slave_data') or {}).get('isolated'))
         state[link['ifname']] = entry
     return state
 
@@ -413,6 +423,7 @@ BOOT_STEPS = {
     'routed_nat': ['sysctl', 'tuntap-qemu-nft.service', 'ifup'],
     'bridged_nat': ['sysctl', 'tuntap-qemu-nft.service', 'ifup'],
     'bridged_lan': ['sysctl', 'ifup'],
+    'isolated': ['sysctl', 'ifup'],
 }
 
 
@@ -442,13 +453,14 @@ def _global6(state, ifname):
 def _ipv6_interfaces(lab, name, state):
     """{interface: its host-side IPv6 address} as the inventory plans them (docs/inventory.md,
     IPv6): routed, routed_nat: tapN, ::1 of guest N's network (its address6's, else a /64 of
-    tuntap_qemu_pool6); bridged_nat: br0, tuntap_qemu_bridge_address6 (else ::1 of the pool's
-    first /64). Checked against state where the plan leaves a choice (which free /64)."""
+    tuntap_qemu_pool6; a VDE guest has no tap, and no /64 of the pool); bridged_nat and
+    isolated: br0, tuntap_qemu_bridge_address6 (else ::1 of the pool's first /64). Checked
+    against state where the plan leaves a choice (which free /64)."""
     hostvars = _hostvars(lab, name)
     topology = hostvars['tuntap_qemu_topology']
     pool6 = ipaddress.IPv6Network(hostvars['tuntap_qemu_pool6']) if hostvars.get('tuntap_qemu_pool6') else None
     wanted = {}
-    if topology == 'bridged_nat':
+    if topology in tuntap_lab.BRIDGE_TOPOLOGIES:
         if hostvars.get('tuntap_qemu_bridge_address6'):
             wanted['br0'] = ipaddress.IPv6Interface(hostvars['tuntap_qemu_bridge_address6'])
         elif pool6:
@@ -456,6 +468,8 @@ def _ipv6_interfaces(lab, name, state):
             wanted['br0'] = ipaddress.IPv6Interface('%s/64' % first[1])
     elif topology in ('routed', 'routed_nat'):
         for index, guest in enumerate(hostvars['tuntap_qemu_guests']):
+            if guest.get('vde'):
+                continue
             tap = 'tap%d' % index
             held = _global6(state, tap)
             if guest.get('address6'):
@@ -470,7 +484,7 @@ def _ipv6_interfaces(lab, name, state):
 
 
 IPV6_HYPERVISORS = sorted(name for name, hv in tuntap_lab.HYPERVISORS.items()
-                          if hv['topology'] in ('routed', 'routed_nat', 'bridged_nat'))
+                          if hv['topology'] in ('routed', 'routed_nat', 'bridged_nat', 'isolated'))
 
 
 @pytest.mark.parametrize('hypervisor', IPV6_HYPERVISORS)
@@ -478,10 +492,12 @@ def test_the_boot_path_brings_ipv6_back(rebooted_lab, hypervisor):
     """What the IPv6 of a dual-stack host is made of comes back at boot from the files the
     converge wrote: the inet6 stanzas of the taps or the bridge (ifup), IPv6 forwarding (the
     sysctl.d file), NAT66 where tuntap_qemu_nat6 (the nft file, our unit) - and is the state
-    after the converge (test_boot_path_restores_the_converged_state compares all of it)."""
+    after the converge (test_boot_path_restores_the_converged_state compares all of it).
+    An isolated host does not forward, IPv6 neither."""
     lab, converged, booted, _steps = rebooted_lab
     hv = lab.hypervisors[hypervisor]
     hostvars = _hostvars(lab, hypervisor)
+    forwarding = '0' if tuntap_lab.lan_blocked(hv) else '1'
     wanted = _ipv6_interfaces(lab, hypervisor, converged[hypervisor])
     assert wanted, '%s: the lab inventory plans no IPv6 (tuntap_qemu_pool6, _bridge_address6, address6)' % hypervisor
     for when, state in (('after the converge', converged[hypervisor]), ('after the boot path', booted[hypervisor])):
@@ -491,7 +507,7 @@ def test_the_boot_path_brings_ipv6_back(rebooted_lab, hypervisor):
         for interface, address in wanted.items():
             routes = [route for route in state['routes'] if route.get('dst') == str(address.network)]
             assert [route.get('dev') for route in routes] == [interface], (hypervisor, when, routes)
-        assert state['sysctl']['net.ipv6.conf.all.forwarding'] == '1', (hypervisor, when, state['sysctl'])
+        assert state['sysctl']['net.ipv6.conf.all.forwarding'] == forwarding, (hypervisor, when, state['sysctl'])
         # One masquerade is a nat rule and the forward rules that let it through, each
         # commented 'tuntap.qemu masquerade NETWORK oif eth0 | PART'.
         comments = [item['rule'].get('comment', '') for item in state['nftables'] if 'rule' in item]
@@ -516,7 +532,10 @@ def test_the_boot_path_brings_ipv6_back(rebooted_lab, hypervisor):
             with open(os.path.join(etc, 'sysctl.d', filename)) as handle:
                 keys.update((key.strip().replace('/', '.'), value.strip()) for key, _sign, value in
                             (line.partition('=') for line in handle if '=' in line and line.strip()[:1] not in '#;'))
-    assert keys.get('net.ipv6.conf.all.forwarding') == '1', (hypervisor, keys)
+    if forwarding == '1':
+        assert keys.get('net.ipv6.conf.all.forwarding') == '1', (hypervisor, keys)
+    else:
+        assert keys.get('net.ipv6.conf.all.forwarding', '0') == '0', (hypervisor, keys)
     if hostvars.get('tuntap_qemu_nat6'):
         with open(hostvars['tuntap_qemu_nft_file']) as handle:
             rules = handle.read()
@@ -591,23 +610,32 @@ def test_check_mode_changes_nothing(checked_lab):
 
 
 def _expected_interfaces_lines(hv, hostvars):
-    lines = ['+auto tap0', '+    pre-up ip tuntap add dev tap0 mode tap',
-             '+auto tap1', '+    pre-up ip tuntap add dev tap1 mode tap']
+    # A tap per guest but a VDE guest (tapN, N its index in the inventory), and the VDE
+    # switch's tap with the switch's address (issue 13).
+    taps = ['tap%d' % index for index, guest in enumerate(hv['guests']) if not guest.get('vde')]
+    lines = []
+    for tap in taps:
+        lines += ['+auto %s' % tap, '+    pre-up ip tuntap add dev %s mode tap' % tap]
+    if hv.get('vde'):
+        lines += ['+auto vde0', '+    pre-up ip tuntap add dev vde0 mode tap', '+    address %s' % hv['vde']['address']]
     if hv['topology'] in ('routed', 'routed_nat'):
         lines += ['+    address %s/%s' % (tuntap_lab.guest_gateway(hv, guest), guest['address'].split('/')[1])
                   for guest in hv['guests']]
-    elif hv['topology'] == 'bridged_nat':
-        lines += ['+auto br0', '+    address %s' % hv['bridge_address'], '+    bridge_ports tap0 tap1']
+    elif hv['topology'] in tuntap_lab.BRIDGE_TOPOLOGIES:
+        lines += ['+auto br0', '+    address %s' % hv['bridge_address'], '+    bridge_ports %s' % ' '.join(taps)]
     else:
         lines += ['+iface eth0 inet manual', '+auto br0', '+    address %s/24' % hv['uplink_address'],
-                  '+    bridge_ports tap0 tap1 eth0', '+    bridge_hw eth0']
+                  '+    bridge_ports %s eth0' % ' '.join(taps), '+    bridge_hw eth0']
+    # Issue 13: the isolated ports of the bridge, made isolated again at boot.
+    lines += ['+    up ip link set dev tap%d type bridge_slave isolated on' % index
+              for index, guest in enumerate(hv['guests']) if guest.get('isolated')]
     # Issue 13: the host side IPv6 of each tap (routed: a pool's /64 or the guest's address6)
-    # or the bridge (bridged_nat) in an inet6 stanza of its own.
+    # or the bridge (bridged_nat, isolated) in an inet6 stanza of its own.
     pool6 = hostvars.get('tuntap_qemu_pool6')
     if hv['topology'] in ('routed', 'routed_nat'):
         lines += ['+iface tap%d inet6 static' % index for index, guest in enumerate(hostvars['tuntap_qemu_guests'])
-                  if pool6 or guest.get('address6')]
-    elif hv['topology'] == 'bridged_nat' and (pool6 or hostvars.get('tuntap_qemu_bridge_address6')):
+                  if (pool6 or guest.get('address6')) and not guest.get('vde')]
+    elif hv['topology'] in tuntap_lab.BRIDGE_TOPOLOGIES and (pool6 or hostvars.get('tuntap_qemu_bridge_address6')):
         lines.append('+iface br0 inet6 static')
         if hostvars.get('tuntap_qemu_bridge_address6'):
             lines.append('+    address %s' % hostvars['tuntap_qemu_bridge_address6'])

@@ -3,10 +3,11 @@
 """The inventory is the truth (issue 10): converging another inventory over a converged
 lab leaves exactly what a fresh converge of that inventory leaves.
 
-The lab's four hypervisors (routed, routed_nat, bridged_nat, bridged_lan, two real guests
-each) are converged; then every one of them moves to another topology
+The lab's five hypervisors (routed, routed_nat with a VDE switch, bridged_nat, bridged_lan,
+isolated; real guests on each) are converged; then every one of them moves to another topology
 (tuntap_lab.CHANGED_HYPERVISORS: routed -> bridged_nat, routed_nat -> bridged_lan,
-bridged_nat -> routed_nat, bridged_lan -> routed) and hv2 and hv4 lose a guest. site.yml
+bridged_nat -> routed_nat, bridged_lan -> routed, isolated -> bridged_nat) and hv2, hv4 and
+hv5 lose guests (hv2 its VDE switch too: the switch's process, its tap and its guests go). site.yml
 runs four ways: --check --diff (reports the removals, changes nothing), for real, again
 (changed=0), again in check mode (changed=0); between the check and the real run, one
 run with tuntap_qemu_prune=false must remove nothing. The runtime state (links, addresses, routes,
@@ -95,7 +96,8 @@ def changed(build):
     Yields {'lab', 'before' (snapshot before the change), 'check' (rc, output, snapshot
     after it), 'real' (rc, output), 'after' (snapshot), 'again' (rc, changed),
     'again_check' (rc, changed), 'pids' (removed guest: its PID before the change),
-    'reports'}."""
+    'vde_pids' (hv2's VDE switch before the change), 'additive_vde_pids' (after the run
+    without pruning), 'reports'}."""
     lab = tuntap_lab.Lab('ttqt%d-' % (os.getpid() % 100000))
     try:
         lab.up('/usr/bin/python3', build)
@@ -107,7 +109,7 @@ def changed(build):
         pids = dict((name, guest_pid(lab, name)) for name in REMOVED_GUESTS)
         assert all(pids.values()), 'the guests to remove do not run: %s' % pids
         lab.reconfigure(tuntap_lab.CHANGED_HYPERVISORS, '/usr/bin/python3', build)
-        result = {'lab': lab, 'pids': pids, 'before': _snapshot(lab)}
+        result = {'lab': lab, 'pids': pids, 'before': _snapshot(lab), 'vde_pids': lab.vde_switch_pids('hv2')}
         started = time.monotonic()
         rc, _count = lab.converge('site.yml', extra_args=['--check', '--diff'])
         result['check'] = (rc, lab.last_output, _snapshot(lab),
@@ -118,6 +120,7 @@ def changed(build):
         links = dict((name, network_state(hv['namespace'])['links']) for name, hv in sorted(lab.hypervisors.items()))
         result['additive'] = (rc, lab.last_output, links,
                               dict((name, guest_pid(lab, name)) for name in REMOVED_GUESTS))
+        result['additive_vde_pids'] = lab.vde_switch_pids('hv2')
         started = time.monotonic()
         rc, _count = lab.converge('site.yml', extra_args=['--diff'])
         result['real'] = (rc, lab.last_output)
@@ -152,10 +155,11 @@ def test_check_mode_reports_the_change_and_changes_nothing(changed):
 
 def test_check_mode_names_every_removal(changed):
     """The diff of the check run shows what goes: the removed guests, their taps, the old
-    NAT rules and the bridges of the topologies left."""
+    NAT rules and the bridges of the topologies left, hv2's VDE switch tap."""
     _rc, output, _after, _pids = changed['check']
     for guest in REMOVED_GUESTS:
         assert guest in output, 'the check run does not name the removed guest %s' % guest
+    assert 'vde0' in output
     # hv2 leaves routed_nat: its masquerade of vm4's subnet goes.
     assert '192.168.4.0/24' in output
     # hv3 leaves bridged_nat and hv4 bridged_lan: their br0 goes.
@@ -172,6 +176,8 @@ def test_without_prune_nothing_of_the_old_inventory_goes(changed):
     assert 'tap1' in links['hv2'], "hv2's second tap (vm4's) went without pruning"
     assert 'tap1' in links['hv4'], "hv4's second tap (vm8's) went without pruning"
     assert 'br0' in links['hv3'] and 'br0' in links['hv4'], 'a bridge went without pruning'
+    assert 'vde0' in links['hv2'], "hv2's VDE switch tap went without pruning"
+    assert changed['additive_vde_pids'] == changed['vde_pids'], 'the VDE switch was stopped without pruning'
 
 
 def test_the_change_converges(changed):
@@ -199,6 +205,18 @@ def test_removed_guests_are_gone(changed):
     for name, pid in sorted(changed['pids'].items()):
         assert not os.path.exists('/proc/%d' % pid), '%s (pid %d) still runs' % (name, pid)
         assert not os.path.exists(lab.guest_dir(name)), '%s left its runtime folder' % name
+
+
+def test_the_removed_vde_switch_is_gone(changed):
+    """hv2 leaves routed_nat and its VDE switch: the process (ended by the module, by its
+    pidfile) is gone, and so are its pidfile and socket."""
+    lab = changed['lab']
+    assert len(changed['vde_pids']) == 1, changed['vde_pids']
+    pid = changed['vde_pids'][0]
+    assert not os.path.exists('/proc/%d' % pid), 'the VDE switch (pid %d) still runs' % pid
+    folder = lab.vde_runtime_dir('hv2')
+    left = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+    assert not left, 'the VDE runtime folder keeps %s' % left
 
 
 def test_site_yml_starts_the_ended_guests_again(changed):
