@@ -6,7 +6,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r'''
 module: qemu_guest
-short_description: Start, stop and remove QEMU guests attached to tap devices
+short_description: Start, stop and remove QEMU guests attached to tap devices or VDE switches
 version_added: 0.1.0
 description:
   - Runs a QEMU guest daemonized with today's network syntax,
@@ -52,15 +52,30 @@ options:
     choices: [running, stopped, absent]
     default: running
   nics:
-    description: The guest's network cards, one tap device each. At least one for V(running).
+    description:
+      - The guest's network cards, each on a tap device (O(nics[].tap)) or on the host's VDE
+        switch (O(nics[].vde)). At least one for V(running).
     type: list
     elements: dict
     default: []
     suboptions:
       tap:
-        description: Tap device on the host (see M(tuntap.qemu.tap_device)); it must exist and be up.
+        description:
+          - Tap device on the host (see M(tuntap.qemu.tap_device)); it must exist and be up.
+          - Exactly one of O(nics[].tap) and O(nics[].vde).
         type: str
-        required: true
+      vde:
+        description:
+          - The socket folder of a VDE switch (see M(tuntap.qemu.vde_switch)), such as
+            V(/run/tuntap-qemu/vde/vde0.ctl); the card is a port of that switch,
+            C(-netdev vde,id=netN,sock=PATH). Debian's QEMU (C(qemu-system-x86)) has the vde backend.
+          - The switch must be running (its control socket C(PATH/ctl) there) before the guest
+            starts, else an error and nothing starts. With O(autostart) the unit has
+            C(Wants=) and C(After=tuntap-qemu-vde.service).
+          - Exactly one of O(nics[].tap) and O(nics[].vde). O(run_as) must be allowed into the
+            socket folder (M(tuntap.qemu.vde_switch) O(tuntap.qemu.vde_switch#module:group)).
+        type: path
+        version_added: 0.3.0
       mac:
         description:
           - Unicast MAC of the card. A multicast MAC (lowest bit of the first octet set, as in
@@ -211,6 +226,7 @@ notes:
   - QEMU writes the guest's serial console to RV(serial_log).
 seealso:
   - module: tuntap.qemu.tap_device
+  - module: tuntap.qemu.vde_switch
 '''
 
 EXAMPLES = r'''
@@ -234,6 +250,13 @@ EXAMPLES = r'''
       - tap: tap1
         mac: 52:54:00:12:34:56
       - tap: tap2
+
+- name: Guest vm12 on the host's VDE switch (tuntap.qemu.vde_switch tap=vde0)
+  tuntap.qemu.qemu_guest:
+    name: vm12
+    nics:
+      - vde: /run/tuntap-qemu/vde/vde0.ctl
+    kernel: /var/lib/guests/vmlinuz
 
 - name: Guest vm2 as a systemd service that starts at boot (tuntap-qemu-guest-vm2.service)
   tuntap.qemu.qemu_guest:
@@ -411,7 +434,8 @@ def main():
             name=dict(type='str'),
             state=dict(type='str', choices=['running', 'stopped', 'absent'], default='running'),
             nics=dict(type='list', elements='dict', default=[], options=dict(
-                tap=dict(type='str', required=True),
+                tap=dict(type='str'),
+                vde=dict(type='path'),
                 mac=dict(type='str'),
                 model=dict(type='str', default='virtio-net-pci'),
                 queues=dict(type='int', default=1),

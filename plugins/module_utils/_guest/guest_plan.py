@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """qemu_guest parameters -> validated guest spec -> the action that converges it.
 
-Validation covers the errors QEMU hides or reports badly: a tap that does not exist
+Validation covers the errors QEMU hides or reports badly: a VDE switch that is not there, a tap that does not exist
 (QEMU as root would silently create an unconnected one), a tap that is down or held by
 another process, a tap the guest's user may not open, no NICs at all, a missing image.
 """
@@ -13,6 +13,7 @@ import grp
 import os
 import pwd
 import re
+import stat
 
 from ansible_collections.tuntap.qemu.plugins.module_utils import names
 from ansible_collections.tuntap.qemu.plugins.module_utils._guest import guest_config, qemu
@@ -57,14 +58,27 @@ def guest_spec(params):
         if guest.get('append') and not guest.get('kernel'):
             errors.append('append: needs kernel')
         if not params.get('nics'):
-            errors.append('nics: a running guest needs at least one NIC on a tap device '
+            errors.append('nics: a running guest needs at least one NIC on a tap device or a VDE switch '
                           "(QEMU's old 'Invalid vlan (0) with no nics' error)")
-    taps = []
+    taps, sockets = [], []
     for index, nic in enumerate(params.get('nics') or []):
         path = 'nics[%d]' % index
-        error = names.ifname_error('%s.tap' % path, nic['tap'])
-        if error:
-            errors.append(error)
+        tap, vde = nic.get('tap'), nic.get('vde')
+        if tap is not None and vde is not None:
+            errors.append('%s: tap and vde are mutually exclusive (a NIC is on a tap or on a VDE switch)' % path)
+        elif tap is None and vde is None:
+            errors.append('%s: needs tap (a tap device) or vde (the socket of a VDE switch)' % path)
+        if tap is not None:
+            error = names.ifname_error('%s.tap' % path, tap)
+            if error:
+                errors.append(error)
+            taps.append(tap)
+        if vde is not None:
+            if not os.path.isabs(vde):
+                errors.append('%s.vde: %r must be the absolute path of a VDE switch socket' % (path, vde))
+            if (nic.get('queues') or 1) > 1:
+                errors.append('%s.queues: a VDE NIC has one queue' % path)
+            sockets.append(vde)
         mac = nic.get('mac')
         if mac:
             mac, error = names.parse_mac('%s.mac' % path, mac)
@@ -72,9 +86,8 @@ def guest_spec(params):
                 errors.append(error)
         else:
             mac = guest_config.stable_mac(name or '', index)
-        guest['nics'].append({'tap': nic['tap'], 'mac': mac, 'model': nic['model'],
-                              'queues': nic.get('queues') or 1})
-        taps.append(nic['tap'])
+        guest['nics'].append({'tap': tap if vde is None else None, 'vde': vde, 'mac': mac,
+                              'model': nic['model'], 'queues': nic.get('queues') or 1})
     errors.extend(names.duplicate_errors('nics[].tap', taps))
     errors.extend(names.duplicate_errors('nics[].mac', [nic['mac'] for nic in guest['nics']]))
     return guest, errors
@@ -99,6 +112,8 @@ def tap_errors(snapshot, guest, run_as, own_pid):
     """Errors about the guest's taps in the kernel state `snapshot` (_links.reading.read_snapshot)."""
     errors = []
     for index, nic in enumerate(guest['nics']):
+        if nic.get('tap') is None:
+            continue  # a VDE NIC: vde_errors()
         path = 'nics[%d].tap' % index
         link = snapshot.get(nic['tap'])
         if link is None:
@@ -135,6 +150,25 @@ def tap_errors(snapshot, guest, run_as, own_pid):
                 errors.append('%s: tap %r has no owner or group, so only root may open it; set '
                               'tap_device user= for uid %d' % (path, nic['tap'], uid))
     return errors
+
+
+def vde_errors(guest, is_socket=None):
+    """Errors about the guest's VDE NICs: a switch listens at SOCKET/ctl (vde_switch's control
+    socket in its socket folder), else QEMU would fail to start with a less clear error."""
+    is_socket = is_socket or _is_socket
+    errors = []
+    for index, nic in enumerate(guest['nics']):
+        if nic.get('vde') and not is_socket(os.path.join(nic['vde'], 'ctl')):
+            errors.append('nics[%d].vde: no VDE switch at %s (no control socket %s/ctl); start one '
+                          'first (tuntap.qemu.vde_switch)' % (index, nic['vde'], nic['vde']))
+    return errors
+
+
+def _is_socket(path):
+    try:
+        return stat.S_ISSOCK(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def plan_action(desired_state, observed, argv, restart_on_change=True):

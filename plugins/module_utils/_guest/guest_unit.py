@@ -29,6 +29,8 @@ TAP_WAIT_SECONDS = 60
 # and SIGKILL when TimeoutStopSec (stop_timeout + STOP_MARGIN) is over.
 QUIT_SECONDS = 5
 STOP_MARGIN = 15
+# The VDE switch's unit (module vde_switch): a guest with a vde NIC wants it and starts after it.
+VDE_UNIT = 'tuntap-qemu-vde.service'
 ACTIVE_STATES = ('active', 'activating', 'reloading', 'deactivating')
 
 
@@ -132,11 +134,12 @@ def helper_python():
 
 
 def render_unit(name, argv, files, taps, account=None, stop_timeout=30, python='/usr/bin/python3',
-                helper=None):
+                helper=None, vde=False):
     """The unit file of guest `name`.
 
     argv: QEMU's command line without -daemonize; files: qemu.paths(); taps: its tap names;
-    account: (user, group) names QEMU runs as, or None for root.
+    account: (user, group) names QEMU runs as, or None for root; vde: a NIC is on the host's
+    VDE switch (its unit tuntap-qemu-vde.service comes first).
     """
     helper = helper or HELPER_PATH
     runtime_dir = files['runtime_dir']
@@ -148,8 +151,8 @@ def render_unit(name, argv, files, taps, account=None, stop_timeout=30, python='
         'Description=QEMU guest %s (tuntap.qemu)' % name,
         # ifupdown's networking.service brings up the taps (auto tapN stanzas); the wait in
         # ExecStartPre covers taps that come later. Stopped before the network at shutdown.
-        'Wants=network-online.target',
-        'After=network-online.target networking.service remote-fs.target',
+        'Wants=network-online.target%s' % (' ' + VDE_UNIT if vde else ''),
+        'After=network-online.target networking.service remote-fs.target%s' % (' ' + VDE_UNIT if vde else ''),
         '',
         '[Service]',
         'Type=exec',

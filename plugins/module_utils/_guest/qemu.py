@@ -1,6 +1,6 @@
 # Copyright: tuntap.qemu contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""QEMU guests on tap devices: argv builder, QMP client, process lifecycle.
+"""QEMU guests on tap devices or VDE switches: argv builder, QMP client, process lifecycle.
 
 The guest runs daemonized (-daemonize -pidfile), or in the foreground under its systemd unit
 (guest_unit.py), with a pidfile and a QMP socket in its runtime directory either way. A guest
@@ -109,10 +109,13 @@ def build_argv(guest, accel, files, daemonize=True):
         argv += ['-drive', drive]
     for index, nic in enumerate(guest['nics']):
         netdev = 'net%d' % index
-        tap = 'tap,id=%s,ifname=%s,script=no,downscript=no' % (netdev, nic['tap'])
-        if nic.get('queues', 1) > 1:
-            tap += ',queues=%d' % nic['queues']
-        argv += ['-netdev', tap,
+        if nic.get('vde'):
+            backend = 'vde,id=%s,sock=%s' % (netdev, nic['vde'])
+        else:
+            backend = 'tap,id=%s,ifname=%s,script=no,downscript=no' % (netdev, nic['tap'])
+            if nic.get('queues', 1) > 1:
+                backend += ',queues=%d' % nic['queues']
+        argv += ['-netdev', backend,
                  '-device', '%s,netdev=%s,mac=%s' % (nic['model'], netdev, nic['mac'])]
     argv += list(guest.get('extra_args') or [])
     return argv

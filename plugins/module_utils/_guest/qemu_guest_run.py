@@ -53,6 +53,8 @@ def _read_carriers(ipr, snapshot, guest):
     stopped a moment ago) has just let go would still look held by its operstate.
     """
     for nic in guest['nics']:
+        if not nic['tap']:
+            continue  # a VDE NIC
         link = snapshot.get(nic['tap'])
         if link is None:
             continue
@@ -165,8 +167,10 @@ class GuestSteps(module_runner.ModuleSteps):
                     'autostart: %s exists and is not managed by tuntap.qemu (no "%s" header); '
                     'remove it or rename the guest' % (unit['path'], guest_unit.MARK)])
             python = guest_unit.helper_python()
-            after = guest_unit.render_unit(guest['name'], argv, paths, [nic['tap'] for nic in guest['nics']],
-                                           _account(run_as), params['stop_timeout'], python)
+            after = guest_unit.render_unit(guest['name'], argv, paths,
+                                           [nic['tap'] for nic in guest['nics'] if nic['tap']],
+                                           _account(run_as), params['stop_timeout'], python,
+                                           vde=any(nic['vde'] for nic in guest['nics']))
             helper_before = files.read_text(guest_unit.HELPER_PATH)
             helper_after = guest_unit.render_helper(python)
         steps = None
@@ -195,7 +199,8 @@ class GuestSteps(module_runner.ModuleSteps):
             finally:
                 ipr.close()
             own_pid = observed['pid'] if action == 'restart' else None
-            module_runner.refuse(guest_plan.tap_errors(snapshot, guest, run_as, own_pid))
+            module_runner.refuse(guest_plan.tap_errors(snapshot, guest, run_as, own_pid)
+                                 + guest_plan.vde_errors(guest))
         if action == 'remove' and observed['state'] == 'stopped' and not os.path.isdir(paths['runtime_dir']):
             action = None
         unit_changes = steps is not None and guest_unit.unit_changed(steps)
