@@ -34,7 +34,7 @@ SYSTEM_PACKAGES=(
     python3-venv python3-pip iproute2 nftables iptables ifupdown bridge-utils qemu-system-x86
     busybox-static python3-pyroute2 python3-netaddr python3-nftables procps kmod ca-certificates
     openssh-client iputils-ping shellcheck debootstrap dnsmasq-base e2fsprogs qemu-utils
-    isc-dhcp-client
+    isc-dhcp-client vde2
 )
 # ansible-core 2.16 is the oldest release meta/runtime.yml admits; 2.20 drops Python 3.11,
 # the Python of Debian 12.

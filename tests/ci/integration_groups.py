@@ -47,6 +47,7 @@ WEIGHTS = {
     'link_prune': 125,          # 84
     'concurrency': 103,         # 70
     'guest_dhcp': 91,           # new in issue 12
+    'vde_switch': 33,           # new in issue 13 (alone, 2026-12-02 02:40 UTC)
     'uplink_info': 57,          # 27
     'uplink_stanza': 56,        # 27
     'guest_prune': 45,          # 37
