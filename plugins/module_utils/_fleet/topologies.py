@@ -28,6 +28,10 @@ class Topology:
     subnets_on_lan  its guest subnets are routed on the LAN, so unique across the fleet
     dhcp            its internal guest networks get DHCP and DNS from the host by default
                     (tuntap_qemu_dhcp); False where the LAN has its own (bridged_lan)
+
+    Derived from these (properties below), never from the name: forwards (port forwards
+    reach its guests), shares_bridge (guest isolated: true), vde (tuntap_qemu_vde and guest
+    vde: true), and what the uplink and the bridge need.
     """
     name: str
     guests: guest_networks.GuestNetwork
