@@ -6,7 +6,8 @@ with sudo: it returns the raw output of `ip -j -d link`, `ip -j addr`, `ip -j ro
 `ip -6 -j route`, `nft -j list ruleset`, `iptables-save`, `ip6tables-save`, the forwarding
 sysctls (IPv4 and IPv6), the QEMU processes, the state of the tuntap-qemu* units (and nftables.service),
 per guest runtime folder, whether its QEMU runs (pidfile) and answers QMP, the VDE switch
-(issue 13: its vde_switch processes and what its runtime folder holds), the content
+(issue 13: its vde_switch processes, what its runtime folder holds, its ports from its
+management socket), the content
 hashes of the persisted files (FILE_PATTERNS), and the listening sockets (`ss -Hlnup`,
 `ss -Hlntp`, and `ss -Hlnwp`: the raw ICMPv6 socket its router advertisements go out of)
 and configuration hashes (DHCP_CONFIG_PATTERNS) of the guests' dnsmasq.
@@ -97,6 +98,30 @@ for path in sorted(glob.glob(VDE_RUNTIME_DIR + '/*')):
         ctl = os.path.join(path, 'ctl')
         kind += ' ctl' if os.path.exists(ctl) and stat.S_ISSOCK(os.lstat(ctl).st_mode) else ''
     state['vde_runtime'][path] = kind
+def vde_port_print(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    try:
+        s.connect(path)
+        buffer = b''
+        while b'$ ' not in buffer:
+            chunk = s.recv(65536)
+            if not chunk:
+                return 'error: closed before the prompt'
+            buffer += chunk
+        s.sendall(b'port/print\n')
+        buffer = buffer.partition(b'$ ')[2]
+        while b'\n1000 Success' not in buffer:
+            chunk = s.recv(65536)
+            if not chunk:
+                return 'error: closed before 1000 Success'
+            buffer += chunk
+        return buffer.decode('utf-8', 'replace')
+    except OSError as e:
+        return 'error: %s' % e
+    finally:
+        s.close()
+state['vde_ports'] = vde_port_print(VDE_MGMT) if os.path.exists(VDE_MGMT) else None
 import hashlib
 state['files'] = {}
 for pattern in FILE_PATTERNS:
@@ -131,6 +156,8 @@ DHCP_UNIT = 'tuntap-qemu-dnsmasq.service'
 # runtime root: not a guest's folder) and its unit on a systemd host.
 VDE_RUNTIME_DIR = DEFAULT_RUNTIME_ROOT + '/vde'
 VDE_UNIT = 'tuntap-qemu-vde.service'
+# Its management socket (vde_switch --mgmt, root only): `port/print` lists the switch's ports.
+VDE_MGMT = VDE_RUNTIME_DIR + '/vde_switch.mgmt'
 
 
 class Difference(NamedTuple):
@@ -155,8 +182,8 @@ def _show(value):
 
 def collect(vm, runtime_root=DEFAULT_RUNTIME_ROOT):
     """The raw state of vm's host (a realhost.Vm), over SSH with sudo."""
-    source = 'RUNTIME_ROOT = %r\nFILE_PATTERNS = %r\nDHCP_CONFIG_PATTERNS = %r\nVDE_RUNTIME_DIR = %r\n' % (
-        runtime_root, FILE_PATTERNS, DHCP_CONFIG_PATTERNS, VDE_RUNTIME_DIR) + COLLECTOR
+    source = ('RUNTIME_ROOT = %r\nFILE_PATTERNS = %r\nDHCP_CONFIG_PATTERNS = %r\nVDE_RUNTIME_DIR = %r\nVDE_MGMT = %r\n'
+              % (runtime_root, FILE_PATTERNS, DHCP_CONFIG_PATTERNS, VDE_RUNTIME_DIR, VDE_MGMT)) + COLLECTOR
     result = vm.ssh('sudo', '/usr/bin/python3', '-', input_text=source, timeout=120)
     # The state is the last line; ssh's own warnings (stderr, merged) come before it.
     lines = result.stdout.strip().splitlines()
@@ -379,12 +406,52 @@ def normalise_guests(guests):
                 for name, guest in guests.items())
 
 
-def normalise_vde(ps, runtime):
-    """The VDE switch (issue 13): {'process USER ARGS': count} of the vde_switch processes
-    (its tap, socket, group and mode are on its command line; pids change at every boot) and
-    {'runtime PATH': 'socket' | 'dir ctl' | 'dir' | 'file'} of what its runtime folder holds
-    (vde_switch -s makes the socket path a folder with its ctl socket in it: 'dir ctl')."""
+VDE_PORT = re.compile(r'^Port (\d+) ')
+VDE_ENDPOINT = re.compile(r'^\s*-- endpoint ID \d+ module (.+?)\s*: (.*)$')
+
+
+def parse_vde_ports(text):
+    """The switch's `port/print` reply -> [[(module, endpoint), ...] of each port]:
+    'module tuntap      : vde0' is its tap, 'module unix prog   : QEMU user=root pid=42' a
+    QEMU on its socket (the port numbers, counters and users of the reply are left out)."""
+    ports = []
+    for line in (text or '').splitlines():
+        if VDE_PORT.match(line):
+            ports.append([])
+            continue
+        match = VDE_ENDPOINT.match(line)
+        if match and ports:
+            ports[-1].append((match.group(1).strip(), match.group(2).strip()))
+    return ports
+
+
+def vde_port_keys(text, guest_pids):
+    """{'port ENDPOINTS': count}: each port by its sorted endpoints ('tuntap vde0', 'unix
+    prog QEMU user=root guest=vm12': a QEMU's pid named by the guest whose pidfile holds it,
+    'guest=?' for another process), so that a boot's new pids and port numbers do not count."""
+    def endpoint(module, name):
+        def guest(match):
+            return 'guest=%s' % guest_pids.get(int(match.group(1)), '?')
+        return '%s %s' % (module, re.sub(r'\bpid=(\d+)', guest, name))
     result = {}
+    for port in parse_vde_ports(text):
+        key = 'port %s' % ' + '.join(sorted(endpoint(*item) for item in port))
+        result[key] = result.get(key, 0) + 1
+    return result
+
+
+def normalise_vde(ps, runtime, ports_text=None, guest_pids=None):
+    """The VDE switch (issue 13): {'process USER ARGS': count} of the vde_switch processes
+    (its tap, socket, group and mode are on its command line; pids change at every boot),
+    {'runtime PATH': 'socket' | 'dir ctl' | 'dir' | 'file'} of what its runtime folder holds
+    (vde_switch -s makes the socket path a folder with its ctl socket in it: 'dir ctl'), and
+    its ports from its management socket (vde_port_keys; 'ports': the error when it did not
+    answer)."""
+    result = {}
+    if ports_text is not None and ports_text.startswith('error:'):
+        result['ports'] = ports_text
+    elif ports_text is not None:
+        result.update(vde_port_keys(ports_text, guest_pids or {}))
     for line in ps.splitlines():
         parts = line.split(None, 2)
         if len(parts) == 3 and parts[2].split(' ', 1)[0].rsplit('/', 1)[-1] == 'vde_switch':
@@ -416,7 +483,8 @@ def normalise(raw):
         'dhcp': normalise_dhcp_clients(raw['ps']['out']),
         'unit': raw['units'],
         'guest': normalise_guests(raw['guests']),
-        'vde': normalise_vde(raw['ps']['out'], raw.get('vde_runtime', {})),
+        'vde': normalise_vde(raw['ps']['out'], raw.get('vde_runtime', {}), raw.get('vde_ports'),
+                             dict((guest['pid'], name) for name, guest in raw['guests'].items() if guest['pid'])),
         'file': raw.get('files', {}),
         'dhcp_server': normalise_dhcp_server(raw['ss_udp']['out'], raw['ss_tcp']['out'], raw['ps']['out'],
                                              raw.get('dhcp_config', {}), raw.get('ss_raw', {'out': ''})['out']),

@@ -317,3 +317,40 @@ def test_routed_nat_vde_guest_inventory():
 def test_bridged_nat_isolated_guest_inventory():
     guests = run_stage.inventory_vars(run_stage.BY_NAME['bridged_nat'])['tuntap_qemu_guests']
     assert [(guest['name'], guest.get('isolated', False)) for guest in guests] == [('vm5', True), ('vm10', False)]
+
+
+# vde_switch 2.3.2's `port/print` on its management socket (Debian 12's vde2), after the prompt.
+PORT_PRINT = ("0000 DATA END WITH '.'\n"
+              'Port 0001 untagged_vlan=0000 ACTIVE - Unnamed Allocatable\n'
+              ' Current User: NONE Access Control: (User: NONE - Group: NONE)\n'
+              ' IN:  pkts          0          bytes                    0\n'
+              ' OUT: pkts          0          bytes                    0\n'
+              '  -- endpoint ID 0006 module tuntap      : vde0\n'
+              'Port 0002 untagged_vlan=0000 ACTIVE - Unnamed Allocatable\n'
+              ' Current User: root Access Control: (User: NONE - Group: NONE)\n'
+              ' IN:  pkts         12          bytes                  980\n'
+              ' OUT: pkts          9          bytes                  700\n'
+              '  -- endpoint ID 0003 module unix prog   : QEMU user=root pid=19430\n'
+              '.\n1000 Success\n')
+
+
+def test_vde_ports_by_their_endpoints():
+    assert host_state.parse_vde_ports(PORT_PRINT) == [[('tuntap', 'vde0')], [('unix prog', 'QEMU user=root pid=19430')]]
+    before = host_state.normalise_vde('', {}, PORT_PRINT, {19430: 'vm12'})
+    assert before == {'port tuntap vde0': 1, 'port unix prog QEMU user=root guest=vm12': 1}
+    # After a boot: another pid of the same guest, other port numbers and counters are no
+    # difference; a QEMU that is not the guest's (or no QEMU at all) is.
+    after = PORT_PRINT.replace('19430', '733').replace('Port 0002', 'Port 0003').replace('pkts         12', 'pkts 1')
+    assert host_state.normalise_vde('', {}, after, {733: 'vm12'}) == before
+    assert [item.path for item in host_state.compare(
+        {'vde': before}, {'vde': host_state.normalise_vde('', {}, after, {})})] == [
+        'vde/port unix prog QEMU user=root guest=?', 'vde/port unix prog QEMU user=root guest=vm12']
+    tap_only = PORT_PRINT.split('Port 0002', maxsplit=1)[0] + '.\n1000 Success\n'
+    assert host_state.normalise_vde('', {}, tap_only, {}) == {'port tuntap vde0': 1}
+
+
+def test_vde_switch_that_does_not_answer():
+    assert host_state.normalise_vde('', {}, 'error: [Errno 111] Connection refused', {}) == {
+        'ports': 'error: [Errno 111] Connection refused'}
+    # No management socket (no switch): nothing.
+    assert host_state.normalise_vde('', {}, None, {}) == {}
