@@ -150,8 +150,8 @@ def _read_vde(topology, fields, value, runtime_dir, error):
     elif not isinstance(runtime_dir, str) or not runtime_dir.startswith('/') or '\n' in runtime_dir:
         error('%s: %r is not an absolute path' % (schema.VDE_RUNTIME_DIR, runtime_dir))
         runtime_dir = None
-    if value is None or value == {}:
-        return {}
+    if value is None or value == {} or value == '':
+        return {}     # none (empty: the role's default)
     variable = schema.VDE
     if topology is not None and not topology.vde:
         error('%s: is given, but %s has no routed guest network for a VDE switch\'s tap (its guests '

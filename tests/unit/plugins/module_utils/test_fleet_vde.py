@@ -202,6 +202,14 @@ def test_vde_subnets_may_repeat_on_routed_nat_hosts():
     assert plan['hv2']['vde'] == plan['hv3']['vde']
 
 
+@pytest.mark.parametrize('topology', ['routed', 'bridged_nat'])
+@pytest.mark.parametrize('empty', [None, {}, ''])
+def test_an_empty_tuntap_qemu_vde_is_no_switch(topology, empty):
+    spec = plan_of(hv=host(topology, [], tuntap_qemu_vde=empty))['hv']
+    assert spec['vde'] is None
+    assert spec['taps'] == []
+
+
 def test_forwards_to_a_vde_guest_behind_nat():
     guests = [{'name': 'a', 'vde': True, 'forwards': [{'port': 2201, 'guest_port': 22}]}]
     spec = plan_of(hv2=vde_host('routed_nat', guests))['hv2']
