@@ -366,6 +366,17 @@ def test_a_vde_ipv6_network_is_unique_across_the_fleet():
                       'fd00:20::/64 of hv1 a; IPv6 guest networks are unique across the fleet']
 
 
+def test_a_vde_ipv6_network_is_no_tap_guest_network_of_its_host():
+    guests = [{'name': 'a', 'address': '192.168.30.10/24', 'address6': 'fd00:20::10/64'}]
+    assert errors_of(hv1=vde_host('routed', guests, {'address6': 'fd00:20::1/64'})) == [
+        "hv1: tuntap_qemu_guests[0].address6: 'fd00:20::10/64' is in fd00:20::/64, which overlaps fd00:20::/64 of "
+        'the VDE switch of hv1; IPv6 guest networks are unique across the fleet']
+    # A pool6 plans the tap guests' /64s around it.
+    spec = plan_of(hv1=vde_host('routed', [{'name': 'a', 'address': '192.168.30.10/24'}], {'address6': 'fd00:20::1/64'},
+                                tuntap_qemu_pool6='fd00:20::/63'))['hv1']
+    assert spec['taps'][0]['addresses'] == ['192.168.30.1/24', 'fd00:20:0:1::1/64']
+
+
 def test_every_vde_error_of_the_fleet_at_once():
     errors = errors_of(
         hv1=host('routed', [{'name': 'a', 'vde': True}]),
