@@ -77,6 +77,8 @@ options:
     type: path
     default: /run/tuntap-qemu/vde
 notes:
+  - A restart of the switch (a changed option) cuts off the guests connected to it - QEMU's vde
+    backend does not reconnect; restart them (M(tuntap.qemu.qemu_guest) O(tuntap.qemu.qemu_guest#module:state=stopped), then V(running)).
   - Inside a network namespace (C(ip netns exec), the C(tuntap.qemu.netns) connection) the switch
     attaches that namespace's tap; O(service=auto) then runs it as a process.
   - The unit and a process of ours are marked as ours - the unit by its C(# Managed by tuntap.qemu)

@@ -7,6 +7,9 @@
 #   guest_refused.yml       once per target Python: every refused request starts no QEMU
 #   guest_autostart_fallback.yml  once per target Python: autostart=true without systemd as
 #                           init runs the guest daemonized with a warning, writes no unit
+#   guest_vde.yml           once per target Python: two guests on a VDE switch (vde_switch,
+#                           nics[].vde), both its ports, pinging the host and each other; a
+#                           guest without a switch refused
 #   guest_unprivileged.yml  once: QEMU as nobody, in a private mount namespace that has a
 #                           /dev/net/tun of its own with mode 0666 (private_tun.sh)
 # The test guest (a Debian cloud kernel and a busybox initramfs) comes from
@@ -50,7 +53,7 @@ qg_live_guests() {
 
 # Called by netns.sh's exit trap before it deletes the namespaces.
 netns_cleanup_hook() {
-    local name pid tries argv0
+    local name pid tries argv0 pidfile
     while read -r name pid; do
         echo "qemu_guest: killing leftover QEMU of guest $name, pid $pid" >&2
         kill -9 "$pid"
@@ -60,6 +63,16 @@ netns_cleanup_hook() {
             tries=$((tries + 1))
         done
     done < <(qg_live_guests)
+    # The VDE switches of guest_vde.yml (vde-*/vde_switch.pid), by pid, when their command
+    # line names this run's runtime root.
+    for pidfile in "$QG_RUNTIME_ROOT"/vde-*/vde_switch.pid; do
+        [[ -f $pidfile ]] || continue
+        pid=$(<"$pidfile")
+        if [[ $pid =~ ^[0-9]+$ ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -F -- "$QG_RUNTIME_ROOT/" >/dev/null; then
+            echo "qemu_guest: killing leftover vde_switch, pid $pid" >&2
+            kill "$pid" || true
+        fi
+    done
     if [[ -n $QG_SLEEP_PID ]] && IFS= read -r -d '' argv0 <"/proc/$QG_SLEEP_PID/cmdline" \
         && [[ $argv0 == sleep ]]; then
         kill "$QG_SLEEP_PID"
@@ -141,7 +154,8 @@ with open(vars_file, 'w') as handle:
                'qg_runtime_root': runtime_root, 'qg_unrelated_pid': int(sleep_pid)}, handle)
 PY
 
-netns_run_playbooks guest_lifecycle.yml guest_refused.yml guest_autostart_fallback.yml -- -e "@$vars_file" "$@"
+netns_run_playbooks guest_lifecycle.yml guest_refused.yml guest_autostart_fallback.yml guest_vde.yml -- -e "@$vars_file" \
+    -e "qg_vde_ports=$(cd ../vde_switch && pwd)/vde_ports.py" "$@"
 # QEMU as nobody once, with the first target Python (the module runs as root either way).
 TUNTAP_TARGET_PYTHON=${NETNS_PYTHONS[0]} qg_run_with_private_tun guest_unprivileged.yml -e "@$vars_file" "$@"
 
