@@ -12,7 +12,7 @@ description:
   - Runs one C(vde_switch) (Debian's C(vde2)) per host, or per network namespace, attached to
     the tap O(tap) that carries the host side address (made by M(tuntap.qemu.tap_device)). QEMU
     guests join the switch with C(-netdev vde,sock=SOCKET) (M(tuntap.qemu.qemu_guest)
-    O(tuntap.qemu.qemu_guest#module:nics[].vde)): one tap stands for many guests, the classic
+    O(tuntap.qemu.qemu_guest#module:nics[].vde)), so that one tap stands for many guests - the classic
     guide's alternative to bridging.
   - The switch runs daemonized with a pidfile (C(--daemon --pidfile)); it binds its control
     socket before it forks, so the socket is there when the start returns. A pid is ours only
