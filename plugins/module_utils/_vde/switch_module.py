@@ -105,7 +105,10 @@ class VdeSwitchSteps(module_runner.ModuleSteps):
                                          % (path, guest_unit.MARK)])
         status = guest_unit.NO_UNIT
         if unit_text is not None and mode == 'systemd':
-            status = guest_unit.Systemctl(module).status(switch_service.UNIT_NAME)
+            try:
+                status = guest_unit.Systemctl(module).status(switch_service.UNIT_NAME)
+            except guest_unit.SystemctlError as exc:
+                raise module_runner.Refused([str(exc)])
         daemon_pid = switch_service.running_pid(request.pidfile)
         pid = switch_service.running_pid(request.pidfile, status.main_pid)
         binary = module.get_bin_path('vde_switch')
