@@ -56,6 +56,9 @@ ENV = dict(os.environ, LC_ALL='C.UTF-8')
 PREFIX = re.compile(r'^ttqr[a-z0-9-]{1,20}-$')
 SSH_OPTIONS = ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
                '-o', 'LogLevel=ERROR', '-o', 'BatchMode=yes']
+# Vm.ssh: how often a connection whose banner came too late is made again (measured: a
+# routed_nat VM booting two TCG guests while its converge ran on a machine at load 8).
+SSH_BANNER_RETRIES = 5
 
 _active = {}
 _active_lock = threading.Lock()
@@ -395,10 +398,25 @@ class Vm:
         self.ssh('rm', '-f', staged)
 
     def ssh(self, *command, check=True, timeout=120, input_text=None):
-        if self.boot_seconds is not None and not self.ssh_master_alive():
-            self.open_ssh_master()
-        return run(self.in_controller(self.ssh_argv(*command)), check=check, timeout=timeout,
-                   input_text=input_text)
+        """command on the host (through the stage's master when it is there). A connection
+        the host accepted but did not answer within ConnectTimeout ("Connection timed out
+        during banner exchange": its one vCPU runs booting TCG guests, and the master's
+        keepalive gave up) is made again, up to SSH_BANNER_RETRIES times; a host that does
+        not answer at all fails at once."""
+        for attempt in range(SSH_BANNER_RETRIES + 1):
+            if self.boot_seconds is not None and not self.ssh_master_alive():
+                self.open_ssh_master()
+            argv = self.in_controller(self.ssh_argv(*command))
+            result = run(argv, check=False, timeout=timeout, input_text=input_text)
+            if result.returncode != 255 or 'banner exchange' not in (result.stdout or ''):
+                break
+            if attempt < SSH_BANNER_RETRIES:
+                self.log('ssh: %s; again (%d of %d)' % (result.stdout.strip()[-120:], attempt + 1, SSH_BANNER_RETRIES))
+                time.sleep(2)
+        if check and result.returncode != 0:
+            output = (result.stdout or '').strip()[-2000:]
+            raise RealHostError('%s failed (exit %d): %s' % (' '.join(argv), result.returncode, output))
+        return result
 
     def in_controller(self, argv):
         """argv in the controller's network namespace only (nsenter --net). Unlike
