@@ -57,6 +57,7 @@ import tuntap_lab  # noqa: E402  pylint: disable=wrong-import-position
 
 GUESTS_TASK = 'tuntap.qemu.hypervisor : The guests of this host'
 DHCP_TASK = 'tuntap.qemu.hypervisor : DHCP and DNS for the guests of the internal networks'
+VDE_TASK = 'tuntap.qemu.hypervisor : The VDE switch on its tap'
 # The topologies whose hosts run the guests' DHCP server (issue 12; isolated: issue 13).
 DHCP_TOPOLOGIES = tuntap_lab.DHCP_TOPOLOGIES
 INTERFACES_TASK = 'tuntap.qemu.hypervisor : Interfaces of the guests (taps, bridge, addresses) for ifupdown at boot'
@@ -545,21 +546,39 @@ def test_the_boot_path_brings_ipv6_back(rebooted_lab, hypervisor):
 
 def test_site_yml_after_the_reboot_only_starts_the_guests(restarted_lab):
     """Links, forwarding, NAT and files came back from the boot path: the only changes are
-    the processes started again - the guests, one per guest, and the guests' DHCP server
-    (the lab has no systemd to start its unit at boot; the real-host stage shows the unit
-    back after a real reboot) - and nothing fails."""
+    the processes started again - the guests, one per guest, the guests' DHCP server and the
+    VDE switch (the lab has no systemd to start their units at boot; the real-host stage
+    shows the units back after a real reboot) - and nothing fails."""
     lab, rc, output, _reports = restarted_lab
     assert rc == 0
-    # An item's label is "vm1 on tap0 (192.168.1.10/24)".
+    # An item's label is "vm1 on tap0 (192.168.1.10/24)", a VDE guest's "vm12 on SOCKET (...)".
     changes = sorted(((host, task, item) for task, status, host, item, _text in results_by_task(output)
                       if status == 'changed'), key=str)
-    expected = [(name, GUESTS_TASK, '%s on tap%d (%s)' % (guest['name'], index, guest['address']))
-                for name, hv in lab.hypervisors.items() for index, guest in enumerate(hv['guests'])]
+    expected = [(name, GUESTS_TASK, '%s on %s (%s)' % (
+        guest['name'], os.path.join(lab.vde_runtime_dir(name), 'vde0.ctl') if guest.get('vde') else 'tap%d' % index,
+        guest['address'])) for name, hv in lab.hypervisors.items() for index, guest in enumerate(hv['guests'])]
     dhcp_hosts = [name for name, hv in lab.hypervisors.items() if hv['topology'] in DHCP_TOPOLOGIES]
     expected += [(name, DHCP_TASK, None) for name in dhcp_hosts]
+    vde_hosts = [name for name, hv in lab.hypervisors.items() if hv.get('vde')]
+    expected += [(name, VDE_TASK, None) for name in vde_hosts]
     assert changes == sorted(expected, key=str), output
-    # The recap counts the guests' loop once per host, and the DHCP server's start.
-    assert recap(output) == dict((name, 2 if name in dhcp_hosts else 1) for name in lab.hypervisors)
+    # The recap counts the guests' loop once per host, the DHCP server's start, the switch's.
+    assert recap(output) == dict((name, 1 + (name in dhcp_hosts) + (name in vde_hosts)) for name in lab.hypervisors)
+
+
+def test_the_vde_switch_is_back_with_its_guests(restarted_lab):
+    """The power cycle ended hv2's VDE switch by its pidfile and its runtime folder went
+    (as /run does); the run after the boot started one switch again, on vde0, and its guests
+    are ports of it (their pings: test_guests_ping_again_after_the_reboot)."""
+    lab = restarted_lab[0]
+    for name, hv in sorted(lab.hypervisors.items()):
+        pids = lab.vde_switch_pids(name)
+        assert len(pids) == (1 if hv.get('vde') else 0), (name, pids)
+        for pid in pids:
+            with open('/proc/%d/cmdline' % pid, 'rb') as handle:
+                args = handle.read().split(b'\0')
+            assert args[args.index(b'--tap') + 1] == b'vde0', args
+            assert os.path.exists(os.path.join(lab.vde_runtime_dir(name), 'vde0.ctl', 'ctl')), name
 
 
 @pytest.mark.parametrize('hypervisor', sorted(tuntap_lab.HYPERVISORS))
