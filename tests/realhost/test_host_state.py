@@ -306,9 +306,11 @@ def test_routed_nat_vde_guest_inventory():
     guests = dict((guest['name'], guest) for guest in hostvars['tuntap_qemu_guests'])
     assert hostvars['tuntap_qemu_vde'] == {'address': '192.168.60.1/24'}
     assert guests['vm12']['vde'] is True and 'vde' not in guests['vm3']
-    # The VDE guest pings its gateway (the switch's tap) and the peer, not vm3 on its tap.
+    # The VDE guest would ping its gateway (the switch's tap) and the peer, not vm3 on its
+    # tap; it starts paused (-S), vm3 boots.
     assert 'ttq.ping=192.168.60.1,10.44.0.20 ' in guests['vm12']['append']
     assert 'ttq.ip6_wait' not in guests['vm12']['append']
+    assert '-S' in guests['vm12']['extra_args'] and '-S' not in guests['vm3']['extra_args']
     nics = run_stage.TopologyRun.expected_nics(type('Run', (), {'topology': topology})())
     assert nics == {'vm3': ('tap', 'tap0'), 'vm12': ('vde', '/run/tuntap-qemu/vde/vde0.ctl')}
     assert run_stage.guest_interface(topology, topology.guests[1]) == 'vde0'
