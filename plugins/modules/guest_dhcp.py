@@ -61,6 +61,13 @@ options:
             C(dhcp-range)), so the guests make their SLAAC addresses in it and take the host's
             link-local address as default router and DNS server; no DHCPv6.
           - Our table accepts ICMPv6 router solicitations from the interface.
+          - The host takes no advertisement of its own - a router must not autoconfigure from
+            the prefixes it advertises (ifupdown's C(inet6 static) does the same at boot) - so
+            before dnsmasq starts or reloads, the interface gets C(net.ipv6.conf.IF.accept_ra=0)
+            and C(autoconf=0) at runtime, and the kernel's autoconfigured addresses there in the
+            advertised /64 (global, not permanent - C(dynamic) in C(ip -6 addr)) are deleted;
+            permanent addresses and other prefixes are never touched. Shown in check and diff
+            mode. An interface that does not exist yet is skipped.
         type: str
       range:
         description: An optional dynamic range [FIRST, LAST] inside the subnet for guests not in the plan.

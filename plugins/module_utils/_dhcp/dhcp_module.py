@@ -16,7 +16,7 @@ import typing
 
 from ansible_collections.tuntap.qemu.plugins.module_utils import files, module_runner
 from ansible_collections.tuntap.qemu.plugins.module_utils._dhcp import (
-    dhcp_config, dhcp_firewall, dhcp_sockets, dnsmasq_service)
+    dhcp_config, dhcp_firewall, dhcp_sockets, dnsmasq_service, own_advertisements)
 from ansible_collections.tuntap.qemu.plugins.module_utils._guest import guest_unit, qemu
 from ansible_collections.tuntap.qemu.plugins.module_utils._nat.netfilter_commands import (
     Commands, NetfilterError)
@@ -41,6 +41,8 @@ class State:
     firewall: typing.Optional[dict]
     warnings: typing.List[str]
     firewall_text: typing.Optional[str] = None     # our firewall.nft as read
+    own_ra_sysctls: typing.Dict[str, str] = dataclasses.field(default_factory=dict)
+    own_ra_addresses: typing.List[own_advertisements.Address] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -59,6 +61,8 @@ class Plan:
     pid: typing.Optional[int] = None
     enable: bool = False
     firewall_after: typing.Optional[str] = None    # firewall.nft, loaded by the unit at its start
+    own_ra: own_advertisements.Plan = dataclasses.field(
+        default_factory=lambda: own_advertisements.Plan({}, []))  # no RA of our own taken
 
     @property
     def changed_files(self):
@@ -76,7 +80,7 @@ class Plan:
     def changed(self):
         return bool(self.changed_files or self.unit_changed or self.action != 'none' or self.enable
                     or self.table_batch or self.foreign_add or self.foreign_delete
-                    or self.firewall_file_changed)
+                    or self.firewall_file_changed or self.own_ra.changed)
 
 
 def read_addresses():
@@ -142,8 +146,13 @@ class GuestDhcpSteps(module_runner.ModuleSteps):
         pid = dnsmasq_service.running_pid(request.pidfile, request.conf_file, status.main_pid)
         binary = request.dnsmasq or module.get_bin_path('dnsmasq', opt_dirs=['/usr/sbin'])
         addresses, sockets = {}, []
+        own_ra_sysctls, own_ra_addresses = {}, []
         if request.wanted:
             addresses = read_addresses()
+            advertised = [interface for interface, _network6 in own_advertisements.advertised(request)]
+            if advertised:
+                own_ra_sysctls = own_advertisements.read_sysctls(advertised)
+                own_ra_addresses = own_advertisements.read_addresses(advertised)
             sockets = read_sockets(module)
             if sockets is None:
                 warnings.append('ss (iproute2) not found: the DHCP and DNS ports were not checked '
@@ -151,7 +160,8 @@ class GuestDhcpSteps(module_runner.ModuleSteps):
                 sockets = []
         return State(mode, mode_error, texts, unit_text, status, pid, daemon_pid, addresses,
                      sockets, binary, _user(), self._read_firewall(module, request, warnings),
-                     warnings, files.read_text(request.path(dhcp_firewall.FILE_NAME)))
+                     warnings, files.read_text(request.path(dhcp_firewall.FILE_NAME)),
+                     own_ra_sysctls, own_ra_addresses)
 
     @staticmethod
     def _read_firewall(module, request, warnings):
@@ -227,6 +237,9 @@ class GuestDhcpSteps(module_runner.ModuleSteps):
                     table_after, foreign_add, foreign_delete, warnings, pid=state.pid,
                     enable=mode == 'systemd' and wanted and not state.unit_status.enabled,
                     firewall_after=firewall_after)
+        if wanted:
+            plan.own_ra = own_advertisements.plan(own_advertisements.advertised(request),
+                                                  state.own_ra_sysctls, state.own_ra_addresses)
         return plan
 
     @staticmethod
@@ -269,6 +282,8 @@ class GuestDhcpSteps(module_runner.ModuleSteps):
             if not request.wanted:
                 self._stop(module, plan, mode)
             if request.wanted:
+                # Before dnsmasq starts or rereads its files: no RA of ours is ever taken.
+                own_advertisements.apply(plan.own_ra)
                 for directory in (request.config_dir, request.runtime_dir,
                                   os.path.dirname(request.lease_file)):
                     os.makedirs(directory, mode=0o755, exist_ok=True)
@@ -381,6 +396,8 @@ class GuestDhcpSteps(module_runner.ModuleSteps):
             if plan.unit_changed:
                 diffs.append(files.text_diff(os.path.join(request.unit_dir, dnsmasq_service.UNIT_NAME),
                                              plan.state.unit_text, plan.unit_after))
+            if plan.own_ra.changed:
+                diffs.append(plan.own_ra.diff())
             if plan.table_batch:
                 diffs.append({'before_header': 'table %s (rule comments)' % dhcp_firewall.TABLE,
                               'after_header': 'table %s (rule comments)' % dhcp_firewall.TABLE,

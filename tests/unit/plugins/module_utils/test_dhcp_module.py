@@ -15,7 +15,7 @@ import pytest
 
 from ansible_collections.tuntap.qemu.plugins.module_utils import module_runner
 from ansible_collections.tuntap.qemu.plugins.module_utils._dhcp import (
-    dhcp_module, dhcp_sockets, dnsmasq_service)
+    dhcp_module, dhcp_sockets, dnsmasq_service, own_advertisements)
 from ansible_collections.tuntap.qemu.plugins.module_utils._guest import guest_unit
 
 UNIT = dnsmasq_service.UNIT_NAME
@@ -104,6 +104,19 @@ def host(tmp_path, monkeypatch):
     monkeypatch.setattr(module_runner, 'require_libraries', lambda module, libraries: None)
     monkeypatch.setattr(dhcp_module, 'read_addresses', lambda: host['addresses'])
     monkeypatch.setattr(dhcp_module, 'read_sockets', lambda module: host['sockets'])
+    # The advertised interfaces' accept_ra/autoconf and IPv6 addresses: a fake kernel.
+    host['sysctls'], host['v6'], host['applied'] = {}, [], []
+    monkeypatch.setattr(own_advertisements, 'read_sysctls',
+                        lambda interfaces: dict((key, value) for key, value in host['sysctls'].items()
+                                                if key.split('.')[3] in interfaces))
+    monkeypatch.setattr(own_advertisements, 'read_addresses',
+                        lambda interfaces: [a for a in host['v6'] if a.interface in interfaces])
+
+    def apply_own_ra(plan):
+        host['applied'].append(plan)
+        host['sysctls'].update((key, new) for key, (_old, new) in plan.sysctls.items())
+        host['v6'] = [address for address in host['v6'] if address not in plan.delete]
+    monkeypatch.setattr(own_advertisements, 'apply', apply_own_ra)
     monkeypatch.setattr(dnsmasq_service, 'init_comm', lambda: 'systemd')
     monkeypatch.setattr(guest_unit, 'same_netns_as_init', lambda: True)
     conf = str(tmp_path / 'conf' / 'dnsmasq.conf')
@@ -297,3 +310,69 @@ def test_foreign_input_chains_with_router_solicitations(tmp_path, foreign_input)
     ip6 = [warning for warning in warnings if 'table ip6 filter' in warning]
     assert len(ip6) == 1 and 'and ICMPv6 router solicitations from the guests\' interfaces there' in ip6[0]
     assert len(warnings) == (1 if foreign_input == 'accept' else 2)
+
+
+def test_own_advertisements_not_taken(host, tmp_path):
+    """accept_ra/autoconf 0 and the stray SLAAC address from our own RA deleted, in the same
+    converge that starts dnsmasq (check mode shows it and changes nothing); then no change."""
+    host['addresses'] = {'br0': ['192.168.5.1/24', 'fd00:5::1/64', 'fe80::1/64']}
+    host['sysctls'] = {'net.ipv6.conf.br0.accept_ra': '1', 'net.ipv6.conf.br0.autoconf': '1'}
+    stray = own_advertisements.Address('br0', 'fd00:5::5054:ff:fe00:1', 64, False)
+    host['v6'] = [own_advertisements.Address('br0', 'fd00:5::1', 64, True), stray,
+                  own_advertisements.Address('br0', 'fe80::1', 64, True, 253)]
+    params = v6_params(tmp_path)
+    result, _module = converge(host, params, check_mode=True)
+    assert result['changed'] and host['applied'] == []
+    diff = [d for d in result['diff'] if 'own RA' in d['before_header']]
+    assert len(diff) == 1
+    assert diff[0]['before'] == ('net.ipv6.conf.br0.accept_ra = 1\nnet.ipv6.conf.br0.autoconf = 1\n'
+                                 'br0 fd00:5::5054:ff:fe00:1/64 dynamic\n')
+    assert diff[0]['after'] == 'net.ipv6.conf.br0.accept_ra = 0\nnet.ipv6.conf.br0.autoconf = 0\n'
+    result, _module = converge(host, params)
+    assert result['changed'] and len(host['applied']) == 1
+    assert host['applied'][0].delete == [stray]
+    assert [address.address for address in host['v6']] == ['fd00:5::1', 'fe80::1']
+    result, _module = converge(host, params)
+    assert not result['changed'] and len(host['applied']) == 1
+
+
+def _addr(interface, address, permanent, scope=0, prefixlen=64):
+    return own_advertisements.Address(interface, address, prefixlen, permanent, scope)
+
+
+@pytest.mark.parametrize('sysctls, addresses, changes, deleted', [
+    # Fresh link: both keys 1, a dynamic SLAAC address from our prefix.
+    ({'net.ipv6.conf.br0.accept_ra': '1', 'net.ipv6.conf.br0.autoconf': '1'},
+     [_addr('br0', 'fd00:5::1', True), _addr('br0', 'fd00:5::aa', False)],
+     {'net.ipv6.conf.br0.accept_ra': ('1', '0'), 'net.ipv6.conf.br0.autoconf': ('1', '0')},
+     ['fd00:5::aa/64']),
+    # Already right: nothing.
+    ({'net.ipv6.conf.br0.accept_ra': '0', 'net.ipv6.conf.br0.autoconf': '0'},
+     [_addr('br0', 'fd00:5::1', True)], {}, []),
+    # accept_ra=2 is changed too; permanent ones in the prefix, other prefixes (dynamic or
+    # not), link-local and other interfaces are never touched.
+    ({'net.ipv6.conf.br0.accept_ra': '2', 'net.ipv6.conf.br0.autoconf': '0'},
+     [_addr('br0', 'fd00:5::2', True), _addr('br0', 'fd00:6::aa', False), _addr('br0', 'fd00:7::1', True),
+      _addr('br0', 'fe80::aa', False, 253), _addr('tap0', 'fd00:5::bb', False)],
+     {'net.ipv6.conf.br0.accept_ra': ('2', '0')}, []),
+    # The interface does not exist (allow_missing_interface): skipped.
+    ({}, [], {}, []),
+])
+def test_own_advertisements_plan(sysctls, addresses, changes, deleted):
+    plan = own_advertisements.plan([('br0', 'fd00:5::/64')], sysctls, addresses)
+    assert plan.sysctls == changes
+    assert [address.cidr for address in plan.delete] == deleted
+    assert plan.changed == bool(changes or deleted)
+
+
+def test_own_advertisements_key_path(tmp_path):
+    assert own_advertisements.key_path('net.ipv6.conf.eth0.10.accept_ra', '/p') == '/p/net/ipv6/conf/eth0.10/accept_ra'
+    conf = tmp_path / 'net' / 'ipv6' / 'conf' / 'br0'
+    conf.mkdir(parents=True)
+    (conf / 'accept_ra').write_text('1\n')
+    (conf / 'autoconf').write_text('1\n')
+    assert own_advertisements.read_sysctls(['br0', 'nope'], str(tmp_path)) == {
+        'net.ipv6.conf.br0.accept_ra': '1', 'net.ipv6.conf.br0.autoconf': '1'}
+    own_advertisements.apply(own_advertisements.plan([('br0', 'fd00:5::/64')], {
+        'net.ipv6.conf.br0.accept_ra': '1', 'net.ipv6.conf.br0.autoconf': '1'}, []), str(tmp_path))
+    assert (conf / 'accept_ra').read_text() == '0\n' and (conf / 'autoconf').read_text() == '0\n'
