@@ -38,19 +38,25 @@ def _family(address):
     return 'inet6' if ':' in address.split('/')[0] else 'inet'
 
 
-def _address_lines(address):
+def _address_lines(address, advertised=False):
     """The address of a stanza. An IPv6 one without duplicate address detection
     (`dad-attempts 0`: ifupdown adds it `nodad`): a tap has no carrier until its QEMU opens it,
     nor a bridge until a port has one, so the address would stay tentative and ifupdown's
     settle-dad.sh would fail the interface after 6 s (`ifup -a`, networking.service, at boot).
-    The host side of a guest network is the host's own: nothing else on it claims it."""
+    The host side of a guest network is the host's own: nothing else on it claims it.
+    `advertised`: the host's DHCP server sends router advertisements there (the plan's
+    dhcp.networks[].address6), and a router takes none of its own: `accept_ra 0` (ifupdown's
+    inet6 static sets autoconf 0 by itself, accept_ra only when given), as guest_dhcp sets both
+    at runtime."""
     lines = ['    address %s' % address]
     if _family(address) == 'inet6':
         lines.append('    dad-attempts 0')
+        if advertised:
+            lines.append('    accept_ra 0')
     return lines
 
 
-def _tap_stanza(tap):
+def _tap_stanza(tap, advertised=()):
     owner = ''
     if tap.get('user') is not None:
         owner += ' user %s' % tap['user']
@@ -62,14 +68,15 @@ def _tap_stanza(tap):
     lines.append('iface %s %s %s' % (tap['name'], _family(first) if first else 'inet',
                                      'static' if first else 'manual'))
     if first:
-        lines += _address_lines(first)
+        lines += _address_lines(first, tap['name'] in advertised)
     lines.append('    pre-up ip tuntap add dev %s mode tap%s' % (tap['name'], owner))
     lines.append('    up ip link set dev %s up' % tap['name'])
     # Our mark, as tap_device sets it: a later converge knows the tap as ours (prune).
     lines.append("    up ip link set dev %s alias '%s'" % (tap['name'], marks.tap_mark()))
     lines.append('    post-down ip tuntap del dev %s mode tap' % tap['name'])
     for address in addresses[1:]:
-        lines += ['', 'iface %s %s static' % (tap['name'], _family(address))] + _address_lines(address)
+        lines += ['', 'iface %s %s static' % (tap['name'], _family(address))] + _address_lines(
+            address, tap['name'] in advertised)
     return lines
 
 
@@ -97,7 +104,7 @@ def _port_lets_go_of_ra(port):
             ' | xargs -r -n1 ip -6 route del dev %s proto kernel' % (port, port)]
 
 
-def _bridge_stanza(bridge, gateway=None, carry=None):
+def _bridge_stanza(bridge, gateway=None, carry=None, advertised=()):
     ports = bridge.get('ports') or []
     dhcp = bool(bridge.get('dhcp'))
     addresses = [] if dhcp else (bridge.get('addresses') or [])
@@ -109,7 +116,7 @@ def _bridge_stanza(bridge, gateway=None, carry=None):
     lines = ['auto %s' % bridge['name'],
              'iface %s %s %s' % (bridge['name'], _family(first) if first else 'inet', method)]
     if first:
-        lines += _address_lines(first)
+        lines += _address_lines(first, bridge['name'] in advertised)
         if gateway:
             lines.append('    gateway %s' % gateway)
     lines += _options(_carried(carry, 'bridge_options'))
@@ -137,7 +144,8 @@ def _bridge_stanza(bridge, gateway=None, carry=None):
     if bridge.get('uplink'):
         lines += _port_lets_go_of_ra(bridge['uplink'])
     for address in addresses[1:]:
-        lines += ['', 'iface %s %s static' % (bridge['name'], _family(address))] + _address_lines(address)
+        lines += ['', 'iface %s %s static' % (bridge['name'], _family(address))] + _address_lines(
+            address, bridge['name'] in advertised)
     for stanza in _carried(carry, 'inet6'):
         lines += ['', 'iface %s inet6 %s' % (bridge['name'], stanza.get('method') or 'manual')]
         lines += _options(stanza.get('options') or [])
@@ -165,10 +173,13 @@ def render_interfaces(plan, uplink_gateway=None, carry=None):
                        'iface %s inet manual' % bridge['uplink']] +
                       _options(_carried(carry, 'port_options')) +
                       ['    up ip link set dev %s up' % bridge['uplink']])
+    # The interfaces where the host's DHCP server advertises an IPv6 network (guest_dhcp).
+    advertised = set(network['interface'] for network in ((plan.get('dhcp') or {}).get('networks') or [])
+                     if network.get('address6'))
     for tap in plan.get('taps') or []:
-        blocks.append(_tap_stanza(tap))
+        blocks.append(_tap_stanza(tap, advertised))
     if bridge:
         gateway = uplink_gateway if takes_uplink and not bridge.get('dhcp') else None
-        blocks.append(_bridge_stanza(bridge, gateway, carry))
+        blocks.append(_bridge_stanza(bridge, gateway, carry, advertised))
     text = HEADER.format(topology=plan.get('topology'))
     return text + ''.join('\n' + '\n'.join(block) + '\n' for block in blocks)

@@ -226,6 +226,36 @@ def test_ipv6_addresses_without_dad(plan, stanza):
     assert text.count('dad-attempts 0') == 1
 
 
+def _advertising(plan, *interfaces):
+    """The plan with the host's DHCP server advertising IPv6 on `interfaces` (and one network
+    without address6, which is not advertised)."""
+    networks = [{'interface': name, 'address': '192.168.1.1/24', 'address6': 'fd00:1::1/64'} for name in interfaces]
+    networks.append({'interface': 'tap9', 'address': '192.168.9.1/24', 'address6': None})
+    return dict(plan, dhcp={'domain': 'qemu.internal', 'networks': networks})
+
+
+@pytest.mark.parametrize('plan, stanza', [
+    (_advertising(DUAL_STACK_BRIDGED_NAT, 'br0'),
+     'iface br0 inet6 static\n    address fd00:3::1/64\n    dad-attempts 0\n    accept_ra 0\n'),
+    (_advertising(V6_ONLY_TAP, 'tap0'),
+     'iface tap0 inet6 static\n    address fd00:1::1/64\n    dad-attempts 0\n    accept_ra 0\n    pre-up ip tuntap add'),
+])
+def test_an_advertised_ipv6_address_takes_no_router_advertisement(plan, stanza):
+    """Where the host's DHCP server advertises the IPv6 network (guest_dhcp sets accept_ra 0
+    and autoconf 0 there at runtime), the boot does the same: ifupdown's inet6 static sets
+    autoconf 0 by itself but accept_ra only when the stanza names it. Otherwise a host that
+    does not forward (isolated) takes its own advertisements after a reboot."""
+    text = interfaces_config.render_interfaces(plan)
+    assert stanza in text
+    assert text.count('accept_ra 0') == 1
+
+
+def test_no_accept_ra_line_without_an_advertised_network():
+    for plan in (DUAL_STACK_BRIDGED_NAT, V6_ONLY_TAP, _advertising(DUAL_STACK_BRIDGED_NAT, 'tap9'),
+                 _advertising(V6_ONLY_TAP, 'br0')):
+        assert 'accept_ra' not in interfaces_config.render_interfaces(plan)
+
+
 RA_LINES = ['    up ip -6 address flush dev eth0 scope global',
             '    up ip -6 route flush dev eth0 proto ra',
             "    up ip -6 route show dev eth0 proto kernel | awk '$1 !~ /^fe80:/ {print $1}'"
