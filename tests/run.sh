@@ -414,12 +414,23 @@ stage_integration() {
 # The collection as users get it: build the tarball, install it, and read every plugin's
 # documentation from the installed copy.
 stage_build() {
-    local out=$WORK/build plugin
+    local out=$WORK/build plugin path role
     mkdir -p "$out"
     cd "$COLLECTION"
     "$VENV/bin/ansible-galaxy" collection build --force --output-path "$out"
     "$VENV/bin/ansible-galaxy" collection install --force -p "$out/installed" "$out"/tuntap-qemu-*.tar.gz
-    for plugin in module:guest_dhcp module:tap_device module:bridge_port module:ip_forward module:masquerade module:port_forward module:qemu_guest module:uplink_info module:uplink_stanza module:confirmed_change module:fleet_plan connection:netns filter:guest_interfaces filter:guest_kernel_ip filter:stable_mac filter:interfaces_config; do
+    # Every module and role of the tree (a new one is documented from the tarball too), the
+    # connection and the filters by name (a filter file holds several).
+    local plugins=() roles=()
+    for path in "$COLLECTION"/plugins/modules/*.py; do
+        plugins+=("module:$(basename -- "$path" .py)")
+    done
+    for path in "$COLLECTION"/roles/*/meta/argument_specs.yml; do
+        roles+=("$(basename -- "$(dirname -- "$(dirname -- "$path")")")")
+    done
+    plugins+=(connection:netns filter:guest_interfaces filter:guest_kernel_ip filter:stable_mac filter:interfaces_config)
+    say "documenting ${#plugins[@]} plugins and ${#roles[@]} roles from the installed tarball"
+    for plugin in "${plugins[@]}"; do
         ANSIBLE_COLLECTIONS_PATH=$out/installed "$VENV/bin/ansible-doc" -t "${plugin%%:*}" --json \
             "tuntap.qemu.${plugin#*:}" >"$out/doc.json"
         "$VENV/bin/python" - "${plugin#*:}" "$out/installed" "$out/doc.json" <<'PY'
@@ -437,7 +448,7 @@ if '/modules/' in doc['filename']:
 print('%s: documented from the installed tarball (%d options)' % (name, len(doc['options'])))
 PY
     done
-    for role in hypervisor routed routed_nat bridged_nat bridged_lan; do
+    for role in "${roles[@]}"; do
         ANSIBLE_COLLECTIONS_PATH=$out/installed "$VENV/bin/ansible-doc" -t role --json \
             "tuntap.qemu.$role" >"$out/doc.json"
         "$VENV/bin/python" - "$role" "$out/doc.json" <<'PY'

@@ -158,6 +158,26 @@ options:
     type: bool
     default: false
     version_added: 0.3.0
+  armed_change:
+    description:
+      - The id of the rollback armed for this change with M(tuntap.qemu.confirmed_change)
+        (its C(id) with O(tuntap.qemu.confirmed_change#module:state=armed)), for an uplink
+        change that may cut the controller off (the bridged_lan takeover, its give-back,
+        O(readdress)).
+      - The change is made only while that rollback is pending. Once its deadline has passed -
+        on a slow host, the tasks between arming and this one took the whole timeout - the
+        rollback ran (or runs) on the host as it was, and a change made after it would stand
+        with nothing to undo it; so the call fails with nothing changed, naming the rollback.
+        It fails the same way for an unknown or an already confirmed id.
+      - Checked under the host lock, which the rollback takes too, only when the call changes
+        something.
+    type: str
+    version_added: 0.3.0
+  rollback_dir:
+    description: The folder of the rollbacks that O(armed_change) names (M(tuntap.qemu.confirmed_change)'s O(tuntap.qemu.confirmed_change#module:runtime_dir)).
+    type: path
+    default: /run/tuntap-qemu-rollback
+    version_added: 0.3.0
   addresses:
     description:
       - Complete list of addresses of the bridge in ADDRESS/PREFIX form, such as the guests'
@@ -332,6 +352,8 @@ def main():
             gateway=dict(type='str'),
             readdress=dict(type='bool', default=False),
             dhcp=dict(type='bool', default=False),
+            armed_change=dict(type='str'),
+            rollback_dir=dict(type='path', default='/run/tuntap-qemu-rollback'),
         ),
         supports_check_mode=True,
         required_if=[('state', 'present', ['name']), ('prune', False, ['name'])],

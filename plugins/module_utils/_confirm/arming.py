@@ -301,6 +301,40 @@ def status(folder):
     }
 
 
+def protection_error(runtime_dir, change_id, clock=time.time):
+    """Why the change that the armed rollback `change_id` protects must not be made now, or
+    None while that rollback is pending and its deadline ahead.
+
+    The module that makes the change (bridge_port's takeover or give-back) asks this under
+    the host lock, which the rollback helper takes too: a change made now is either
+    confirmed in time or rolled back whole once the module lets go of the lock. Once the
+    deadline has passed (on a slow host, the tasks between arming and the change took the
+    whole timeout), the rollback ran or runs on the host as it was, and a change made after
+    it would stand with nothing to undo it - a host cut off for good."""
+    if not valid_id(change_id):
+        return 'armed_change: %r is not a change id (letters, digits, ., _, -)' % (change_id,)
+    folder = os.path.join(runtime_dir, change_id)
+    state = status(folder)
+    if state is None:
+        return ('armed_change %s: no rollback folder %s (not armed on this host, or /run emptied '
+                'by a reboot): nothing would undo this change; nothing changed'
+                % (change_id, folder))
+    if state['confirmed']:
+        return ('armed_change %s is confirmed already: nothing would undo this change; nothing '
+                'changed. Arm a new one' % change_id)
+    late = clock() - state['deadline']
+    if state['rolled_back'] or late >= 0:
+        when = state['report'].get('when') if state['report'] else None
+        done = ('was rolled back at %s' % when if when else
+                'is being rolled back' if state['rolled_back'] else 'is due to be rolled back')
+        return ('armed_change %s %s before this change was made: its %d s ran out %.0f s ago, '
+                'while the tasks before the change ran, and a change made now would stand with '
+                'nothing to undo it; nothing changed. Arm it again with a longer timeout (the '
+                'hypervisor role: tuntap_qemu_takeover_timeout)'
+                % (change_id, done, state['timeout'], max(late, 0)))
+    return None
+
+
 def pending_changes(runtime_dir, uplink):
     """Ids of the changes in `runtime_dir` armed for `uplink` and neither confirmed nor rolled
     back yet (sorted)."""

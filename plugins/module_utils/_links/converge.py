@@ -14,10 +14,12 @@ when there is a marked tap to remove.
 from __future__ import annotations
 
 import dataclasses
+import os
 import socket
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from ansible_collections.tuntap.qemu.plugins.module_utils import module_runner
+from ansible_collections.tuntap.qemu.plugins.module_utils._confirm import arming
 from ansible_collections.tuntap.qemu.plugins.module_utils._links import (
     applying, dhcp_client, marks, netlink, planning, pruning, reading, specs, tun_holders, uplink_check)
 
@@ -29,6 +31,10 @@ class LinkRequest:
     """The specs of one call, and whether our links it does not hold go (prune)."""
     specs: List[Dict[str, Any]]
     prune: bool = False
+    # bridge_port: the armed rollback (confirmed_change) that protects the change, and its
+    # folder's parent; the change is made only while that rollback is pending.
+    armed_change: Optional[str] = None
+    rollback_dir: Optional[str] = None
 
     def names(self):
         return [spec['name'] for spec in self.specs]
@@ -144,6 +150,35 @@ class BridgeSteps(LinkSteps):
             return [], []
         spec, errors = specs.bridge_spec(module.params)
         return [spec], errors
+
+    def parse(self, module):
+        params = module.params
+        errors = []
+        if params.get('armed_change') is not None:
+            if not arming.valid_id(params['armed_change']):
+                errors.append('armed_change: %r is not a change id (letters, digits, ., _, -)'
+                              % params['armed_change'])
+            if not os.path.isabs(params['rollback_dir']):
+                errors.append('rollback_dir: %r is not an absolute path' % params['rollback_dir'])
+        try:
+            request = super().parse(module)
+        except module_runner.Refused as exc:
+            raise module_runner.Refused(exc.errors + errors)
+        module_runner.refuse(errors)
+        request.armed_change = params.get('armed_change')
+        request.rollback_dir = params.get('rollback_dir')
+        return request
+
+    def plan(self, module, request, state):
+        plan = super().plan(module, request, state)
+        if plan.changed and request.armed_change is not None:
+            # Under the host lock, which the rollback helper takes too: a change made while
+            # the rollback is pending is confirmed or rolled back whole; one made after the
+            # deadline would stand with nothing to undo it.
+            error = arming.protection_error(request.rollback_dir, request.armed_change)
+            if error:
+                raise module_runner.Refused([error], armed_change=request.armed_change)
+        return plan
 
     def read(self, module, request):
         for spec in request.specs:

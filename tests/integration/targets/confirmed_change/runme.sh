@@ -32,4 +32,4 @@ netns_cleanup_hook() {
     return 0
 }
 
-netns_run_playbooks rollback.yml confirm.yml release.yml -- "$@"
+netns_run_playbooks rollback.yml confirm.yml release.yml late.yml -- "$@"

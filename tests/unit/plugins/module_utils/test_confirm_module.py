@@ -174,3 +174,47 @@ def test_a_second_pending_change_of_the_uplink_is_refused(tmp_path, monkeypatch)
     (tmp_path / 'c1' / rollback_helper.DECISION).write_text('confirmed\n')
     assert arming.pending_changes(str(tmp_path), 'eth0') == []
     assert arming.pending_changes(str(tmp_path / 'missing'), 'eth0') == []
+
+
+# bridge_port's armed_change: the change is made only while its rollback is pending (folder_of
+# arms at 1000.0 with a 5 s timeout: the deadline is 1005.0).
+def test_protection_while_pending(tmp_path):
+    folder_of(tmp_path)
+    assert arming.protection_error(str(tmp_path), 'c1', clock=lambda: 1004.9) is None
+
+
+def test_protection_after_the_deadline_before_the_rollback(tmp_path):
+    folder_of(tmp_path)
+    assert arming.protection_error(str(tmp_path), 'c1', clock=lambda: 1012.4) == (
+        'armed_change c1 is due to be rolled back before this change was made: its 5 s ran out 7 s '
+        'ago, while the tasks before the change ran, and a change made now would stand with '
+        'nothing to undo it; nothing changed. Arm it again with a longer timeout (the hypervisor '
+        'role: tuntap_qemu_takeover_timeout)')
+
+
+def test_protection_after_the_rollback(tmp_path):
+    """The rollback decided (before the deadline is impossible, but the decision is what
+    counts): refused with the report's time; while its report is not written yet, it is
+    being rolled back."""
+    folder = folder_of(tmp_path)
+    (folder / rollback_helper.DECISION).write_text('rollback\n')
+    error = arming.protection_error(str(tmp_path), 'c1', clock=lambda: 1001.0)
+    assert error.startswith('armed_change c1 is being rolled back before this change was made: '
+                            'its 5 s ran out 0 s ago')
+    (folder / rollback_helper.REPORT).write_text(json.dumps({'when': '2026-12-01T15:00:05Z'}))
+    error = arming.protection_error(str(tmp_path), 'c1', clock=lambda: 1030.0)
+    assert error.startswith('armed_change c1 was rolled back at 2026-12-01T15:00:05Z before this '
+                            'change was made: its 5 s ran out 25 s ago')
+
+
+def test_protection_confirmed_unknown_bad(tmp_path):
+    folder = folder_of(tmp_path)
+    (folder / rollback_helper.DECISION).write_text('confirmed\n')
+    assert arming.protection_error(str(tmp_path), 'c1', clock=lambda: 1001.0) == (
+        'armed_change c1 is confirmed already: nothing would undo this change; nothing changed. '
+        'Arm a new one')
+    assert arming.protection_error(str(tmp_path), 'c2', clock=lambda: 1001.0) == (
+        'armed_change c2: no rollback folder %s/c2 (not armed on this host, or /run emptied by a '
+        'reboot): nothing would undo this change; nothing changed' % tmp_path)
+    assert arming.protection_error(str(tmp_path), '..', clock=lambda: 1001.0) == (
+        "armed_change: '..' is not a change id (letters, digits, ., _, -)")
